@@ -1,0 +1,154 @@
+"""``mnistctl download``: fetch and verify MNIST from mirrors, or import an offline copy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mnistctl.cli._output import hint, print_json, print_table, stderr_console
+from mnistctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from mnistctl.data.download import DatasetResult
+    from mnistctl.data.spec import DataFile
+
+
+class RichDownloadProgress:
+    """Draws one progress bar per file on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=False,
+            )
+
+    def __enter__(self) -> RichDownloadProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def file_started(self, spec: DataFile, source: str) -> None:
+        if self._progress is None:
+            return
+        task = self._tasks.get(spec.name)
+        if task is None:
+            self._tasks[spec.name] = self._progress.add_task(spec.name, total=spec.size)
+        else:
+            self._progress.reset(task, total=spec.size)
+
+    def advanced(self, spec: DataFile, nbytes: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._tasks[spec.name], nbytes)
+
+    def restarted(self, spec: DataFile) -> None:
+        if self._progress is not None:
+            self._progress.reset(self._tasks[spec.name], total=spec.size)
+
+    def file_finished(self, spec: DataFile) -> None:
+        if self._progress is not None:
+            self._progress.update(self._tasks[spec.name], completed=spec.size)
+
+    def note(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(f"[dim]{message}[/dim]", markup=True, highlight=False)
+        else:
+            hint(message)
+
+
+def download(
+    mirror: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mirror", metavar="URL", help="Try this mirror first (repeatable; a file:// URL or folder works)."
+        ),
+    ] = None,
+    from_path: Annotated[
+        Path | None,
+        typer.Option("--from", metavar="PATH", help="Import mnist.npz or a folder of the four IDX files instead."),
+    ] = None,
+    no_default_mirrors: Annotated[
+        bool,
+        typer.Option("--no-default-mirrors", help="Use only --mirror / MNISTCTL_MIRROR, never the public mirrors."),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if verified files are present.")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds to wait on a silent connection.")
+    ] = 30.0,
+    retries: Annotated[int, typer.Option(min=0, metavar="N", help="Retries per mirror after a transient failure.")] = 3,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Fetch MNIST (sha256-verified, resumable) or import an offline copy."""
+    if from_path is not None and (mirror or force or no_default_mirrors):
+        raise UsageError("--from imports a local copy; drop --mirror, --no-default-mirrors and --force")
+    if from_path is not None:
+        from mnistctl.data.importer import import_dataset
+
+        result = import_dataset(from_path)
+    else:
+        from mnistctl.data.download import RetryPolicy
+        from mnistctl.data.download import download as fetch
+
+        with RichDownloadProgress() as progress:
+            result = fetch(
+                mirror or (),
+                force=force,
+                listener=progress,
+                policy=RetryPolicy(timeout, retries),
+                include_default_mirrors=not no_default_mirrors,
+            )
+    _report(result, json_output)
+
+
+def _report(result: DatasetResult, json_output: bool) -> None:
+    if json_output:
+        print_json(
+            {
+                "dataset": result.dataset,
+                "dir": str(result.folder),
+                "files": [
+                    {
+                        "name": item.record.name,
+                        "sha256": item.record.sha256,
+                        "bytes": item.record.bytes,
+                        "source": item.record.source,
+                        "status": item.status,
+                        "official": item.record.official,
+                    }
+                    for item in result.files
+                ],
+            }
+        )
+        return
+    rows = [
+        (item.record.name, item.status, f"{item.record.bytes:,}", item.record.sha256[:12], item.record.source)
+        for item in result.files
+    ]
+    print_table(None, ("file", "status", "bytes", "sha256", "source"), rows)
+    unofficial = [item.record.name for item in result.files if not item.record.official]
+    if unofficial:
+        hint(f"note: {', '.join(unofficial)} differ from the official MNIST; results will not match published ones")
+    hint(f"MNIST ready in {result.folder}")

@@ -1,0 +1,300 @@
+"""Fetch the MNIST files from a list of mirrors, verifying every byte before it is kept.
+
+Each file streams into a temp file beside its target; a dropped connection resumes with an HTTP
+``Range`` request, transient failures retry with exponential backoff, and the sha256 pinned in
+``spec`` decides whether the bytes are moved into place or thrown away (then the next mirror).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mnistctl import __version__
+from mnistctl.data import spec as dataset_spec
+from mnistctl.data.idx import GZIP_MAGIC
+from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, sha256_file, write_manifest
+from mnistctl.data.spec import DATASET_NAME, DEFAULT_MIRRORS, DataFile
+from mnistctl.errors import DownloadError
+from mnistctl.fsutil import fsync_dir, temp_path_for
+from mnistctl.paths import dataset_dir, default_mirrors_disabled, env_mirrors, keras_cached_npz
+
+CHUNK_SIZE = 64 * 1024
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
+
+
+class DownloadListener(Protocol):
+    """What the downloader reports while it works (the CLI draws it; the library never prints)."""
+
+    def file_started(self, spec: DataFile, source: str) -> None: ...
+
+    def advanced(self, spec: DataFile, nbytes: int) -> None: ...
+
+    def restarted(self, spec: DataFile) -> None: ...
+
+    def file_finished(self, spec: DataFile) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class _SilentListener:
+    def file_started(self, spec: DataFile, source: str) -> None:
+        pass
+
+    def advanced(self, spec: DataFile, nbytes: int) -> None:
+        pass
+
+    def restarted(self, spec: DataFile) -> None:
+        pass
+
+    def file_finished(self, spec: DataFile) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome for one file: its verified record and what this run did for it."""
+
+    record: FileRecord
+    status: str  # "downloaded", "present" or "imported"
+
+
+@dataclass
+class DatasetResult:
+    """What ``download`` or ``import_dataset`` left in the dataset folder."""
+
+    dataset: str
+    folder: Path
+    files: list[FileResult] = field(default_factory=list)
+
+
+class _TransientError(Exception):
+    """Worth retrying on the same mirror (timeouts, resets, 5xx)."""
+
+
+class _MirrorFailed(Exception):
+    """This mirror cannot serve this file; move on to the next one."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How patient to be with one mirror."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+
+
+def normalise_mirror(mirror: str) -> str:
+    """Accept URLs and bare folder paths; always end with '/' so file names join onto it."""
+    if "://" not in mirror:
+        mirror = Path(mirror).expanduser().resolve().as_uri()
+    return mirror if mirror.endswith("/") else mirror + "/"
+
+
+def mirror_list(user_mirrors: Sequence[str] = (), *, include_defaults: bool = True) -> list[str]:
+    """User mirrors (flags, then ``$MNISTCTL_MIRROR``) first, then the built-in ones, no repeats."""
+    defaults = DEFAULT_MIRRORS if include_defaults and not default_mirrors_disabled() else ()
+    ordered: list[str] = []
+    for mirror in [*user_mirrors, *env_mirrors(), *defaults]:
+        normalised = normalise_mirror(mirror)
+        if normalised not in ordered:
+            ordered.append(normalised)
+    return ordered
+
+
+def download(
+    mirrors: Sequence[str] = (),
+    *,
+    force: bool = False,
+    folder: Path | None = None,
+    listener: DownloadListener | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    include_default_mirrors: bool = True,
+    files: Sequence[DataFile] | None = None,
+) -> DatasetResult:
+    """Make sure the verified ``files`` (the four MNIST files) are in ``folder``; fetch only what is missing."""
+    files = dataset_spec.MNIST_FILES if files is None else files
+    folder = folder or dataset_dir(DATASET_NAME)
+    listener = listener or _SilentListener()
+    sources = mirror_list(mirrors, include_defaults=include_default_mirrors)
+    if not sources:
+        raise DownloadError("no mirror to try", hint="pass --mirror URL (or set MNISTCTL_MIRROR)")
+    result = DatasetResult(DATASET_NAME, folder)
+    with folder_lock(folder):
+        records = read_manifest(folder)
+        for spec in files:
+            present = None if force else _verified_copy(folder, spec, records.get(spec.name))
+            if present is not None:
+                result.files.append(FileResult(present, "present"))
+                records[spec.name] = present
+                continue
+            record = _fetch(spec, sources, folder, listener, policy)
+            records[spec.name] = record
+            write_manifest(folder, DATASET_NAME, records)
+            result.files.append(FileResult(record, "downloaded"))
+        write_manifest(folder, DATASET_NAME, records)
+    return result
+
+
+def _verified_copy(folder: Path, spec: DataFile, known: FileRecord | None) -> FileRecord | None:
+    """The record for a file already in place whose bytes check out, else None."""
+    path = folder / spec.name
+    if not path.is_file():
+        return None
+    digest = sha256_file(path)
+    if known is not None and digest == known.sha256:
+        return known
+    if digest == spec.sha256:
+        # Put in place by hand (or by an older manifest): the pinned checksum vouches for it.
+        return FileRecord(spec.name, digest, path.stat().st_size, str(path), True)
+    return None
+
+
+def _fetch(
+    spec: DataFile, sources: list[str], folder: Path, listener: DownloadListener, policy: RetryPolicy
+) -> FileRecord:
+    failures: list[str] = []
+    target = folder / spec.name
+    for mirror in sources:
+        url = urllib.parse.urljoin(mirror, spec.name)
+        tmp = temp_path_for(target)
+        try:
+            listener.file_started(spec, url)
+            _transfer(url, tmp, spec, listener, policy)
+            digest = sha256_file(tmp)
+            if digest != spec.sha256:
+                raise _MirrorFailed(f"checksum mismatch (got sha256 {digest[:12]}…)")
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+            fsync_dir(folder)
+            listener.file_finished(spec)
+            return FileRecord(spec.name, digest, spec.size, url, True)
+        except _MirrorFailed as exc:
+            failures.append(f"{mirror} ({exc})")
+            listener.note(f"{spec.name}: {mirror} failed: {exc}")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    raise DownloadError(
+        f"could not fetch {spec.name} from any mirror: " + "; ".join(failures),
+        hint=_offline_hint(),
+    )
+
+
+def _offline_hint() -> str:
+    cached = keras_cached_npz()
+    if cached is not None:
+        return f'found {cached}: import it with "mnistctl download --from {cached}"'
+    return 'add a mirror with --mirror URL (or MNISTCTL_MIRROR), or import a copy with "mnistctl download --from PATH"'
+
+
+def _transfer(url: str, tmp: Path, spec: DataFile, listener: DownloadListener, policy: RetryPolicy) -> None:
+    """Fill ``tmp`` with the whole file, resuming after transient failures."""
+    if url.startswith("file:"):
+        _copy_local(url, tmp, spec, listener)
+        return
+    failures_in_a_row = 0
+    while True:
+        have = tmp.stat().st_size if tmp.exists() else 0
+        try:
+            _http_stream(url, tmp, have, spec, listener, policy.timeout)
+            return
+        except _TransientError as exc:
+            progressed = (tmp.stat().st_size if tmp.exists() else 0) > have
+            # A connection that keeps moving the file forward is not failing; only stalls count.
+            failures_in_a_row = 0 if progressed else failures_in_a_row + 1
+            if failures_in_a_row > policy.retries:
+                raise _MirrorFailed(f"{exc}, gave up after {policy.retries} retries") from None
+            delay = policy.backoff * (2 ** max(failures_in_a_row - 1, 0))
+            listener.note(f"{spec.name}: {exc}; retrying in {delay:.1f}s")
+            time.sleep(delay)
+
+
+def _copy_local(url: str, tmp: Path, spec: DataFile, listener: DownloadListener) -> None:
+    path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    try:
+        with open(path, "rb") as source, open(tmp, "wb") as sink:
+            for chunk in iter(lambda: source.read(CHUNK_SIZE), b""):
+                sink.write(chunk)
+                listener.advanced(spec, len(chunk))
+    except FileNotFoundError:
+        raise _MirrorFailed("not found") from None
+    except OSError as exc:
+        raise _MirrorFailed(exc.strerror or str(exc)) from None
+
+
+def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: DownloadListener, timeout: float) -> None:
+    headers = {"User-Agent": f"mnistctl/{__version__}", "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and have:
+            tmp.unlink()
+            listener.restarted(spec)
+            raise _TransientError("server refused to resume") from None
+        if exc.code in (408, 429) or exc.code >= 500:
+            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from None
+        raise _MirrorFailed(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise _TransientError("timed out") from None
+        raise _MirrorFailed(str(getattr(reason, "strerror", None) or reason)) from None
+    except (TimeoutError, http.client.HTTPException, ConnectionError) as exc:
+        raise _TransientError(_describe(exc)) from None
+
+    with response:
+        mode = "ab"
+        if have and response.status != 206:
+            # The server ignored our Range header and sent the whole file: start over.
+            mode, have = "wb", 0
+            listener.restarted(spec)
+        elif have and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+            raise _MirrorFailed(f"bad Content-Range {response.headers.get('Content-Range')!r}")
+        length = response.headers.get("Content-Length")
+        if length is not None and have + int(length) != spec.size:
+            kind = response.headers.get("Content-Type", "unknown type")
+            raise _MirrorFailed(f"serves {have + int(length)} bytes of {kind}, expected {spec.size}")
+        written = have
+        try:
+            with open(tmp, mode) as sink:
+                while written < spec.size:
+                    chunk = response.read(min(CHUNK_SIZE, spec.size - written))
+                    if not chunk:
+                        break
+                    if written == 0 and not chunk.startswith(GZIP_MAGIC[: len(chunk)]):
+                        kind = response.headers.get("Content-Type", "unknown type")
+                        raise _MirrorFailed(f"serves {kind}, not gzip")
+                    sink.write(chunk)
+                    written += len(chunk)
+                    listener.advanced(spec, len(chunk))
+        except TimeoutError:
+            raise _TransientError(f"timed out at {written} of {spec.size} bytes") from None
+        except (http.client.HTTPException, ConnectionError) as exc:
+            raise _TransientError(f"connection dropped at {written} of {spec.size} bytes ({_describe(exc)})") from None
+    if written < spec.size:
+        raise _TransientError(f"connection closed at {written} of {spec.size} bytes")
+
+
+def _describe(exc: BaseException) -> str:
+    return type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"

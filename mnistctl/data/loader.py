@@ -1,0 +1,58 @@
+"""Load a verified MNIST split into numpy arrays.
+
+The sha256 of every file is checked when it is downloaded or imported; loading checks that each
+file is still there at the size the manifest recorded, then decodes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from mnistctl.data import spec as dataset_spec
+from mnistctl.data.idx import check_images, check_labels, check_pair, read_idx_file
+from mnistctl.data.manifest import read_manifest
+from mnistctl.data.spec import DATASET_NAME, SPLITS, file_for
+from mnistctl.errors import DataMissingError, UsageError
+from mnistctl.paths import dataset_dir
+
+
+def _verified_path(folder: Path, name: str) -> Path:
+    record = read_manifest(folder).get(name)
+    path = folder / name
+    if record is None or not path.is_file():
+        raise DataMissingError(f"MNIST is not downloaded ({path} is missing)")
+    if path.stat().st_size != record.bytes:
+        raise DataMissingError(
+            f"{path} is damaged (size changed since it was verified)",
+            hint='run "mnistctl download --force"',
+        )
+    return path
+
+
+def load(split: str = "train", *, folder: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N x 28 x 28 uint8) and labels (N uint8) of ``split`` ("train" or "test")."""
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}", hint="use one of: " + ", ".join(SPLITS))
+    folder = folder or dataset_dir(DATASET_NAME)
+    images = read_idx_file(_verified_path(folder, file_for(split, "images").name))
+    labels = read_idx_file(_verified_path(folder, file_for(split, "labels").name))
+    check_images(images, f"{split} images")
+    labels = check_labels(labels, f"{split} labels")
+    check_pair(images, labels, split)
+    return images, labels
+
+
+def fingerprint(folder: Path | None = None) -> str:
+    """A short sha256 over the verified files' checksums: which data a model was trained on."""
+    folder = folder or dataset_dir(DATASET_NAME)
+    records = read_manifest(folder)
+    digest = hashlib.sha256()
+    for spec in dataset_spec.MNIST_FILES:
+        record = records.get(spec.name)
+        if record is None:
+            raise DataMissingError(f"MNIST is not downloaded ({folder / spec.name} is missing)")
+        digest.update(f"{spec.name}={record.sha256}\n".encode())
+    return digest.hexdigest()

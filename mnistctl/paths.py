@@ -1,0 +1,59 @@
+"""Where mnistctl keeps its files, and the name of every environment variable it reads.
+
+Nothing here touches the disk at import time; folders are created by the code that writes them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_HOME = "MNISTCTL_HOME"
+ENV_MIRROR = "MNISTCTL_MIRROR"
+ENV_NO_DEFAULT_MIRRORS = "MNISTCTL_NO_DEFAULT_MIRRORS"
+ENV_DEBUG = "MNISTCTL_DEBUG"
+ENV_MODEL = "MNISTCTL_MODEL"
+ENV_KERAS_HOME = "KERAS_HOME"
+
+
+def home() -> Path:
+    """The home folder: ``$MNISTCTL_HOME`` or the platform's user data dir."""
+    configured = os.environ.get(ENV_HOME)
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mnistctl", appauthor=False))
+
+
+def dataset_dir(name: str = "mnist") -> Path:
+    """Folder holding one data set's verified files."""
+    return home() / "datasets" / name
+
+
+def keras_cached_npz() -> Path | None:
+    """The Keras cache file ``mnist.npz`` if present (``$KERAS_HOME`` or ``~/.keras``)."""
+    keras_home = os.environ.get(ENV_KERAS_HOME)
+    base = Path(keras_home).expanduser() if keras_home else Path.home() / ".keras"
+    candidate = base / "datasets" / "mnist.npz"
+    return candidate if candidate.is_file() else None
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def debug_enabled() -> bool:
+    """True when ``MNISTCTL_DEBUG`` asks for tracebacks and library chatter."""
+    return _env_flag(ENV_DEBUG)
+
+
+def default_mirrors_disabled() -> bool:
+    """True when ``MNISTCTL_NO_DEFAULT_MIRRORS`` restricts downloads to the user's own mirrors."""
+    return _env_flag(ENV_NO_DEFAULT_MIRRORS)
+
+
+def env_mirrors() -> list[str]:
+    """Mirrors from ``$MNISTCTL_MIRROR`` (several may be separated by whitespace or commas)."""
+    raw = os.environ.get(ENV_MIRROR, "")
+    return [part for part in raw.replace(",", " ").split() if part]

@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated home folder per test, generated MNIST-like data, local HTTP mirrors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mirror_server import MirrorServer
+from tests.synthetic import make_dataset, write_idx_mirror, write_npz
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (real Keras training)")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own MNISTCTL_HOME and never reaches the public mirrors."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MNISTCTL_HOME", str(home))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("MNISTCTL_NO_DEFAULT_MIRRORS", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    for name in ("MNISTCTL_MIRROR", "MNISTCTL_MODEL", "MNISTCTL_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset() -> dict:
+    return make_dataset(train=300, test=100)
+
+
+@pytest.fixture
+def tiny_mirror_dir(tmp_path: Path, tiny_dataset: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder of four generated IDX .gz files; the pinned specs are swapped for theirs."""
+    folder = tmp_path / "mirror"
+    specs = write_idx_mirror(folder, tiny_dataset)
+    monkeypatch.setattr("mnistctl.data.spec.MNIST_FILES", specs)
+    return folder
+
+
+@pytest.fixture
+def mirror(tiny_mirror_dir: Path) -> Iterator[MirrorServer]:
+    server = MirrorServer(tiny_mirror_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_mirror(tiny_mirror_dir: Path) -> Iterator[MirrorServer]:
+    server = MirrorServer(tiny_mirror_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path, tiny_dataset: dict) -> Path:
+    return write_npz(tmp_path / "mnist.npz", tiny_dataset)
+
+
+def run_cli(
+    *args: str, env: dict | None = None, input: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run the installed ``mnistctl`` entry point in a subprocess (the environment of the test)."""
+    executable = Path(sys.executable).with_name("mnistctl")
+    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "mnistctl"]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        input=input,
+        timeout=timeout,
+        cwd=REPO,
+    )
