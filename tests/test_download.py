@@ -193,3 +193,28 @@ def test_cli_download_without_any_mirror_is_an_error(tmp_path):
     result = run_cli("download")  # the tests disable the public mirrors
     assert result.returncode == 1
     assert "no mirror to try" in result.stderr.decode()
+
+
+def test_ctrl_c_during_download_exits_130_and_leaves_no_temp_files(mirror, isolated_home):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    mirror.faults[TRAIN_IMAGES] = Fault("hang")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "download", "--mirror", mirror.url, "--timeout", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while not mirror.requests_for(TRAIN_IMAGES) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+    folder = dataset_folder(isolated_home)
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+    assert not (folder / TRAIN_IMAGES).exists()

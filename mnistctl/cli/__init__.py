@@ -78,4 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         code = report(exc)
     except KeyboardInterrupt as exc:
         code = report(exc)
+    else:
+        if code == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C inside a command into exit code 130
+            print("Error: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -38,11 +38,14 @@ def hint(message: str) -> None:
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A Rich table when stdout is a terminal, tab-free aligned plain text otherwise."""
     if sys.stdout.isatty():
+        from rich import box
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column)
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+        last = len(columns) - 1
+        for index, column in enumerate(columns):
+            # Keep cells whole; only the last (usually a path or URL) may fold onto more lines.
+            table.add_column(column, no_wrap=index != last, overflow="fold")
         for row in rows:
             table.add_row(*(str(cell) for cell in row))
         stdout_console().print(table)

@@ -13,6 +13,7 @@ from mnistctl.errors import UsageError
 
 if TYPE_CHECKING:
     from mnistctl.data.download import DatasetResult
+    from mnistctl.data.manifest import FileRecord
     from mnistctl.data.spec import DataFile
 
 
@@ -123,6 +124,12 @@ def download(
     _report(result, json_output)
 
 
+def _where(record: FileRecord) -> str:
+    """The mirror or file a record came from, without repeating the file's own name."""
+    source = record.source
+    return source[: -len(record.name)] if source.endswith("/" + record.name) else source
+
+
 def _report(result: DatasetResult, json_output: bool) -> None:
     if json_output:
         print_json(
@@ -143,11 +150,10 @@ def _report(result: DatasetResult, json_output: bool) -> None:
             }
         )
         return
-    rows = [
-        (item.record.name, item.status, f"{item.record.bytes:,}", item.record.sha256[:12], item.record.source)
-        for item in result.files
-    ]
-    print_table(None, ("file", "status", "bytes", "sha256", "source"), rows)
+    rows = [(item.record.name, item.status, f"{item.record.bytes:,}", item.record.sha256[:16]) for item in result.files]
+    print_table(None, ("file", "status", "bytes", "sha256"), rows)
+    for where in dict.fromkeys(_where(item.record) for item in result.files):
+        hint(f"from {where}")
     unofficial = [item.record.name for item in result.files if not item.record.official]
     if unofficial:
         hint(f"note: {', '.join(unofficial)} differ from the official MNIST; results will not match published ones")
