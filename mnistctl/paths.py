@@ -14,6 +14,8 @@ ENV_NO_DEFAULT_MIRRORS = "MNISTCTL_NO_DEFAULT_MIRRORS"
 ENV_DEBUG = "MNISTCTL_DEBUG"
 ENV_MODEL = "MNISTCTL_MODEL"
 ENV_KERAS_HOME = "KERAS_HOME"
+# Test hook: the registry kills its own process with SIGKILL at this named point.
+ENV_CRASH_POINT = "MNISTCTL_CRASH_POINT"
 
 
 def home() -> Path:
@@ -24,6 +26,11 @@ def home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("mnistctl", appauthor=False))
+
+
+def runs_dir() -> Path:
+    """In-progress training runs (checkpoints for --resume), removed once registered."""
+    return home() / "runs"
 
 
 def dataset_dir(name: str = "mnist") -> Path:

@@ -206,6 +206,8 @@ def test_ctrl_c_during_download_exits_130_and_leaves_no_temp_files(mirror, isola
         [sys.executable, "-m", "mnistctl", "download", "--mirror", mirror.url, "--timeout", "20"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A background job inherits SIGINT as ignored, and Python then keeps ignoring it: restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 20
     while not mirror.requests_for(TRAIN_IMAGES) and time.monotonic() < deadline:

@@ -1,0 +1,392 @@
+"""Model registry in SQLite (WAL): names, versions, aliases, metadata, metrics and artifacts.
+
+A version is registered in one transaction, after every blob it points to is in the artifact
+store; two processes registering at once get distinct version numbers, and a process killed at
+any moment leaves either the whole version or none of it. Version numbers are never reused.
+Refs: ``NAME`` (newest version), ``NAME:VERSION``, ``NAME@ALIAS``; no ref means the newest of all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mnistctl.errors import MnistctlError, UsageError
+from mnistctl.paths import ENV_CRASH_POINT, ENV_MODEL, home
+from mnistctl.store import ArtifactStore, GcPlan
+
+DB_NAME = "registry.db"
+BUSY_TIMEOUT_S = 120.0
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+# Each entry upgrades the schema by one version; never edit a shipped entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE names (
+        name TEXT PRIMARY KEY,
+        next_version INTEGER NOT NULL
+    );
+    CREATE TABLE versions (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL REFERENCES names(name),
+        version INTEGER NOT NULL,
+        arch TEXT NOT NULL,
+        params TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        layers TEXT NOT NULL,
+        weights_sha256 TEXT NOT NULL,
+        data_fingerprint TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        run_id TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (name, version)
+    );
+    CREATE TABLE artifacts (
+        version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (version_id, kind)
+    );
+    CREATE TABLE aliases (
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        PRIMARY KEY (name, alias)
+    );
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        split TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX artifacts_by_sha ON artifacts(sha256);
+    """,
+)
+
+
+class ModelNotFoundError(MnistctlError):
+    """A ref names no registered version."""
+
+    default_hint = 'see "mnistctl models list"'
+
+
+class EmptyRegistryError(MnistctlError):
+    """No model is registered yet."""
+
+    default_hint = 'train one first: "mnistctl train --arch mlp"'
+
+
+@dataclass(frozen=True)
+class Artifact:
+    kind: str  # "model.keras", "model.tflite", "history.json"
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version and everything recorded about it."""
+
+    id: int
+    name: str
+    version: int
+    arch: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    layers: list[dict[str, Any]]
+    weights_sha256: str
+    data_fingerprint: str
+    environment: dict[str, Any]
+    run_id: str | None
+    created_at: str
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    evaluations: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def check_name(value: str, what: str = "model name") -> str:
+    """Names and aliases: letters, digits, '.', '_', '-'; not starting with punctuation."""
+    if not NAME_PATTERN.match(value):
+        raise UsageError(f"invalid {what} {value!r}", hint="use letters, digits, '.', '_' or '-' (max 64)")
+    return value
+
+
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """``NAME`` / ``NAME:VERSION`` / ``NAME@ALIAS`` -> (name, version, alias)."""
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return check_name(name), None, check_name(alias, "alias")
+    if ":" in ref:
+        name, version = ref.split(":", 1)
+        if not version.isdigit() or int(version) < 1:
+            raise UsageError(f"invalid version in {ref!r}", hint="write NAME:VERSION with VERSION >= 1, e.g. mlp:2")
+        return check_name(name), int(version), None
+    return check_name(ref), None, None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _crash_point(name: str) -> None:
+    # Test hook: die exactly here, as a power cut or SIGKILL would, to prove the registry survives.
+    if os.environ.get(ENV_CRASH_POINT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Registry:
+    """The registry of one home folder (``registry.db`` plus its artifact store)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or home()
+        self.db_path = self.root / DB_NAME
+        self.store = ArtifactStore(self.root)
+
+    # -- connection and schema -------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self, *, create: bool) -> Iterator[sqlite3.Connection | None]:
+        if not create and not self.db_path.exists():
+            yield None
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._migrate(connection)
+            yield connection
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        current = connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        if current >= len(MIGRATIONS):
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            current = connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, _now()))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from the start (BEGIN IMMEDIATE)."""
+        with self._connect(create=True) as connection:
+            assert connection is not None
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        name: str,
+        arch: str,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        layers: list[dict[str, Any]],
+        weights_sha256: str,
+        data_fingerprint: str,
+        environment: dict[str, Any],
+        artifacts: dict[str, bytes],
+        run_id: str | None = None,
+    ) -> ModelVersion:
+        """Store the artifacts, then record a new version of ``name`` in one transaction."""
+        check_name(name)
+        with self._write() as db:
+            # Blobs are written while we hold the write lock, so a concurrent "models gc" (which
+            # takes the same lock) can never delete them between here and the commit.
+            stored = {kind: Artifact(kind, self.store.put_bytes(data), len(data)) for kind, data in artifacts.items()}
+            _crash_point("after-blobs")
+            row = db.execute("SELECT next_version FROM names WHERE name = ?", (name,)).fetchone()
+            version = row[0] if row else 1
+            db.execute(
+                "INSERT INTO names (name, next_version) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET next_version = excluded.next_version",
+                (name, version + 1),
+            )
+            cursor = db.execute(
+                "INSERT INTO versions (name, version, arch, params, metrics, layers, weights_sha256,"
+                " data_fingerprint, environment, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    version,
+                    arch,
+                    json.dumps(params),
+                    json.dumps(metrics),
+                    json.dumps(layers),
+                    weights_sha256,
+                    data_fingerprint,
+                    json.dumps(environment),
+                    run_id,
+                    _now(),
+                ),
+            )
+            for artifact in stored.values():
+                db.execute(
+                    "INSERT INTO artifacts (version_id, kind, sha256, bytes) VALUES (?, ?, ?, ?)",
+                    (cursor.lastrowid, artifact.kind, artifact.sha256, artifact.bytes),
+                )
+            _crash_point("before-commit")
+        return self.resolve(f"{name}:{version}")
+
+    def set_alias(self, ref: str, alias: str) -> ModelVersion:
+        """Point ``NAME@alias`` at the version ``ref`` names (moving it if it pointed elsewhere)."""
+        check_name(alias, "alias")
+        if alias.isdigit():
+            raise UsageError(f"alias {alias!r} looks like a version number", hint="use a word, e.g. best")
+        target = self.resolve(ref)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO aliases (name, alias, version_id) VALUES (?, ?, ?) "
+                "ON CONFLICT(name, alias) DO UPDATE SET version_id = excluded.version_id",
+                (target.name, alias, target.id),
+            )
+        return self.resolve(f"{target.name}@{alias}")
+
+    def remove(self, ref: str) -> tuple[ModelVersion, GcPlan]:
+        """Delete one version (its aliases too) and the blobs nothing else references."""
+        target = self.resolve(ref)
+        with self._write() as db:
+            db.execute("DELETE FROM versions WHERE id = ?", (target.id,))
+            still_used = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
+            orphans = tuple(
+                self.store.path_for(artifact.sha256)
+                for artifact in target.artifacts.values()
+                if artifact.sha256 not in still_used and self.store.has(artifact.sha256)
+            )
+            plan = GcPlan(orphans, sum(path.stat().st_size for path in orphans))
+            self.store.execute_gc(plan)
+        return target, plan
+
+    def gc(self, *, dry_run: bool = False) -> GcPlan:
+        """Delete blobs that no version references (left by a crash between blobs and commit)."""
+        with self._write() as db:
+            plan = self.store.plan_gc(row[0] for row in db.execute("SELECT sha256 FROM artifacts"))
+            if not dry_run:
+                self.store.execute_gc(plan)
+        return plan
+
+    def add_evaluation(self, ref: str, split: str, metrics: dict[str, Any]) -> None:
+        target = self.resolve(ref)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO evaluations (version_id, split, metrics, created_at) VALUES (?, ?, ?, ?)",
+                (target.id, split, json.dumps(metrics), _now()),
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list(self) -> list[ModelVersion]:
+        """Every version, newest first."""
+        with self._connect(create=False) as db:
+            if db is None:
+                return []
+            rows = db.execute("SELECT * FROM versions ORDER BY created_at DESC, id DESC").fetchall()
+            return [self._hydrate(db, row) for row in rows]
+
+    def resolve(self, ref: str | None = None) -> ModelVersion:
+        """The version a ref names; no ref: ``$MNISTCTL_MODEL`` or the newest version of all."""
+        ref = ref or os.environ.get(ENV_MODEL) or None
+        with self._connect(create=False) as db:
+            if db is None or db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is None:
+                raise EmptyRegistryError("no model is registered yet")
+            if ref is None:
+                row = db.execute("SELECT * FROM versions ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
+                return self._hydrate(db, row)
+            name, version, alias = parse_ref(ref)
+            if alias is not None:
+                row = db.execute(
+                    "SELECT v.* FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.name = ? AND a.alias = ?",
+                    (name, alias),
+                ).fetchone()
+            elif version is not None:
+                row = db.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+            else:
+                row = db.execute(
+                    "SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+                ).fetchone()
+            if row is None:
+                known = [r[0] for r in db.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
+                raise ModelNotFoundError(
+                    f"no model {ref!r} in the registry",
+                    hint=f"known names: {', '.join(known)}; see \"mnistctl models list\"",
+                )
+            return self._hydrate(db, row)
+
+    def artifact(self, version: ModelVersion, kind: str) -> bytes:
+        """The verified bytes of one of a version's artifacts."""
+        if kind not in version.artifacts:
+            raise ModelNotFoundError(f"{version.ref} has no {kind}")
+        return self.store.read(version.artifacts[kind].sha256)
+
+    def integrity_check(self) -> str:
+        with self._connect(create=True) as db:
+            assert db is not None
+            return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    @staticmethod
+    def _hydrate(db: sqlite3.Connection, row: sqlite3.Row) -> ModelVersion:
+        artifacts = {
+            a["kind"]: Artifact(a["kind"], a["sha256"], a["bytes"])
+            for a in db.execute("SELECT kind, sha256, bytes FROM artifacts WHERE version_id = ?", (row["id"],))
+        }
+        aliases = tuple(
+            r[0] for r in db.execute("SELECT alias FROM aliases WHERE version_id = ? ORDER BY alias", (row["id"],))
+        )
+        evaluations = tuple(
+            {"split": r["split"], "created_at": r["created_at"], **json.loads(r["metrics"])}
+            for r in db.execute(
+                "SELECT split, metrics, created_at FROM evaluations WHERE version_id = ? ORDER BY id", (row["id"],)
+            )
+        )
+        return ModelVersion(
+            id=row["id"],
+            name=row["name"],
+            version=row["version"],
+            arch=row["arch"],
+            params=json.loads(row["params"]),
+            metrics=json.loads(row["metrics"]),
+            layers=json.loads(row["layers"]),
+            weights_sha256=row["weights_sha256"],
+            data_fingerprint=row["data_fingerprint"],
+            environment=json.loads(row["environment"]),
+            run_id=row["run_id"],
+            created_at=row["created_at"],
+            artifacts=artifacts,
+            aliases=aliases,
+            evaluations=evaluations,
+        )

@@ -1,0 +1,91 @@
+"""Content-addressed artifact store: bytes live at ``blobs/sha256/ab/cdef…``, named by their sha256.
+
+A blob is written to a temp file, fsynced and renamed into place, so a reader either finds the
+whole blob or none. Writing the same bytes twice is a no-op. Deleting is planned first (a frozen
+``GcPlan`` saying what would be freed) and executed second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnistctl.errors import MnistctlError
+from mnistctl.fsutil import atomic_write_bytes
+
+_HASH_CHUNK = 1 << 20
+
+
+class CorruptArtifactError(MnistctlError):
+    """A blob is missing or its bytes no longer match its name."""
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    """Blobs no version references, with the bytes deleting them frees."""
+
+    paths: tuple[Path, ...]
+    bytes: int
+
+
+class ArtifactStore:
+    """Blobs under ``root/blobs/sha256``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "blobs" / "sha256"
+
+    def path_for(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; return its sha256."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path_for(digest)
+        if not (target.is_file() and target.stat().st_size == len(data)):
+            atomic_write_bytes(target, data)
+        return digest
+
+    def has(self, digest: str, size: int | None = None) -> bool:
+        target = self.path_for(digest)
+        return target.is_file() and (size is None or target.stat().st_size == size)
+
+    def read(self, digest: str, *, verify: bool = True) -> bytes:
+        """The blob's bytes; with ``verify`` they are re-hashed against the name."""
+        try:
+            data = self.path_for(digest).read_bytes()
+        except FileNotFoundError:
+            raise CorruptArtifactError(
+                f"artifact {digest[:12]} is missing from the store",
+                hint='remove the version with "mnistctl models rm" and train it again',
+            ) from None
+        if verify and hashlib.sha256(data).hexdigest() != digest:
+            raise CorruptArtifactError(
+                f"artifact {digest[:12]} is corrupt (its bytes changed on disk)",
+                hint='remove the version with "mnistctl models rm" and train it again',
+            )
+        return data
+
+    def iter_digests(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir() and len(folder.name) == 2:
+                for blob in sorted(folder.iterdir()):
+                    if blob.is_file() and not blob.name.endswith(".tmp"):
+                        yield folder.name + blob.name
+
+    def plan_gc(self, referenced: Iterable[str]) -> GcPlan:
+        keep = set(referenced)
+        paths = tuple(self.path_for(digest) for digest in self.iter_digests() if digest not in keep)
+        return GcPlan(paths, sum(path.stat().st_size for path in paths))
+
+    def execute_gc(self, plan: GcPlan) -> None:
+        for path in plan.paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            with contextlib.suppress(OSError):
+                os.rmdir(path.parent)  # only succeeds when the fan-out folder is now empty

@@ -1,0 +1,379 @@
+"""Fit glue: seeds, data split, progress and checkpoint callbacks, test metrics, registration.
+
+A run lives in ``runs/<run-id>/`` (its config and, after each completed epoch, an atomic
+checkpoint of model + optimizer + history) until its version is registered; then the folder is
+removed. A run that was interrupted or killed resumes from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import shutil
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mnistctl import __version__
+from mnistctl.archs import build_optimizer, get_arch
+from mnistctl.errors import ExitCode, MnistctlError, UsageError
+from mnistctl.fsutil import atomic_write_bytes
+from mnistctl.paths import runs_dir
+from mnistctl.registry import ModelVersion, Registry, check_name
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+CONFIG_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.keras"
+STATE_FILE = "state.json"
+PROGRESS_INTERVAL_S = 0.1
+
+
+class TrainingInterrupted(MnistctlError):
+    """Ctrl-C during training: the last completed epoch is kept for --resume."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class RunNotFoundError(MnistctlError):
+    """--resume found no interrupted run to continue."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a run computes (recorded with the version)."""
+
+    arch: str
+    name: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    deterministic: bool
+    val_split: float
+    limit: int | None
+    optimizer: str = ""
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    loss: str = "categorical_crossentropy"
+
+    @classmethod
+    def create(
+        cls,
+        arch: str,
+        *,
+        name: str | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        seed: int | None = None,
+        val_split: float = 0.1,
+        limit: int | None = None,
+    ) -> TrainConfig:
+        """The architecture's recipe with the given overrides, validated."""
+        recipe = get_arch(arch).recipe
+        if not 0.0 <= val_split < 1.0:
+            raise UsageError(f"--val-split must be in [0, 1), got {val_split}")
+        for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--limit", limit)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1, got {value}")
+        if learning_rate is not None and learning_rate <= 0:
+            raise UsageError(f"--lr must be positive, got {learning_rate}")
+        return cls(
+            arch=arch,
+            name=check_name(name or arch),
+            epochs=epochs or recipe.epochs,
+            batch_size=batch_size or recipe.batch_size,
+            learning_rate=recipe.learning_rate if learning_rate is None else learning_rate,
+            # Without --seed a random one is drawn and recorded, so any run can be repeated.
+            seed=secrets.randbelow(2**31) if seed is None else seed,
+            deterministic=seed is not None,
+            val_split=val_split,
+            limit=limit,
+            optimizer=recipe.optimizer,
+            optimizer_options=dict(recipe.optimizer_options),
+            loss=recipe.loss,
+        )
+
+
+class TrainListener(Protocol):
+    """What training reports (the CLI draws it). ``batch_done`` may be called from a worker thread."""
+
+    def run_started(self, run_id: str, config: TrainConfig, train_samples: int, val_samples: int, steps: int) -> None:
+        """Called once, before the first epoch (also when resuming)."""
+
+    def epoch_started(self, epoch: int) -> None:
+        """``epoch`` counts from 1."""
+
+    def batch_done(self, epoch: int, step: int, logs: dict[str, float]) -> None:
+        """At most every PROGRESS_INTERVAL_S; ``step`` counts from 1."""
+
+    def epoch_done(self, epoch: int, logs: dict[str, float], seconds: float) -> None:
+        """After validation, with the epoch's metrics."""
+
+    def stage(self, message: str) -> None:
+        """A step after training: evaluating, converting, registering."""
+
+
+@dataclass
+class TrainResult:
+    version: ModelVersion
+    history: dict[str, list[float]]
+    train_seconds: float
+    run_id: str
+    resumed_from_epoch: int = 0
+
+
+@dataclass
+class RunState:
+    """What a checkpoint records besides the model: completed epochs, history, time spent."""
+
+    epochs_done: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def new_run_id(name: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def list_runs(name: str | None = None) -> list[tuple[str, TrainConfig, RunState]]:
+    """Interrupted runs (oldest first), optionally only those of model ``name``."""
+    found = []
+    folder = runs_dir()
+    if not folder.is_dir():
+        return found
+    for run in sorted(folder.iterdir(), key=lambda path: path.stat().st_mtime):
+        try:
+            config = TrainConfig(**json.loads((run / CONFIG_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if name is None or config.name == name:
+            found.append((run.name, config, _read_state(run)))
+    return found
+
+
+def find_run(run_id_or_latest: str, name: str | None) -> tuple[str, TrainConfig]:
+    """Resolve ``--resume``: a run id, or "latest" (of ``name`` when given)."""
+    runs = list_runs()
+    if run_id_or_latest != "latest":
+        for run_id, config, _ in runs:
+            if run_id == run_id_or_latest:
+                return run_id, config
+        raise RunNotFoundError(f"no interrupted run {run_id_or_latest!r}", hint=_runs_hint(runs))
+    candidates = [(run_id, config) for run_id, config, _ in runs if name is None or config.name == name]
+    if not candidates:
+        raise RunNotFoundError(
+            "no interrupted run to resume" + (f" for {name!r}" if name else ""), hint=_runs_hint(runs)
+        )
+    return candidates[-1]
+
+
+def _runs_hint(runs: list[tuple[str, TrainConfig, RunState]]) -> str:
+    if not runs:
+        return 'start one with "mnistctl train --arch mlp"'
+    return "interrupted runs: " + ", ".join(run_id for run_id, _, _ in runs)
+
+
+def _read_state(run: Path) -> RunState:
+    try:
+        return RunState(**json.loads((run / STATE_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return RunState()
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def split_data(
+    images: np.ndarray, labels: np.ndarray, config: TrainConfig
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """``--limit`` first N, then the last ``val_split`` fraction held out (as Keras' validation_split)."""
+    import numpy as np
+
+    if config.limit is not None:
+        images, labels = images[: config.limit], labels[: config.limit]
+    x = images.astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[labels]
+    held_out = int(len(x) * config.val_split)
+    if held_out == 0:
+        return (x, y), None
+    if held_out == len(x):
+        raise UsageError("--val-split leaves no training data", hint="lower --val-split or raise --limit")
+    return (x[:-held_out], y[:-held_out]), (x[-held_out:], y[-held_out:])
+
+
+def _keras_callbacks(listener: TrainListener, run: Path, state: RunState, config: TrainConfig) -> list[Any]:
+    import keras
+
+    from mnistctl.convert import keras_bytes
+
+    class Progress(keras.callbacks.Callback):
+        # Batch ends are dispatched on Keras' worker thread; logs are only read when we draw.
+        async_safe = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.last_draw = 0.0
+            self.epoch_started = 0.0
+            self.lock = threading.Lock()
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch + 1
+            self.epoch_started = time.perf_counter()
+            listener.epoch_started(self.epoch)
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            now = time.perf_counter()
+            with self.lock:
+                if now - self.last_draw < PROGRESS_INTERVAL_S:
+                    return
+                self.last_draw = now
+            listener.batch_done(self.epoch, batch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seconds = time.perf_counter() - self.epoch_started
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            # Checkpoint first, then report: what the user sees as done is on disk.
+            state.epochs_done = epoch + 1
+            state.train_seconds += seconds
+            state.epoch_seconds.append(round(seconds, 3))
+            for key, value in logs.items():
+                state.history.setdefault(key, []).append(value)
+            atomic_write_bytes(run / CHECKPOINT_FILE, keras_bytes(self.model))
+            atomic_write_bytes(run / STATE_FILE, json.dumps(asdict(state)).encode())
+            listener.epoch_done(epoch + 1, logs, seconds)
+
+    return [Progress()]
+
+
+def _environment() -> dict[str, str]:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    return {
+        "mnistctl": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | None = None) -> TrainResult:
+    """Train ``config`` (or continue run ``resume_run``), evaluate on the test set, register."""
+    from mnistctl.data.loader import fingerprint, load
+
+    # Check the data before spending seconds importing TensorFlow.
+    train_images, train_labels = load("train")
+    test_images, test_labels = load("test")
+    data_fingerprint = fingerprint()
+
+    import keras
+
+    from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
+
+    run_id = resume_run or new_run_id(config.name)
+    run = runs_dir() / run_id
+    state = _read_state(run) if resume_run else RunState()
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run / CONFIG_FILE, json.dumps(asdict(config), indent=2).encode())
+
+    (x_train, y_train), validation = split_data(train_images, train_labels, config)
+    seed_everything(config.seed + state.epochs_done, config.deterministic)
+    if state.epochs_done and (run / CHECKPOINT_FILE).is_file():
+        model = keras.models.load_model(run / CHECKPOINT_FILE)
+    else:
+        state = RunState()
+        model = get_arch(config.arch).build()
+        model.compile(
+            optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate),
+            loss=config.loss,
+            metrics=["accuracy"],
+        )
+    resumed_from = state.epochs_done
+    steps = -(-len(x_train) // config.batch_size)
+    listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
+    if state.epochs_done < config.epochs:
+        try:
+            model.fit(
+                x_train,
+                y_train,
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                initial_epoch=state.epochs_done,
+                validation_data=validation,
+                callbacks=_keras_callbacks(listener, run, state, config),
+                shuffle=True,
+                verbose=0,
+            )
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"training interrupted after {state.epochs_done} of {config.epochs} epochs",
+                hint=f'resume with "mnistctl train --resume {run_id}"',
+            ) from None
+
+    listener.stage("evaluating on the test set")
+    test = model.evaluate(test_images.astype("float32"), _one_hot(test_labels), batch_size=512, verbose=0, return_dict=True)
+    metrics = {
+        "test_accuracy": float(test["accuracy"]),
+        "test_loss": float(test["loss"]),
+        **{key: values[-1] for key, values in state.history.items() if values},
+        "epochs_trained": state.epochs_done,
+    }
+    listener.stage("converting to TFLite")
+    artifacts = {
+        "model.keras": keras_bytes(model),
+        "model.tflite": tflite_bytes(model),
+        "history.json": json.dumps(
+            {"history": state.history, "epoch_seconds": state.epoch_seconds}, indent=2
+        ).encode(),
+    }
+    listener.stage("registering")
+    params = {
+        **asdict(config),
+        "train_samples": len(x_train),
+        "val_samples": 0 if validation is None else len(validation[0]),
+        "total_params": int(model.count_params()),
+    }
+    version = Registry().register(
+        name=config.name,
+        arch=config.arch,
+        params=params,
+        metrics=metrics,
+        layers=layer_table(model),
+        weights_sha256=weights_sha256(model),
+        data_fingerprint=data_fingerprint,
+        environment=_environment(),
+        artifacts=artifacts,
+        run_id=run_id,
+    )
+    shutil.rmtree(run, ignore_errors=True)
+    return TrainResult(version, state.history, round(state.train_seconds, 3), run_id, resumed_from)
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.eye(10, dtype=np.float32)[labels]
+
+
+def is_tensorflow_loaded() -> bool:
+    return "tensorflow" in sys.modules
