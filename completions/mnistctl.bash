@@ -5,7 +5,7 @@ _mnistctl() {
     local cmdpath="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "$cmdpath/${COMP_WORDS[i]}" in
-            /completion|/download) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
+            /completion|/download|/models|/models/alias|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
         esac
     done
     case "$cmdpath" in
@@ -13,7 +13,7 @@ _mnistctl() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--version --help -h" -- "$cur"))
             else
-                COMPREPLY=($(compgen -W "completion download" -- "$cur"))
+                COMPREPLY=($(compgen -W "completion download models train" -- "$cur"))
             fi
             ;;
         "/completion")
@@ -32,6 +32,88 @@ _mnistctl() {
             esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--mirror --from --no-default-mirrors --force --timeout --retries --json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "alias export gc import list rm show" -- "$cur"))
+            fi
+            ;;
+        "/models/alias")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/export")
+            case "$prev" in
+                --output|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --format|-f) COMPREPLY=($(compgen -W "keras h5 tflite savedmodel" -- "$cur")); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--output -o --format -f --force --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/gc")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--dry-run --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/import")
+            case "$prev" in
+                --name) COMPREPLY=(); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--name --unsafe --json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+                COMPREPLY+=($(compgen -f -- "$cur"))
+            fi
+            ;;
+        "/models/list")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/rm")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--yes -y --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/show")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/train")
+            case "$prev" in
+                --arch) COMPREPLY=($(compgen -W "mlp cnn" -- "$cur")); return ;;
+                --epochs) COMPREPLY=(); return ;;
+                --batch-size) COMPREPLY=(); return ;;
+                --lr) COMPREPLY=(); return ;;
+                --seed) COMPREPLY=(); return ;;
+                --val-split) COMPREPLY=(); return ;;
+                --limit) COMPREPLY=(); return ;;
+                --name) COMPREPLY=(); return ;;
+                --resume) COMPREPLY=(); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --resume --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

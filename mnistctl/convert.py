@@ -1,47 +1,20 @@
 """Turning a Keras model into the bytes we store and export: .keras, .tflite, .h5, SavedModel.
 
 TensorFlow's converter prints pages of notices (some from C++, straight to the file descriptors);
-``quiet_native_output`` silences them unless ``MNISTCTL_DEBUG`` is set.
+they are silenced unless ``MNISTCTL_DEBUG`` is set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistctl.paths import debug_enabled
+from mnistctl.tf_runtime import import_keras, quiet_native_output
 
 if TYPE_CHECKING:
     import keras
-
-
-@contextlib.contextmanager
-def quiet_native_output() -> Iterator[None]:
-    """Send fd 1 and 2 to /dev/null for the duration (Python and C++ writers alike)."""
-    if debug_enabled():
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
 
 
 def weights_sha256(model: keras.Model) -> str:
@@ -63,6 +36,7 @@ def keras_bytes(model: keras.Model) -> bytes:
 
 def tflite_bytes(model: keras.Model) -> bytes:
     """The model as a float32 .tflite flatbuffer with a dynamic batch dimension."""
+    import_keras()
     import tensorflow as tf
 
     with quiet_native_output():
@@ -72,7 +46,7 @@ def tflite_bytes(model: keras.Model) -> bytes:
 
 def load_keras_bytes(data: bytes, *, safe_mode: bool = True) -> keras.Model:
     """Load a .keras model from bytes (``safe_mode`` refuses Lambda layers and other code)."""
-    import keras
+    keras = import_keras()
 
     with tempfile.TemporaryDirectory(prefix="mnistctl-") as folder:
         path = Path(folder) / "model.keras"

@@ -178,7 +178,9 @@ class Registry:
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
-        connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
         current = connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
         if current >= len(MIGRATIONS):
             return
@@ -343,7 +345,7 @@ class Registry:
                 known = [r[0] for r in db.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
                 raise ModelNotFoundError(
                     f"no model {ref!r} in the registry",
-                    hint=f"known names: {', '.join(known)}; see \"mnistctl models list\"",
+                    hint=f'known names: {", ".join(known)}; see "mnistctl models list"',
                 )
             return self._hydrate(db, row)
 

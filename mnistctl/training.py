@@ -27,7 +27,6 @@ from mnistctl.paths import runs_dir
 from mnistctl.registry import ModelVersion, Registry, check_name
 
 if TYPE_CHECKING:
-    import keras
     import numpy as np
 
 CONFIG_FILE = "run.json"
@@ -126,6 +125,7 @@ class TrainResult:
     version: ModelVersion
     history: dict[str, list[float]]
     train_seconds: float
+    epoch_seconds: list[float]
     run_id: str
     resumed_from_epoch: int = 0
 
@@ -262,7 +262,7 @@ def _keras_callbacks(listener: TrainListener, run: Path, state: RunState, config
     return [Progress()]
 
 
-def _environment() -> dict[str, str]:
+def environment() -> dict[str, str]:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -286,9 +286,10 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     test_images, test_labels = load("test")
     data_fingerprint = fingerprint()
 
-    import keras
-
     from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
+    from mnistctl.tf_runtime import import_keras
+
+    keras = import_keras()
 
     run_id = resume_run or new_run_id(config.name)
     run = runs_dir() / run_id
@@ -331,7 +332,9 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
             ) from None
 
     listener.stage("evaluating on the test set")
-    test = model.evaluate(test_images.astype("float32"), _one_hot(test_labels), batch_size=512, verbose=0, return_dict=True)
+    test = model.evaluate(
+        test_images.astype("float32"), _one_hot(test_labels), batch_size=512, verbose=0, return_dict=True
+    )
     metrics = {
         "test_accuracy": float(test["accuracy"]),
         "test_loss": float(test["loss"]),
@@ -342,9 +345,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     artifacts = {
         "model.keras": keras_bytes(model),
         "model.tflite": tflite_bytes(model),
-        "history.json": json.dumps(
-            {"history": state.history, "epoch_seconds": state.epoch_seconds}, indent=2
-        ).encode(),
+        "history.json": json.dumps({"history": state.history, "epoch_seconds": state.epoch_seconds}, indent=2).encode(),
     }
     listener.stage("registering")
     params = {
@@ -361,12 +362,12 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         layers=layer_table(model),
         weights_sha256=weights_sha256(model),
         data_fingerprint=data_fingerprint,
-        environment=_environment(),
+        environment=environment(),
         artifacts=artifacts,
         run_id=run_id,
     )
     shutil.rmtree(run, ignore_errors=True)
-    return TrainResult(version, state.history, round(state.train_seconds, 3), run_id, resumed_from)
+    return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:

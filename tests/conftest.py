@@ -81,3 +81,12 @@ def run_cli(
         timeout=timeout,
         cwd=REPO,
     )
+
+
+@pytest.fixture
+def data_home(isolated_home: Path, tiny_npz: Path) -> Path:
+    """The isolated home with the generated digits imported as its MNIST."""
+    from mnistctl.data.importer import import_dataset
+
+    import_dataset(tiny_npz)
+    return isolated_home

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mnistctl import __version__
-from mnistctl.cli import completion, download
+from mnistctl.cli import completion, download, models, train
 from mnistctl.cli._errors import report
 from mnistctl.errors import ExitCode
 from mnistctl.paths import debug_enabled
@@ -45,6 +45,8 @@ def _root(
 
 
 app.command("download")(download.download)
+app.command("train")(train.train)
+app.add_typer(models.app, name="models")
 app.command("completion")(completion.completion)
 
 
@@ -68,6 +70,7 @@ def _usage_error(exc: typer.TyperException) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0 (ok), 1 (runtime error), 2 (usage error) or 130 (interrupted)."""
     _quiet_libraries()
+    argv = train._normalise_resume(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, prog_name="mnistctl", standalone_mode=False)
     except typer.TyperException as exc:

@@ -1,0 +1,223 @@
+"""``mnistctl models``: list, show, alias, remove, garbage-collect, export and import registered models.
+
+``list`` and ``show`` read SQLite and JSON only; TensorFlow is imported by export/import alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mnistctl.cli._output import hint, print_json, print_table
+from mnistctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from mnistctl.registry import ModelVersion, Registry
+
+app = typer.Typer(
+    name="models",
+    help="The model registry: list, show, alias, rm, gc, export, import.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+class ExportFormat(str, Enum):
+    keras = "keras"
+    h5 = "h5"
+    tflite = "tflite"
+    savedmodel = "savedmodel"
+
+
+def _registry() -> Registry:
+    # Imported here so that "mnistctl --help" does not pay for sqlite3.
+    from mnistctl.registry import Registry
+
+    return Registry()
+
+
+def version_document(version: ModelVersion) -> dict[str, Any]:
+    """Everything the registry knows about a version, as JSON-ready data."""
+    return {
+        "model": version.ref,
+        "name": version.name,
+        "version": version.version,
+        "arch": version.arch,
+        "aliases": list(version.aliases),
+        "created_at": version.created_at,
+        "params": version.params,
+        "metrics": version.metrics,
+        "evaluations": list(version.evaluations),
+        "weights_sha256": version.weights_sha256,
+        "data_fingerprint": version.data_fingerprint,
+        "environment": version.environment,
+        "run_id": version.run_id,
+        "artifacts": {kind: {"sha256": a.sha256, "bytes": a.bytes} for kind, a in version.artifacts.items()},
+        "layers": version.layers,
+    }
+
+
+def _accuracy(version: ModelVersion) -> str:
+    value = version.metrics.get("test_accuracy")
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+@app.command("list")
+def list_models(json_output: JsonFlag = False) -> None:
+    """List every registered version, newest first."""
+    versions = _registry().list()
+    if json_output:
+        print_json({"models": [version_document(v) | {"layers": None} for v in versions]})
+        return
+    if not versions:
+        hint('no models yet; train one with "mnistctl train --arch mlp"')
+        return
+    rows = [
+        (
+            v.ref,
+            v.arch,
+            _accuracy(v),
+            f"{v.params.get('total_params', sum(layer['params'] for layer in v.layers)):,}",
+            v.params.get("epochs", "-"),
+            v.created_at.replace("T", " ")[:16],
+            ", ".join(v.aliases),
+        )
+        for v in versions
+    ]
+    print_table(None, ("model", "arch", "test acc", "params", "epochs", "created (UTC)", "aliases"), rows)
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Show a version: hyper-parameters, metrics, layers, artifacts."""
+    version = _registry().resolve(ref)
+    if json_output:
+        print_json(version_document(version))
+        return
+    params = version.params
+    facts = [
+        ("model", version.ref + (f" ({', '.join('@' + a for a in version.aliases)})" if version.aliases else "")),
+        ("arch", version.arch),
+        ("created", version.created_at),
+        (
+            "trained",
+            f"{params.get('epochs')} epochs, batch {params.get('batch_size')}, "
+            f"{params.get('optimizer')} lr {params.get('learning_rate')}, seed {params.get('seed')}",
+        ),
+        (
+            "data",
+            f"{params.get('train_samples', '-')} train / {params.get('val_samples', '-')} validation images, "
+            f"fingerprint {version.data_fingerprint[:12] or '-'}",
+        ),
+    ]
+    facts += [
+        (key, f"{value:.4f}" if isinstance(value, float) else str(value)) for key, value in version.metrics.items()
+    ]
+    for evaluation in version.evaluations:
+        facts.append(
+            (
+                f"evaluated ({evaluation['split']})",
+                f"accuracy {evaluation.get('accuracy', 0):.4f} at {evaluation['created_at']}",
+            )
+        )
+    facts += [(kind, f"{a.bytes:,} bytes, sha256 {a.sha256[:12]}") for kind, a in sorted(version.artifacts.items())]
+    env = version.environment
+    facts.append(("built with", ", ".join(f"{k} {env[k]}" for k in ("mnistctl", "tensorflow", "keras") if k in env)))
+    print_table(None, ("", ""), facts)
+    print()
+    layer_rows = [
+        (
+            layer["name"],
+            layer["type"],
+            str(tuple(layer["output_shape"])) if layer["output_shape"] else "?",
+            f"{layer['params']:,}",
+        )
+        for layer in version.layers
+    ]
+    total = sum(layer["params"] for layer in version.layers)
+    layer_rows.append(("total", "", "", f"{total:,}"))
+    print_table(None, ("layer", "type", "output shape", "params"), layer_rows)
+
+
+@app.command("alias")
+def alias(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to point at.")],
+    name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. best (then use NAME@best).")],
+) -> None:
+    """Point NAME@ALIAS at a version (moves the alias if it exists)."""
+    version = _registry().set_alias(ref, name)
+    print(f"{version.name}@{name} -> {version.ref}")
+
+
+@app.command("rm")
+def remove(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a version, its aliases, and artifacts nothing else uses."""
+    registry = _registry()
+    version = registry.resolve(ref)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to delete {version.ref} without confirmation", hint="pass --yes")
+        if not typer.confirm(f"Delete {version.ref} ({version.arch}, test accuracy {_accuracy(version)})?"):
+            raise typer.Exit(1)
+    removed, plan = registry.remove(version.ref)
+    print(f"removed {removed.ref}; freed {plan.bytes:,} bytes")
+
+
+@app.command("gc")
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
+) -> None:
+    """Delete artifact blobs that no version references (left by interrupted registrations)."""
+    plan = _registry().gc(dry_run=dry_run)
+    verb = "would free" if dry_run else "freed"
+    for path in plan.paths:
+        hint(str(path))
+    print(f"{verb} {plan.bytes:,} bytes in {len(plan.paths)} unreferenced blobs")
+
+
+@app.command("export")
+def export(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to export.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Where to write it.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = ExportFormat.keras,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+) -> None:
+    """Write a version's model as .keras, .h5, .tflite or a SavedModel folder."""
+    from mnistctl.model_io import export_model
+
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
+    version = _registry().resolve(ref)
+    export_model(_registry(), version, format.value, output)
+    print(f"exported {version.ref} as {format.value} to {output}")
+
+
+@app.command("import")
+def import_model(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A .keras or .h5 model file.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Register as NAME.")],
+    unsafe: Annotated[
+        bool, typer.Option("--unsafe", help="Allow Lambda layers and other code in the file (trusted files only).")
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Register a Keras model file (taking 28x28 digits, giving 10 class probabilities)."""
+    from mnistctl.model_io import import_model_file
+
+    version = import_model_file(path, name=name, unsafe=unsafe)
+    if json_output:
+        print_json(version_document(version))
+        return
+    print(f"registered {version.ref}: test accuracy {_accuracy(version)}")

@@ -1,0 +1,182 @@
+"""``mnistctl train``: fit an architecture on MNIST, evaluate it on the test set, register a version."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mnistctl.archs import arch_names
+from mnistctl.cli._output import hint, print_json, stderr_console
+from mnistctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from mnistctl.training import TrainConfig, TrainResult
+
+ArchChoice = Enum("ArchChoice", {name: name for name in arch_names()}, type=str)  # type: ignore[misc]
+
+EPOCH_HEADER = f"{'epoch':>7}  {'loss':>8}  {'accuracy':>8}  {'val_loss':>8}  {'val_acc':>8}  {'seconds':>7}"
+
+
+def _epoch_row(epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> str:
+    def cell(key: str) -> str:
+        return f"{logs[key]:8.4f}" if key in logs else f"{'-':>8}"
+
+    done = f"{epoch}/{epochs}"
+    return f"{done:>7}  {cell('loss')}  {cell('accuracy')}  {cell('val_loss')}  {cell('val_accuracy')}  {seconds:7.1f}"
+
+
+class RichTrainProgress:
+    """A live bar per epoch (loss, accuracy, ETA) on a terminal, one plain line per epoch otherwise."""
+
+    def __init__(self) -> None:
+        self.console = stderr_console()
+        self.live = sys.stderr.isatty()
+        self.progress = None
+        self.task = None
+        self.epochs = 0
+        self.steps = 0
+
+    def __enter__(self) -> RichTrainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def run_started(self, run_id: str, config: TrainConfig, train_samples: int, val_samples: int, steps: int) -> None:
+        self.epochs, self.steps = config.epochs, steps
+        held_out = f", {val_samples:,} held out for validation" if val_samples else ""
+        hint(f"run {run_id}: {config.arch} on {train_samples:,} images{held_out}, batch {config.batch_size}")
+        hint(EPOCH_HEADER)
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  accuracy {task.fields[accuracy]:.4f}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+
+    def epoch_started(self, epoch: int) -> None:
+        if self.progress is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(
+                "train", total=self.steps, epoch=epoch, epochs=self.epochs, loss=0.0, accuracy=0.0
+            )
+
+    def batch_done(self, epoch: int, step: int, logs: dict[str, float]) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(
+                self.task, completed=step, loss=logs.get("loss", 0.0), accuracy=logs.get("accuracy", 0.0)
+            )
+
+    def epoch_done(self, epoch: int, logs: dict[str, float], seconds: float) -> None:
+        row = _epoch_row(epoch, self.epochs, logs, seconds)
+        if self.progress is not None:
+            self.progress.console.print(row, highlight=False, markup=False)
+        else:
+            hint(row)
+
+    def stage(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        hint(f"{message}…")
+
+
+def _normalise_resume(argv: list[str]) -> list[str]:
+    """Let ``--resume`` stand alone (meaning "latest") as well as take a RUN_ID."""
+    out = list(argv)
+    for index, word in enumerate(out):
+        if word == "--resume" and (index + 1 == len(out) or out[index + 1].startswith("-")):
+            out.insert(index + 1, "latest")
+            break
+    return out
+
+
+def train(
+    arch: Annotated[
+        ArchChoice | None, typer.Option("--arch", help="Architecture to train.", show_default=False)
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, metavar="N", help="Epochs (default: the recipe's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, metavar="B", help="Batch size (default 128).")] = None,
+    lr: Annotated[float | None, typer.Option(metavar="X", help="Learning rate (default: the recipe's).")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="S", help="Seed: identical weights and metrics per seed.")] = None,
+    val_split: Annotated[float, typer.Option(metavar="F", help="Fraction of training images held out.")] = 0.1,
+    limit: Annotated[int | None, typer.Option(min=1, metavar="N", help="Train on the first N images only.")] = None,
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Register as NAME (default: the arch).")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(metavar="[RUN_ID]", help="Continue the latest interrupted run (of --name/--arch) or RUN_ID."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Train an architecture, evaluate it on the 10,000 test images and register a new version."""
+    from mnistctl.training import TrainConfig, find_run
+    from mnistctl.training import train as run_training
+
+    started = time.perf_counter()
+    if resume is not None:
+        overrides = [
+            flag for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)) if value
+        ]
+        if overrides or seed is not None or limit is not None:
+            raise UsageError(
+                f"--resume continues a run with its own settings; drop {', '.join(overrides) or '--seed/--limit'}"
+            )
+        run_id, config = find_run(resume, name or (arch.value if arch else None))
+        hint(f"resuming {run_id}")
+    else:
+        if arch is None:
+            raise UsageError("--arch is required", hint="choose one of: " + ", ".join(arch_names()))
+        config = TrainConfig.create(
+            arch.value,
+            name=name,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            seed=seed,
+            val_split=val_split,
+            limit=limit,
+        )
+        run_id = None
+    with RichTrainProgress() as progress:
+        result = run_training(config, progress, resume_run=run_id)
+    _report(result, json_output, time.perf_counter() - started)
+
+
+def _report(result: TrainResult, json_output: bool, wall_seconds: float) -> None:
+    version = result.version
+    if json_output:
+        print_json(
+            {
+                "model": version.ref,
+                "name": version.name,
+                "version": version.version,
+                "arch": version.arch,
+                "epochs": version.params["epochs"],
+                "params": version.params,
+                "metrics": version.metrics,
+                "history": result.history,
+                "train_seconds": result.train_seconds,
+                "epoch_seconds": result.epoch_seconds,
+                "weights_sha256": version.weights_sha256,
+                "run_id": result.run_id,
+            }
+        )
+        return
+    metrics = version.metrics
+    print(
+        f"registered {version.ref}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
+        f" ({metrics['epochs_trained']} epochs, {result.train_seconds:.1f} s training, {wall_seconds:.1f} s in all)"
+    )
