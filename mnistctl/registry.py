@@ -317,7 +317,7 @@ class Registry:
         with self._connect(create=False) as db:
             if db is None:
                 return []
-            rows = db.execute("SELECT * FROM versions ORDER BY created_at DESC, id DESC").fetchall()
+            rows = db.execute("SELECT * FROM versions ORDER BY id DESC").fetchall()
             return [self._hydrate(db, row) for row in rows]
 
     def resolve(self, ref: str | None = None) -> ModelVersion:
@@ -327,7 +327,7 @@ class Registry:
             if db is None or db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is None:
                 raise EmptyRegistryError("no model is registered yet")
             if ref is None:
-                row = db.execute("SELECT * FROM versions ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
+                row = db.execute("SELECT * FROM versions ORDER BY id DESC LIMIT 1").fetchone()
                 return self._hydrate(db, row)
             name, version, alias = parse_ref(ref)
             if alias is not None:

@@ -41,7 +41,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
         from rich import box
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_header=any(columns))
         last = len(columns) - 1
         for index, column in enumerate(columns):
             # Keep cells whole; only the last (usually a path or URL) may fold onto more lines.
@@ -50,7 +50,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
             table.add_row(*(str(cell) for cell in row))
         stdout_console().print(table)
         return
-    cells = [list(columns), *[[str(cell) for cell in row] for row in rows]]
+    cells = [list(columns)] if any(columns) else []
+    cells += [[str(cell) for cell in row] for row in rows]
+    if not cells:
+        return
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for row in cells:
         sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
