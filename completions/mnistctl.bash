@@ -5,7 +5,7 @@ _mnistctl() {
     local cmdpath="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "$cmdpath/${COMP_WORDS[i]}" in
-            /completion|/download|/models|/models/alias|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
+            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
         esac
     done
     case "$cmdpath" in
@@ -13,7 +13,7 @@ _mnistctl() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--version --help -h" -- "$cur"))
             else
-                COMPREPLY=($(compgen -W "completion download models train" -- "$cur"))
+                COMPREPLY=($(compgen -W "completion download evaluate inspect models predict train" -- "$cur"))
             fi
             ;;
         "/completion")
@@ -32,6 +32,34 @@ _mnistctl() {
             esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--mirror --from --no-default-mirrors --force --timeout --retries --json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/evaluate")
+            case "$prev" in
+                --model|-m) COMPREPLY=(); return ;;
+                --split) COMPREPLY=($(compgen -W "test train" -- "$cur")); return ;;
+                --save-confusion) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--model -m --split --save-confusion --json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/inspect")
+            case "$prev" in
+                --model|-m) COMPREPLY=(); return ;;
+                --wrong) COMPREPLY=(); return ;;
+                --right) COMPREPLY=(); return ;;
+                --random) COMPREPLY=(); return ;;
+                --samples) COMPREPLY=(); return ;;
+                --save) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --seed) COMPREPLY=(); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--model -m --wrong --right --random --samples --confusion --history --summary --save --seed --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -96,6 +124,17 @@ _mnistctl() {
         "/models/show")
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/predict")
+            case "$prev" in
+                --model|-m) COMPREPLY=(); return ;;
+                --top-k|-k) COMPREPLY=(); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--model -m --top-k -k --raw --show --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -90,3 +90,24 @@ def data_home(isolated_home: Path, tiny_npz: Path) -> Path:
 
     import_dataset(tiny_npz)
     return isolated_home
+
+
+@pytest.fixture(scope="session")
+def trained_home_template(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: dict) -> Path:
+    """A home folder holding the generated digits and one small trained MLP ("mlp:1"), built once."""
+    home = tmp_path_factory.mktemp("trained-home")
+    npz = write_npz(home.parent / "trained-home.npz", tiny_dataset)
+    env = {"MNISTCTL_HOME": str(home), "MNISTCTL_NO_DEFAULT_MIRRORS": "1"}
+    for args in (("download", "--from", str(npz)), ("train", "--arch", "mlp", "--epochs", "3", "--seed", "1")):
+        result = run_cli(*args, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+    return home
+
+
+@pytest.fixture
+def trained_home(isolated_home: Path, trained_home_template: Path) -> Path:
+    """This test's own copy of the trained home folder."""
+    import shutil
+
+    shutil.copytree(trained_home_template, isolated_home)
+    return isolated_home

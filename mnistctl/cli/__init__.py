@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mnistctl import __version__
-from mnistctl.cli import completion, download, models, train
+from mnistctl.cli import completion, download, evaluate, inspect, models, predict, train
 from mnistctl.cli._errors import report
 from mnistctl.errors import ExitCode
 from mnistctl.paths import debug_enabled
@@ -46,6 +46,9 @@ def _root(
 
 app.command("download")(download.download)
 app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("predict")(predict.predict)
+app.command("inspect")(inspect.inspect)
 app.add_typer(models.app, name="models")
 app.command("completion")(completion.completion)
 

@@ -7,10 +7,8 @@ holds their output and a test fails when it drifts from the CLI.
 from __future__ import annotations
 
 import re
-import typing
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import PurePath
 from typing import Annotated
 
 import typer
@@ -53,26 +51,13 @@ def _first_line(text: str | None) -> str:
     return re.sub(r"\s+", " ", line).rstrip(".")
 
 
-def _value_type(param: object) -> object:
-    """The Python type a parameter takes, with ``| None`` and ``list[...]`` peeled off."""
-    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    while True:
-        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if not args or typing.get_origin(annotation) is typing.Literal:
-            return annotation
-        annotation = args[0]
+def _choices(param: object) -> list[str]:
+    choices = getattr(getattr(param, "type", None), "choices", None) or ()
+    return [str(getattr(choice, "value", choice)) for choice in choices]
 
 
-def _choices(value_type: object) -> list[str]:
-    if isinstance(value_type, type) and issubclass(value_type, Enum):
-        return [str(member.value) for member in value_type]
-    if typing.get_origin(value_type) is typing.Literal:
-        return [str(arg) for arg in typing.get_args(value_type)]
-    return []
-
-
-def _is_path_type(value_type: object) -> bool:
-    return isinstance(value_type, type) and issubclass(value_type, PurePath)
+def _is_path(param: object) -> bool:
+    return type(getattr(param, "type", None)).__name__ in ("Path", "TyperPath", "File")
 
 
 def command_tree() -> CommandSpec:
@@ -84,18 +69,17 @@ def command_tree() -> CommandSpec:
         for param in getattr(command, "params", []):
             if getattr(param, "hidden", False):
                 continue
-            value_type = _value_type(param)
             if param.param_type_name == "argument":
-                spec.wants_path_argument |= _is_path_type(value_type)
-                spec.argument_choices += _choices(value_type)
+                spec.wants_path_argument |= _is_path(param)
+                spec.argument_choices += _choices(param)
                 continue
             spec.options.append(
                 OptionSpec(
                     names=[*param.opts, *param.secondary_opts],
                     help=_first_line(param.help),
                     takes_value=not param.is_flag,
-                    choices=_choices(value_type),
-                    wants_path=_is_path_type(value_type),
+                    choices=_choices(param),
+                    wants_path=_is_path(param),
                 )
             )
         spec.options.append(OptionSpec(["--help", "-h"], "Show help and exit", False, [], False))

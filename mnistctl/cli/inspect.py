@@ -1,0 +1,215 @@
+"""``mnistctl inspect``: look at digits a model gets wrong or right, its confusion, curves and layers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mnistctl.cli._output import hint, print_json, print_table, stdout_console
+from mnistctl.cli.evaluate import ModelOption
+from mnistctl.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mnistctl.registry import ModelVersion, Registry
+
+Count = Annotated[int | None, typer.Option(min=1, max=400, metavar="N")]
+
+
+def _choose(candidates: np.ndarray, count: int, seed: int | None) -> np.ndarray:
+    """The first ``count`` candidates, or a seeded random sample of them."""
+    import numpy as np
+
+    if seed is None or len(candidates) <= count:
+        return candidates[:count]
+    return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False))
+
+
+def inspect(
+    model: ModelOption = None,
+    wrong: Annotated[
+        int | None, typer.Option("--wrong", min=1, max=400, metavar="N", help="Misclassified test digits.")
+    ] = None,
+    right: Annotated[
+        int | None, typer.Option("--right", min=1, max=400, metavar="N", help="Correctly classified test digits.")
+    ] = None,
+    random: Annotated[
+        int | None,
+        typer.Option("--random", min=1, max=400, metavar="N", help="Random test digits (wrong ones in red)."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option("--samples", min=1, max=400, metavar="N", help="Training images with their class.")
+    ] = None,
+    confusion: Annotated[bool, typer.Option("--confusion", help="The test-set confusion matrix.")] = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="Loss and accuracy per epoch, train vs validation.")
+    ] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="The layer table.")] = False,
+    save: Annotated[
+        Path | None, typer.Option("--save", metavar="FILE", help="Write a PNG instead of drawing in the terminal.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(metavar="S", help="Pick a random sample instead of the first N.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Grids of wrong or right predictions, training samples, confusion, curves or the layer table."""
+    modes = {
+        "wrong": wrong,
+        "right": right,
+        "random": random,
+        "samples": samples,
+        "confusion": confusion or None,
+        "history": history or None,
+        "summary": summary or None,
+    }
+    chosen = [name for name, value in modes.items() if value is not None]
+    if len(chosen) != 1:
+        raise UsageError(
+            "choose exactly one of --wrong N, --right N, --random N, --samples N, --confusion, --history, --summary"
+        )
+    mode = chosen[0]
+    if save is not None and mode == "summary":
+        raise UsageError("--summary is a table; --save works with the grids, --confusion and --history")
+    from mnistctl.registry import Registry
+
+    registry = Registry()
+    if mode == "samples":
+        _show_samples(samples or 0, seed, save, json_output)
+        return
+    version = registry.resolve(model)
+    if mode == "summary":
+        _show_summary(version, json_output)
+    elif mode == "history":
+        _show_history(registry, version, save, json_output)
+    elif mode == "confusion":
+        _show_confusion(version, save, json_output)
+    else:
+        _show_predictions(registry, version, mode, modes[mode] or 0, seed, save, json_output)
+
+
+def _show_predictions(
+    registry: Registry, version: ModelVersion, mode: str, count: int, seed: int | None, save: Path | None, as_json: bool
+) -> None:
+    import numpy as np
+
+    from mnistctl.data.loader import load
+    from mnistctl.inference import Predictor
+
+    images, labels = load("test")
+    probabilities = Predictor(registry, version).predict(images)
+    predicted = probabilities.argmax(axis=1)
+    if mode == "wrong":
+        candidates = np.flatnonzero(predicted != labels)
+    elif mode == "right":
+        candidates = np.flatnonzero(predicted == labels)
+    else:
+        candidates = np.arange(len(labels))
+        seed = 0 if seed is None else seed
+    picked = _choose(candidates, count, seed)
+    if len(picked) < count:
+        hint(f"only {len(picked)} {mode} test digits for {version.ref}")
+    records = [
+        {
+            "index": int(i),
+            "label": int(labels[i]),
+            "predicted": int(predicted[i]),
+            "confidence": float(probabilities[i, predicted[i]]),
+        }
+        for i in picked
+    ]
+    titles = [f"Predicted {r['predicted']}, Class {r['label']}" for r in records]
+    colours = ["red" if r["predicted"] != r["label"] and mode == "random" else "black" for r in records]
+    _output_grid(
+        images[picked], titles, colours, save, as_json, {"model": version.ref, "mode": mode, "digits": records}
+    )
+
+
+def _show_samples(count: int, seed: int | None, save: Path | None, as_json: bool) -> None:
+    import numpy as np
+
+    from mnistctl.data.loader import load
+
+    images, labels = load("train")
+    picked = _choose(np.arange(len(labels)), count, seed)
+    records = [{"index": int(i), "label": int(labels[i])} for i in picked]
+    titles = [f"Class {r['label']}" for r in records]
+    _output_grid(
+        images[picked], titles, ["black"] * len(records), save, as_json, {"mode": "samples", "digits": records}
+    )
+
+
+def _output_grid(
+    images: np.ndarray, titles: list[str], colours: list[str], save: Path | None, as_json: bool, document: dict
+) -> None:
+    if save is not None and len(images):
+        from mnistctl.plots import digit_grid
+
+        digit_grid(images, titles, save, title_colors=colours)
+        document["saved"] = str(save)
+        if not as_json:
+            print(f"wrote {len(images)} digits to {save}")
+    if as_json:
+        print_json(document)
+        return
+    if save is None:
+        from mnistctl.plots import grid_shape
+        from mnistctl.render import digit_gallery, uses_colour
+
+        console = stdout_console()
+        if not len(images):
+            hint("nothing to show")
+            return
+        columns = min(grid_shape(len(images))[1], max(1, console.width // 31))
+        console.print(digit_gallery(images, titles, colour=uses_colour(console), columns=columns))
+
+
+def _show_confusion(version: ModelVersion, save: Path | None, as_json: bool) -> None:
+    from mnistctl.evaluation import evaluate_version
+
+    report = evaluate_version(version.ref, "test", record=False)
+    matrix = report.result.confusion
+    if save is not None:
+        from mnistctl.plots import confusion_heatmap
+
+        confusion_heatmap(matrix, save, title=f"{version.ref} on test")
+    if as_json:
+        print_json({"model": version.ref, "confusion": matrix.tolist(), **({"saved": str(save)} if save else {})})
+    elif save is not None:
+        print(f"wrote the confusion heatmap to {save}")
+    else:
+        from mnistctl.render import confusion_table
+
+        stdout_console().print(confusion_table(matrix, title=f"{version.ref}: rows true digit, columns predicted"))
+
+
+def _show_history(registry: Registry, version: ModelVersion, save: Path | None, as_json: bool) -> None:
+    if "history.json" not in version.artifacts:
+        raise UsageError(f"{version.ref} has no training history (it was imported)")
+    history = json.loads(registry.artifact(version, "history.json"))["history"]
+    if save is not None:
+        from mnistctl.plots import training_curves
+
+        training_curves(history, save, title=f"{version.ref} ({version.arch})")
+    if as_json:
+        print_json({"model": version.ref, "history": history, **({"saved": str(save)} if save else {})})
+    elif save is not None:
+        print(f"wrote training curves to {save}")
+    else:
+        keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history]
+        epochs = len(history[keys[0]]) if keys else 0
+        print_table(None, ("epoch", *keys), [(e + 1, *(f"{history[k][e]:.4f}" for k in keys)) for e in range(epochs)])
+
+
+def _show_summary(version: ModelVersion, as_json: bool) -> None:
+    if as_json:
+        print_json({"model": version.ref, "layers": version.layers})
+        return
+    rows = [
+        (layer["name"], layer["type"], str(tuple(layer["output_shape"] or ())), f"{layer['params']:,}")
+        for layer in version.layers
+    ]
+    rows.append(("total", "", "", f"{sum(layer['params'] for layer in version.layers):,}"))
+    print_table(None, ("layer", "type", "output shape", "params"), rows)

@@ -1,0 +1,134 @@
+"""``mnistctl predict``: digits in image files, folders, globs or stdin, through LiteRT (no TensorFlow)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mnistctl.cli._output import print_json, stdout_console
+from mnistctl.cli.evaluate import ModelOption
+
+if TYPE_CHECKING:
+    import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+LOW_CONFIDENCE = 0.6
+GLOB_CHARS = set("*?[")
+
+
+def expand_paths(arguments: list[str]) -> list[tuple[str, Path | None, str | None]]:
+    """(display name, path or None for stdin, error) for every image the arguments name, in order."""
+    found: list[tuple[str, Path | None, str | None]] = []
+    for argument in arguments:
+        if argument == "-":
+            found.append(("-", None, None))
+            continue
+        path = Path(argument).expanduser()
+        if path.is_dir():
+            images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                found.append((argument, None, f"no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
+            found += [(str(p), p, None) for p in images]
+        elif path.is_file():
+            found.append((argument, path, None))
+        elif GLOB_CHARS & set(argument):
+            import glob
+
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
+            found += [(str(m), m, None) for m in matches] or [(argument, None, "no file matches this pattern")]
+        else:
+            found.append((argument, None, "no such file or folder"))
+    return found
+
+
+def predict(
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Image files, folders, globs, or - for stdin.")],
+    model: ModelOption = None,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=10, metavar="K", help="Show the K best digits.")
+    ] = 3,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Images are already MNIST-style 28x28: skip preprocessing.")
+    ] = False,
+    show: Annotated[bool, typer.Option("--show", help="Draw the 28x28 input the model saw.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Recognise handwritten digits in images (photos of ink on paper work too)."""
+    import numpy as np
+
+    from mnistctl.inference import Predictor
+    from mnistctl.preprocess import preprocess_many
+    from mnistctl.registry import Registry
+
+    registry = Registry()
+    version = registry.resolve(model)
+    entries = expand_paths(paths)
+    readable = [(sys.stdin.buffer.read() if path is None else path, name) for name, path, error in entries if not error]
+    processed = iter(preprocess_many(readable, raw=raw))
+    inputs: list[np.ndarray] = []
+    rows: list[dict] = []
+    for name, _, error in entries:
+        outcome = error or next(processed)
+        if isinstance(outcome, str):
+            rows.append({"file": name, "error": outcome})
+        else:
+            inputs.append(outcome)
+            rows.append({"file": name})
+    ok_rows = [row for row in rows if "error" not in row]
+    if inputs:
+        batch = np.stack(inputs)
+        probabilities = Predictor(registry, version).predict(batch)
+        for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
+            order = np.argsort(probs)[::-1][:top_k]
+            row.update(
+                digit=int(order[0]),
+                confidence=float(probs[order[0]]),
+                top_k=[[int(d), float(probs[d])] for d in order],
+            )
+            row["_image"] = image
+    if json_output:
+        print_json({"model": version.ref, "results": [{k: v for k, v in r.items() if k != "_image"} for r in rows]})
+    else:
+        _print_rows(rows, version.ref, show)
+    if len(ok_rows) != len(rows):
+        raise typer.Exit(1)
+
+
+def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from mnistctl.render import digit_text, uses_colour
+
+    console = stdout_console()
+    colour = uses_colour(console)
+    if not console.is_terminal:
+        for row in rows:
+            if "error" in row:
+                print(f"{row['file']}\terror: {row['error']}")
+                continue
+            if show:
+                print(digit_text(row["_image"], colour=False).plain)
+            flag = "\tlow confidence" if row["confidence"] < LOW_CONFIDENCE else ""
+            top = " ".join(f"{d}:{p:.3f}" for d, p in row["top_k"])
+            print(f"{row['file']}\t{row['digit']}\t{row['confidence']:.3f}\t{top}{flag}")
+        return
+    table = Table(title=f"model {model_ref}", title_justify="left", box=box.SIMPLE_HEAD)
+    if show:
+        table.add_column("input (28x28)", no_wrap=True)
+    for column in ("file", "digit", "confidence", "top k"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        picture = [digit_text(row["_image"], colour=colour)] if show and "_image" in row else ([""] if show else [])
+        if "error" in row:
+            table.add_row(*picture, row["file"], Text("error", style="bold red"), "", Text(row["error"], style="red"))
+            continue
+        low = row["confidence"] < LOW_CONFIDENCE
+        confidence = Text(f"{row['confidence']:.1%}" + (" (low)" if low else ""), style="yellow" if low else "green")
+        top = ", ".join(f"{d} {p:.1%}" for d, p in row["top_k"])
+        table.add_row(*picture, row["file"], Text(str(row["digit"]), style="bold"), confidence, top)
+    console.print(table)

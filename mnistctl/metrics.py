@@ -1,0 +1,68 @@
+"""Classification metrics in numpy: accuracy, log loss, confusion matrix, per-class P/R/F1.
+
+Rows of the confusion matrix are true classes, columns predicted ones (as scikit-learn does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    digit: int
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    loss: float
+    confusion: np.ndarray  # (10, 10) int, rows true, columns predicted
+    per_class: tuple[ClassReport, ...]
+
+    def most_confused(self, count: int = 5) -> list[tuple[int, int, int]]:
+        """The ``count`` largest off-diagonal cells as (true, predicted, how many), largest first."""
+        off = self.confusion.copy()
+        np.fill_diagonal(off, 0)
+        order = np.argsort(off, axis=None)[::-1][:count]
+        pairs = [(int(i // NUM_CLASSES), int(i % NUM_CLASSES), int(off.flat[i])) for i in order]
+        return [pair for pair in pairs if pair[2] > 0]
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(matrix, (labels.astype(np.int64), predictions.astype(np.int64)), 1)
+    return matrix
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean categorical cross-entropy, probabilities clipped as Keras does (1e-7)."""
+    picked = probabilities[np.arange(len(labels)), labels.astype(np.int64)]
+    return float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+
+
+def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
+    """All metrics for true ``labels`` (N,) and predicted ``probabilities`` (N, 10)."""
+    predictions = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(labels, predictions)
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0)
+    support = matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros(NUM_CLASSES), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=np.zeros(NUM_CLASSES), where=support > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(NUM_CLASSES), where=denominator > 0)
+    per_class = tuple(
+        ClassReport(digit, float(precision[digit]), float(recall[digit]), float(f1[digit]), int(support[digit]))
+        for digit in range(NUM_CLASSES)
+    )
+    accuracy = float(true_positive.sum() / max(len(labels), 1))
+    return Evaluation(accuracy, log_loss(labels, probabilities), matrix, per_class)

@@ -1,0 +1,100 @@
+"""matplotlib figures (Agg backend, files only): digit grids, confusion heatmap, training curves.
+
+Every figure is written atomically: saved to a temp file beside the target, then renamed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mnistctl.errors import UsageError
+from mnistctl.fsutil import temp_path_for
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """Rows and columns of a near-square grid: 3x3 for 9, 4x3 for 10, 5x4 for 20."""
+    columns = math.ceil(math.sqrt(count))
+    return math.ceil(count / columns), columns
+
+
+def _figure(width: float, height: float) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt not in FORMATS:
+        raise UsageError(f"cannot save a figure as .{fmt}", hint="use a .png, .pdf, .svg or .jpg file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        figure.savefig(tmp, format=fmt, bbox_inches="tight")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def digit_grid(
+    images: np.ndarray, titles: Sequence[str], path: Path, *, title_colors: Sequence[str] | None = None
+) -> None:
+    """Digits in a near-square grid, each titled (e.g. "Predicted 4, Class 9")."""
+    rows, columns = grid_shape(len(images))
+    figure = _figure(2.0 * columns, 2.2 * rows)
+    for index, (image, title) in enumerate(zip(images, titles, strict=True)):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.imshow(image, cmap="gray", interpolation="none", vmin=0, vmax=255)
+        axes.set_title(title, fontsize=10, color=(title_colors[index] if title_colors else "black"))
+        axes.set_xticks([])
+        axes.set_yticks([])
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def confusion_heatmap(matrix: np.ndarray, path: Path, *, title: str) -> None:
+    figure = _figure(6.5, 5.5)
+    axes = figure.add_subplot(1, 1, 1)
+    # Log-ish scale so a few errors stay visible next to ~1,000 correct ones.
+    image = axes.imshow(np.log1p(matrix), cmap="Blues")
+    for (true, predicted), count in np.ndenumerate(matrix):
+        colour = "white" if matrix[true, predicted] > matrix.max() / 3 else "black"
+        axes.text(predicted, true, str(count), ha="center", va="center", fontsize=8, color=colour)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_xticks(range(10))
+    axes.set_yticks(range(10))
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="log(1 + count)")
+    save_figure(figure, path)
+
+
+def training_curves(history: dict[str, Any], path: Path, *, title: str) -> None:
+    """Loss and accuracy per epoch, training against validation where there is one."""
+    figure = _figure(10, 4)
+    for index, metric in enumerate(("loss", "accuracy")):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            values = history.get(key)
+            if values:
+                axes.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, path)

@@ -1,0 +1,147 @@
+"""Speed and memory of light inference: predict one image, a folder of 1,000 PNGs, evaluate the CNN.
+
+Targets (issue 4): ``mnistctl predict digit.png`` in a fresh process <= 0.1x the time of a script
+that does keras.models.load_model + predict on the same model (both measured here); >= 1,000
+images/s end to end on a folder of 1,000 PNGs; peak memory of predict <= 200 MB; evaluate of the
+CNN on 10,000 images <= 5 s after start-up.
+
+Run: python -m tests.bench.bench_predict [--home DIR_WITH_A_TRAINED_CNN] [--runs 5]
+Without --home it trains a quick CNN (1 epoch on 5,000 images: speed does not depend on accuracy).
+Writes its table into tests/bench/RESULTS.md (section "Inference") and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from tests.bench.results import machine, replace_section
+
+REPO = Path(__file__).resolve().parents[2]
+
+KERAS_SCRIPT = """
+import sys, numpy as np
+from PIL import Image
+import keras
+model = keras.models.load_model(sys.argv[1])
+image = np.asarray(Image.open(sys.argv[2]).convert("L"), dtype=np.float32)[None]
+print(int(model.predict(image, verbose=0).argmax()))
+"""
+
+
+def timed(command: list[str], env: dict, runs: int) -> tuple[float, float, str]:
+    """Median wall seconds, peak RSS in MB (GNU time's %M, per process), and the last stdout."""
+    seconds, peak, out = [], 0.0, ""
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = subprocess.run(
+            ["/usr/bin/time", "-f", "MAXRSS_KB %M", *command], env=env, capture_output=True, text=True, check=True
+        )
+        seconds.append(time.perf_counter() - started)
+        peak = max(peak, int(result.stderr.strip().splitlines()[-1].split()[-1]) / 1024)
+        out = result.stdout
+    return statistics.median(seconds), peak, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mnist", default=str(REPO.parent / "shared" / "mnist"))
+    args = parser.parse_args()
+
+    mnistctl = [sys.executable, "-m", "mnistctl"]
+    home = args.home or tempfile.mkdtemp(prefix="mnistctl-bench-")
+    env = {**os.environ, "MNISTCTL_HOME": home}
+    if not args.home:
+        subprocess.run([*mnistctl, "download", "--mirror", args.mnist, "--no-default-mirrors"], env=env, check=True)
+        subprocess.run([*mnistctl, "train", "--arch", "cnn", "--epochs", "1", "--limit", "5000"], env=env, check=True)
+    ref = json.loads(
+        subprocess.run(
+            [*mnistctl, "models", "show", "cnn", "--json"], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )["model"]
+
+    work = Path(tempfile.mkdtemp(prefix="mnistctl-predict-"))
+    subprocess.run(
+        [*mnistctl, "models", "export", ref, "--format", "keras", "-o", str(work / "model.keras")], env=env, check=True
+    )
+    from PIL import Image
+
+    sys.path.insert(0, str(REPO))
+    os.environ["MNISTCTL_HOME"] = home
+    from mnistctl.data.loader import load
+
+    images, _ = load("test")
+    folder = work / "digits"
+    folder.mkdir()
+    for index in range(1000):
+        Image.fromarray(images[index]).save(folder / f"{index:04d}.png")
+    digit = folder / "0000.png"
+
+    one_ours, peak_one, _ = timed([*mnistctl, "predict", str(digit), "--model", ref], env, args.runs)
+    one_keras, peak_keras, _ = timed(
+        [sys.executable, "-c", KERAS_SCRIPT, str(work / "model.keras"), str(digit)], env, args.runs
+    )
+    folder_seconds, peak_folder, out = timed(
+        [*mnistctl, "predict", str(folder), "--model", ref, "--json"], env, args.runs
+    )
+    assert len(json.loads(out)["results"]) == 1000
+    eval_wall, peak_eval, eval_out = timed([*mnistctl, "evaluate", "--model", ref, "--json"], env, args.runs)
+    inside = json.loads(eval_out)["seconds"]
+
+    rows = [
+        ("predict 1 PNG, fresh process (mnistctl, LiteRT)", f"{one_ours:.2f} s", f"{peak_one:.0f} MB", ""),
+        ("same with keras.models.load_model + predict", f"{one_keras:.2f} s", f"{peak_keras:.0f} MB", ""),
+        (
+            "ratio mnistctl / Keras (target <= 0.10)",
+            f"{one_ours / one_keras:.3f}",
+            "",
+            "met" if one_ours / one_keras <= 0.1 else "NOT met",
+        ),
+        (
+            "predict folder of 1,000 PNGs, end to end",
+            f"{folder_seconds:.2f} s = {1000 / folder_seconds:,.0f} images/s",
+            f"{peak_folder:.0f} MB",
+            "met" if 1000 / folder_seconds >= 1000 else "NOT met",
+        ),
+        (
+            "peak memory of predict (target <= 200 MB)",
+            f"{max(peak_one, peak_folder):.0f} MB",
+            "",
+            "met" if max(peak_one, peak_folder) <= 200 else "NOT met",
+        ),
+        (
+            "evaluate CNN on 10,000 test images (after start-up)",
+            f"{inside:.2f} s (whole process {eval_wall:.2f} s)",
+            f"{peak_eval:.0f} MB",
+            "met" if inside <= 5 else "NOT met",
+        ),
+    ]
+    table = "\n".join(
+        [
+            f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}; model {ref}"
+            f" (the classic CNN); medians of {args.runs} runs, fresh processes.",
+            "",
+            "Command: `python -m tests.bench.bench_predict" + (" --home HOME" if args.home else "") + "`",
+            "",
+            "| measurement | time | peak RSS | target |",
+            "| --- | ---: | ---: | --- |",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+        ]
+    )
+    print(table)
+    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Inference: predict and evaluate", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``mnistctl predict`` through the installed entry point: files, folders, globs, stdin, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistctl.data.loader import load
+from mnistctl.inference import Predictor
+from mnistctl.registry import Registry
+from tests.conftest import REPO, run_cli
+from tests.photos import huge_png
+
+pytestmark = pytest.mark.slow
+
+
+def predict_json(*args: str, input: bytes | None = None) -> tuple[int, dict]:
+    result = run_cli("predict", *args, "--json", input=input, timeout=120)
+    return result.returncode, json.loads(result.stdout)
+
+
+def save_digit(path, image: np.ndarray) -> None:
+    Image.fromarray(image.astype(np.uint8)).save(path)
+
+
+def as_photo(image: np.ndarray, *, scale: int = 12, offset: tuple[int, int] = (200, 90)) -> Image.Image:
+    """An MNIST-style digit as a photo would show it: dark ink, light uneven paper, large, off-centre."""
+    ink = Image.fromarray(image).resize((28 * scale, 28 * scale), Image.BILINEAR)
+    canvas = np.full((28 * scale + 300, 28 * scale + 400), 0.0, np.float32)
+    y, x = offset
+    canvas[y : y + 28 * scale, x : x + 28 * scale] = np.asarray(ink, np.float32)
+    gradient = np.linspace(200, 245, canvas.shape[1], dtype=np.float32)[None, :]
+    noise = np.random.default_rng(0).normal(0, 4, canvas.shape)
+    photo = gradient - canvas / 255 * 170 + noise
+    return Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+@pytest.fixture
+def test_digits(trained_home):
+    images, labels = load("test")
+    return images[:12], labels[:12]
+
+
+def test_predict_files_json_matches_the_model(trained_home, test_digits, tmp_path):
+    images, _ = test_digits
+    for index in range(3):
+        save_digit(tmp_path / f"d{index}.png", images[index])
+    code, report = predict_json(*(str(tmp_path / f"d{i}.png") for i in range(3)), "--raw", "--top-k", "2")
+    assert code == 0 and report["model"] == "mlp:1"
+    registry = Registry()
+    expected = Predictor(registry, registry.resolve()).predict(images[:3]).argmax(axis=1)
+    assert [r["digit"] for r in report["results"]] == expected.tolist()
+    for result in report["results"]:
+        assert set(result) == {"file", "digit", "confidence", "top_k"}
+        assert len(result["top_k"]) == 2 and result["top_k"][0] == [result["digit"], result["confidence"]]
+
+
+def test_photos_of_digits_keep_the_models_answers(trained_home, test_digits, tmp_path):
+    images, _ = test_digits
+    for index, image in enumerate(images):
+        as_photo(image).save(tmp_path / f"photo{index:02d}.jpg", quality=90)
+    code, report = predict_json(str(tmp_path))
+    assert code == 0
+    # The reference: the same pipeline on the clean digit (our generated digits are not MNIST-centred).
+    from mnistctl.preprocess import to_mnist
+
+    registry = Registry()
+    clean = np.stack([to_mnist(image.astype(np.float32)) for image in images])
+    on_originals = Predictor(registry, registry.resolve()).predict(clean).argmax(axis=1)
+    on_photos = np.array([r["digit"] for r in report["results"]])
+    assert (on_photos == on_originals).mean() >= 0.9
+
+
+def test_folders_globs_and_stdin(trained_home, test_digits, tmp_path):
+    images, _ = test_digits
+    (tmp_path / "nested" / "deeper").mkdir(parents=True)
+    save_digit(tmp_path / "nested" / "a.png", images[0])
+    save_digit(tmp_path / "nested" / "deeper" / "b.bmp", images[1])
+    (tmp_path / "nested" / "notes.txt").write_text("not an image")
+    code, report = predict_json(
+        str(tmp_path / "nested"),
+        str(tmp_path / "nested" / "*.png"),
+        "-",
+        "--raw",
+        input=(tmp_path / "nested" / "a.png").read_bytes(),
+    )
+    assert code == 0
+    files = [r["file"] for r in report["results"]]
+    assert files == [
+        str(tmp_path / "nested" / "a.png"),
+        str(tmp_path / "nested" / "deeper" / "b.bmp"),
+        str(tmp_path / "nested" / "a.png"),
+        "-",
+    ]
+
+
+def test_bad_inputs_become_error_rows_and_exit_1(trained_home, test_digits, tmp_path):
+    images, _ = test_digits
+    good = tmp_path / "good.png"
+    save_digit(good, images[0])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "truncated.png").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    (tmp_path / "text.png").write_text("hello, I am not a PNG")
+    Image.new("L", (64, 64), 255).save(tmp_path / "white.png")
+    (tmp_path / "no-images").mkdir()
+    (tmp_path / "huge.png").write_bytes(huge_png(30000, 30000))
+    names = ["good.png", "empty.png", "truncated.png", "text.png", "white.png", "huge.png", "missing.png", "no-images"]
+    result = run_cli("predict", *(str(tmp_path / n) for n in names), "--json", timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr.decode()
+    rows = json.loads(result.stdout)["results"]
+    assert "digit" in rows[0]
+    errors = [row["error"] for row in rows[1:]]
+    assert len(errors) == 7 and all(error and "\n" not in error for error in errors)
+    assert "no such file" in errors[5] and "no images" in errors[6]
+    assert "pixel" in errors[4]  # the decompression bomb is refused by size
+
+
+def test_plain_output_and_show(trained_home, test_digits, tmp_path):
+    images, _ = test_digits
+    save_digit(tmp_path / "d.png", images[0])
+    result = run_cli("predict", str(tmp_path / "d.png"), "--raw", "--show")
+    text = result.stdout.decode()
+    assert result.returncode == 0
+    assert "@" in text  # the 28x28 input drawn in ASCII
+    assert f"{tmp_path / 'd.png'}\t" in text
+
+
+def test_unknown_model_is_one_line(trained_home, tmp_path):
+    result = run_cli("predict", "x.png", "--model", "nope")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip().splitlines() == [
+        "Error: no model 'nope' in the registry; known names: mlp; see \"mnistctl models list\""
+    ]
+
+
+def test_predict_does_not_import_tensorflow(trained_home, test_digits, tmp_path):
+    images, _ = test_digits
+    save_digit(tmp_path / "d.png", images[0])
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mnistctl", "predict", str(tmp_path / "d.png")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tensorflow" not in result.stderr and "keras" not in result.stderr
