@@ -125,10 +125,10 @@ def import_model_file(path: Path, *, name: str, unsafe: bool = False) -> ModelVe
     """Load, check, wrap, evaluate (when MNIST is downloaded) and register a model file."""
     from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
     from mnistctl.data.loader import fingerprint
-    from mnistctl.registry import check_name
+    from mnistctl.registry import check_new_name
     from mnistctl.training import environment
 
-    check_name(name)
+    check_new_name(name)
     if not path.is_file():
         raise UsageError(f"{path} does not exist or is not a file")
     if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):

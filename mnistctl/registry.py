@@ -25,6 +25,7 @@ from mnistctl.paths import ENV_CRASH_POINT, ENV_MODEL, home
 from mnistctl.store import ArtifactStore, GcPlan
 
 DB_NAME = "registry.db"
+BUILTIN_NAME = "builtin"
 BUSY_TIMEOUT_S = 120.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -113,16 +114,57 @@ class ModelVersion:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     evaluations: tuple[dict[str, Any], ...] = ()
+    builtin: bool = False  # shipped inside the package, not stored in the registry
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.version}"
+        return BUILTIN_NAME if self.builtin else f"{self.name}:{self.version}"
+
+
+def builtin_version() -> ModelVersion:
+    """The model shipped with the package (see ``mnistctl.builtin``)."""
+    from mnistctl import builtin
+
+    if not builtin.available():
+        raise ModelNotFoundError(
+            "this installation has no builtin model", hint='train one: "mnistctl train --arch fastcnn"'
+        )
+    meta = builtin.metadata()
+    return ModelVersion(
+        id=-1,
+        name=BUILTIN_NAME,
+        version=1,
+        arch=meta["arch"],
+        params=meta["params"],
+        metrics=meta["metrics"],
+        layers=meta["layers"],
+        weights_sha256=meta["weights_sha256"],
+        data_fingerprint=meta["data_fingerprint"],
+        environment=meta["environment"],
+        run_id=None,
+        created_at=meta["created_at"],
+        artifacts={kind: Artifact(kind, a["sha256"], a["bytes"]) for kind, a in meta["artifacts"].items()},
+        builtin=True,
+    )
+
+
+def _refuse_builtin(version: ModelVersion, action: str) -> None:
+    if version.builtin:
+        raise UsageError(f"the builtin model is part of the package and cannot be {action}")
 
 
 def check_name(value: str, what: str = "model name") -> str:
     """Names and aliases: letters, digits, '.', '_', '-'; not starting with punctuation."""
     if not NAME_PATTERN.match(value):
         raise UsageError(f"invalid {what} {value!r}", hint="use letters, digits, '.', '_' or '-' (max 64)")
+    return value
+
+
+def check_new_name(value: str) -> str:
+    """A name a new version may take: valid, and not the one reserved for the builtin model."""
+    check_name(value)
+    if value == BUILTIN_NAME:
+        raise UsageError(f"the name {BUILTIN_NAME!r} is reserved for the model shipped with mnistctl")
     return value
 
 
@@ -227,7 +269,7 @@ class Registry:
         run_id: str | None = None,
     ) -> ModelVersion:
         """Store the artifacts, then record a new version of ``name`` in one transaction."""
-        check_name(name)
+        check_new_name(name)
         with self._write() as db:
             # Blobs are written while we hold the write lock, so a concurrent "models gc" (which
             # takes the same lock) can never delete them between here and the commit.
@@ -271,6 +313,7 @@ class Registry:
         if alias.isdigit():
             raise UsageError(f"alias {alias!r} looks like a version number", hint="use a word, e.g. best")
         target = self.resolve(ref)
+        _refuse_builtin(target, "aliased")
         with self._write() as db:
             db.execute(
                 "INSERT INTO aliases (name, alias, version_id) VALUES (?, ?, ?) "
@@ -282,6 +325,7 @@ class Registry:
     def remove(self, ref: str) -> tuple[ModelVersion, GcPlan]:
         """Delete one version (its aliases too) and the blobs nothing else references."""
         target = self.resolve(ref)
+        _refuse_builtin(target, "removed")
         with self._write() as db:
             db.execute("DELETE FROM versions WHERE id = ?", (target.id,))
             still_used = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
@@ -304,6 +348,8 @@ class Registry:
 
     def add_evaluation(self, ref: str, split: str, metrics: dict[str, Any]) -> None:
         target = self.resolve(ref)
+        if target.builtin:
+            return  # the builtin model's metrics are part of the package
         with self._write() as db:
             db.execute(
                 "INSERT INTO evaluations (version_id, split, metrics, created_at) VALUES (?, ?, ?, ?)",
@@ -313,18 +359,27 @@ class Registry:
     # -- reading -----------------------------------------------------------------------------
 
     def list(self) -> list[ModelVersion]:
-        """Every version, newest first."""
+        """Every version, newest first, then the builtin model (when the package has one)."""
+        from mnistctl import builtin
+
+        shipped = [builtin_version()] if builtin.available() else []
         with self._connect(create=False) as db:
             if db is None:
-                return []
+                return shipped
             rows = db.execute("SELECT * FROM versions ORDER BY id DESC").fetchall()
-            return [self._hydrate(db, row) for row in rows]
+            return [self._hydrate(db, row) for row in rows] + shipped
 
     def resolve(self, ref: str | None = None) -> ModelVersion:
-        """The version a ref names; no ref: ``$MNISTCTL_MODEL`` or the newest version of all."""
+        """The version a ref names; no ref: ``$MNISTCTL_MODEL``, the newest version, or the builtin model."""
+        from mnistctl import builtin
+
         ref = ref or os.environ.get(ENV_MODEL) or None
+        if ref is not None and parse_ref(ref)[0] == BUILTIN_NAME:
+            return builtin_version()
         with self._connect(create=False) as db:
             if db is None or db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is None:
+                if ref is None and builtin.available():
+                    return builtin_version()
                 raise EmptyRegistryError("no model is registered yet")
             if ref is None:
                 row = db.execute("SELECT * FROM versions ORDER BY id DESC LIMIT 1").fetchone()
@@ -353,6 +408,10 @@ class Registry:
         """The verified bytes of one of a version's artifacts."""
         if kind not in version.artifacts:
             raise ModelNotFoundError(f"{version.ref} has no {kind}")
+        if version.builtin:
+            from mnistctl import builtin
+
+            return self.store.verified(builtin.artifact_path(kind), version.artifacts[kind].sha256)
         return self.store.read(version.artifacts[kind].sha256)
 
     def integrity_check(self) -> str:

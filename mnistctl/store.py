@@ -55,14 +55,19 @@ class ArtifactStore:
 
     def read(self, digest: str, *, verify: bool = True) -> bytes:
         """The blob's bytes; with ``verify`` they are re-hashed against the name."""
+        return self.verified(self.path_for(digest), digest) if verify else self.path_for(digest).read_bytes()
+
+    @staticmethod
+    def verified(path: Path, digest: str) -> bytes:
+        """The bytes of ``path``, which must hash to ``digest``."""
         try:
-            data = self.path_for(digest).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             raise CorruptArtifactError(
                 f"artifact {digest[:12]} is missing from the store",
                 hint='remove the version with "mnistctl models rm" and train it again',
             ) from None
-        if verify and hashlib.sha256(data).hexdigest() != digest:
+        if hashlib.sha256(data).hexdigest() != digest:
             raise CorruptArtifactError(
                 f"artifact {digest[:12]} is corrupt (its bytes changed on disk)",
                 hint='remove the version with "mnistctl models rm" and train it again',

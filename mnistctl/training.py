@@ -24,7 +24,7 @@ from mnistctl.archs import build_optimizer, get_arch
 from mnistctl.errors import ExitCode, MnistctlError, UsageError
 from mnistctl.fsutil import atomic_write_bytes
 from mnistctl.paths import runs_dir
-from mnistctl.registry import ModelVersion, Registry, check_name
+from mnistctl.registry import ModelVersion, Registry, check_new_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +61,8 @@ class TrainConfig:
     optimizer: str = ""
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     loss: str = "categorical_crossentropy"
+    schedule: str = "constant"
+    augment: bool = False
 
     @classmethod
     def create(
@@ -74,6 +76,7 @@ class TrainConfig:
         seed: int | None = None,
         val_split: float = 0.1,
         limit: int | None = None,
+        augment: bool = False,
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated."""
         recipe = get_arch(arch).recipe
@@ -86,7 +89,7 @@ class TrainConfig:
             raise UsageError(f"--lr must be positive, got {learning_rate}")
         return cls(
             arch=arch,
-            name=check_name(name or arch),
+            name=check_new_name(name or arch),
             epochs=epochs or recipe.epochs,
             batch_size=batch_size or recipe.batch_size,
             learning_rate=recipe.learning_rate if learning_rate is None else learning_rate,
@@ -98,6 +101,8 @@ class TrainConfig:
             optimizer=recipe.optimizer,
             optimizer_options=dict(recipe.optimizer_options),
             loss=recipe.loss,
+            schedule=recipe.schedule,
+            augment=augment,
         )
 
 
@@ -304,8 +309,9 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     else:
         state = RunState()
         model = get_arch(config.arch).build()
+        steps = -(-len(x_train) // config.batch_size)
         model.compile(
-            optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate),
+            optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate, steps * config.epochs),
             loss=config.loss,
             metrics=["accuracy"],
         )
@@ -313,16 +319,21 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     steps = -(-len(x_train) // config.batch_size)
     listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
     if state.epochs_done < config.epochs:
+        if config.augment:
+            from mnistctl.augment import augmented_dataset
+
+            # The dataset shuffles itself; Keras warns if asked to shuffle it again.
+            dataset = augmented_dataset(x_train, y_train, config.batch_size, config.seed)
+            inputs: dict[str, Any] = {"x": dataset, "shuffle": False}
+        else:
+            inputs = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
         try:
             model.fit(
-                x_train,
-                y_train,
-                batch_size=config.batch_size,
+                **inputs,
                 epochs=config.epochs,
                 initial_epoch=state.epochs_done,
                 validation_data=validation,
                 callbacks=_keras_callbacks(listener, run, state, config),
-                shuffle=True,
                 verbose=0,
             )
         except KeyboardInterrupt:

@@ -67,6 +67,13 @@ def tiny_npz(tmp_path: Path, tiny_dataset: dict) -> Path:
     return write_npz(tmp_path / "mnist.npz", tiny_dataset)
 
 
+def registered_refs() -> list[str]:
+    """Refs of the versions in this test's registry (the builtin model left out)."""
+    from mnistctl.registry import Registry
+
+    return [version.ref for version in Registry().list() if not version.builtin]
+
+
 def run_cli(
     *args: str, env: dict | None = None, input: bytes | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:

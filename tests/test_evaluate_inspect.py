@@ -60,10 +60,10 @@ def test_litert_and_keras_give_the_same_digits(trained_home):
     np.testing.assert_allclose(lite, keras, atol=1e-4)
 
 
-def test_evaluate_with_an_empty_registry_says_to_train(data_home):
-    result = run_cli("evaluate")
+def test_evaluate_with_an_unknown_model_says_what_exists(trained_home):
+    result = run_cli("evaluate", "--model", "cnn")
     assert result.returncode == 1
-    assert "mnistctl train --arch mlp" in result.stderr.decode()
+    assert "known names: mlp" in result.stderr.decode()
 
 
 def test_inspect_wrong_and_right_grids(trained_home, tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mnistctl.registry import Registry
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, registered_refs, run_cli
 from tests.test_registry import register
 
 
@@ -34,16 +34,16 @@ def test_list_shows_every_version_newest_first(two_versions):
     result = run_cli("models", "list")
     lines = result.stdout.decode().splitlines()
     assert lines[0].split()[:3] == ["model", "arch", "test"]
-    assert [line.split()[0] for line in lines[1:]] == ["mlp:2", "mlp:1"]
+    assert [line.split()[0] for line in lines[1:]] == ["mlp:2", "mlp:1", "builtin"]
     document = json.loads(run_cli("models", "list", "--json").stdout)
-    assert [m["model"] for m in document["models"]] == ["mlp:2", "mlp:1"]
+    assert [m["model"] for m in document["models"]] == ["mlp:2", "mlp:1", "builtin"]
     assert document["models"][0]["metrics"]["test_accuracy"] == 0.95
 
 
-def test_list_on_an_empty_registry_says_how_to_start(isolated_home):
+def test_list_on_an_empty_registry_shows_only_the_builtin_model(isolated_home):
     result = run_cli("models", "list")
-    assert result.returncode == 0 and result.stdout == b""
-    assert "mnistctl train --arch mlp" in result.stderr.decode()
+    assert result.returncode == 0
+    assert [line.split()[0] for line in result.stdout.decode().splitlines()[1:]] == ["builtin"]
 
 
 def test_show_prints_metrics_and_layer_table(two_versions):
@@ -65,7 +65,7 @@ def test_rm_needs_yes_when_not_interactive(two_versions):
     assert refused.returncode == 2 and "--yes" in refused.stderr.decode()
     removed = run_cli("models", "rm", "mlp:1", "--yes")
     assert removed.returncode == 0 and "removed mlp:1" in removed.stdout.decode()
-    assert [v.ref for v in Registry().list()] == ["mlp:2"]
+    assert registered_refs() == ["mlp:2"]
 
 
 def test_unknown_ref_is_one_line_with_exit_1(two_versions):

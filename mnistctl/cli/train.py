@@ -115,6 +115,9 @@ def train(
     val_split: Annotated[float, typer.Option(metavar="F", help="Fraction of training images held out.")] = 0.1,
     limit: Annotated[int | None, typer.Option(min=1, metavar="N", help="Train on the first N images only.")] = None,
     name: Annotated[str | None, typer.Option(metavar="NAME", help="Register as NAME (default: the arch).")] = None,
+    augment: Annotated[
+        bool, typer.Option("--augment", help="Random shifts, rotations, scaling and stroke width while training.")
+    ] = False,
     resume: Annotated[
         str | None,
         typer.Option(metavar="[RUN_ID]", help="Continue the latest interrupted run (of --name/--arch) or RUN_ID."),
@@ -130,7 +133,7 @@ def train(
         overrides = [
             flag for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)) if value
         ]
-        if overrides or seed is not None or limit is not None:
+        if overrides or seed is not None or limit is not None or augment:
             raise UsageError(
                 f"--resume continues a run with its own settings; drop {', '.join(overrides) or '--seed/--limit'}"
             )
@@ -148,6 +151,7 @@ def train(
             seed=seed,
             val_split=val_split,
             limit=limit,
+            augment=augment,
         )
         run_id = None
     with RichTrainProgress() as progress:

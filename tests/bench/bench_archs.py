@@ -1,0 +1,121 @@
+"""Every architecture's recipe on the real MNIST: epochs, training seconds, test accuracy, and
+seconds of training until the test accuracy first reaches 99.0%.
+
+Each arch is trained once in its own process exactly as ``mnistctl train --arch A --val-split 0
+--seed 1`` trains it (same builder, recipe, optimizer schedule and, for ``+augment`` rows, the same
+augmentation pipeline), with the test set evaluated after every epoch. Evaluation time is not
+counted as training time.
+
+Run: python -m tests.bench.bench_archs [--archs mlp,cnn,fastcnn,fastcnn+augment] [--mnist ../shared/mnist]
+Writes its table into tests/bench/RESULTS.md (section "Architectures") and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from tests.bench.results import machine, replace_section
+
+REPO = Path(__file__).resolve().parents[2]
+
+ONE_ARCH = """
+import json, sys, time
+import numpy as np
+from mnistctl.tf_runtime import import_keras
+keras = import_keras()
+from mnistctl.archs import build_optimizer, get_arch
+from mnistctl.data import load
+from mnistctl.training import TrainConfig, seed_everything, split_data
+
+name, augment = sys.argv[1], sys.argv[2] == "1"
+config = TrainConfig.create(name, seed=1, val_split=0.0, augment=augment)
+arch = get_arch(name)
+(x, y), _ = split_data(*load("train"), config)
+x_test, y_test = load("test")
+seed_everything(config.seed, config.deterministic)
+model = arch.build()
+steps = -(-len(x) // config.batch_size)
+model.compile(optimizer=build_optimizer(arch.recipe, None, steps * config.epochs), loss=arch.recipe.loss,
+              metrics=["accuracy"])
+
+class Clock(keras.callbacks.Callback):
+    train_seconds = 0.0
+    rows = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None):
+        Clock.train_seconds += time.perf_counter() - self.start
+        result = self.model.evaluate(x_test, np.eye(10, dtype="float32")[y_test], batch_size=1024, verbose=0,
+                                     return_dict=True)
+        Clock.rows.append([round(Clock.train_seconds, 1), float(result["accuracy"])])
+
+if augment:
+    from mnistctl.augment import augmented_dataset
+    model.fit(augmented_dataset(x, y, config.batch_size, config.seed), epochs=config.epochs, callbacks=[Clock()],
+              shuffle=False, verbose=0)
+else:
+    model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, callbacks=[Clock()], verbose=0)
+print(json.dumps({"epochs": config.epochs, "rows": Clock.rows}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--archs", default="mlp,cnn,fastcnn,fastcnn+augment")
+    parser.add_argument("--mnist", default=str(REPO.parent / "shared" / "mnist"))
+    args = parser.parse_args()
+    home = tempfile.mkdtemp(prefix="mnistctl-bench-")
+    env = {**os.environ, "MNISTCTL_HOME": home}
+    subprocess.run(
+        [sys.executable, "-m", "mnistctl", "download", "--mirror", args.mnist, "--no-default-mirrors"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    lines = []
+    for spec in args.archs.split(","):
+        name, _, extra = spec.partition("+")
+        print(f"training {spec}", file=sys.stderr, flush=True)
+        result = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", ONE_ARCH, name, "1" if extra else "0"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        rows = result["rows"]
+        reached = next((seconds for seconds, accuracy in rows if accuracy >= 0.99), None)
+        lines.append(
+            f"| {name}{' --augment' if extra else ''} | {result['epochs']} | {rows[-1][0]:.1f} | {rows[-1][1]:.4f} "
+            f"| {f'{reached:.1f}' if reached is not None else 'not reached'} "
+            f"| {' '.join(f'{accuracy:.4f}' for _, accuracy in rows)} |"
+        )
+        print(lines[-1], file=sys.stderr, flush=True)
+    table = "\n".join(
+        [
+            f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}.",
+            "",
+            f"Command: `python -m tests.bench.bench_archs --archs {args.archs}` (recipes as `mnistctl train --arch A"
+            " --val-split 0 --seed 1`, all 60,000 training images, test accuracy after every epoch).",
+            "",
+            "| arch | epochs | train s | test accuracy | train s to 99.0% | test accuracy per epoch |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+            *lines,
+        ]
+    )
+    print(table)
+    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Architectures: time to accuracy", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The fast architecture, its one-cycle schedule, and ``--augment``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mnistctl.archs import get_arch, one_cycle
+from mnistctl.registry import Registry
+from tests.conftest import run_cli
+from tests.test_train import spawn_train, wait_for_line
+
+
+def test_fastcnn_is_small_and_pools_before_widening():
+    model = get_arch("fastcnn").build()
+    assert model.count_params() < 40_000
+    convolutions = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [layer.filters for layer in convolutions] == [16, 32, 64]
+    assert [tuple(layer.input.shape[1:3]) for layer in convolutions] == [(28, 28), (14, 14), (7, 7)]
+
+
+def test_one_cycle_warms_up_then_decays():
+    recipe = get_arch("fastcnn").recipe
+    schedule = one_cycle(recipe.learning_rate, total_steps=1000)
+    rates = [float(schedule(step)) for step in (0, 200, 600, 999)]
+    assert rates[0] == pytest.approx(recipe.learning_rate / 10)
+    assert rates[1] == pytest.approx(recipe.learning_rate, rel=1e-3)
+    assert rates[1] > rates[2] > rates[3]
+
+
+def test_augmented_batches_keep_labels_and_range():
+    from mnistctl.augment import augmented_dataset
+    from tests.synthetic import make_digits
+
+    images, labels = make_digits(64, seed=2)
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    batch, targets = next(iter(augmented_dataset(images.astype(np.float32), onehot, 64, seed=1)))
+    batch, targets = np.asarray(batch), np.asarray(targets)
+    assert batch.shape == (64, 28, 28) and batch.min() >= 0 and batch.max() <= 255.5
+    assert sorted(targets.argmax(axis=1).tolist()) == sorted(labels.tolist())  # shuffled, not changed
+    assert not np.allclose(np.sort(batch.reshape(64, -1).sum(1)), np.sort(images.reshape(64, -1).sum(1)))
+
+
+@pytest.mark.slow
+def test_train_fastcnn_with_augment_records_it(data_home):
+    result = run_cli("train", "--arch", "fastcnn", "--augment", "--epochs", "1", "--limit", "200", "--json")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    report = json.loads(result.stdout)
+    assert report["params"]["augment"] is True and report["params"]["schedule"] == "one-cycle"
+    assert "shuffle=True" not in result.stderr.decode()
+
+
+@pytest.mark.slow
+def test_fastcnn_resumes_with_its_schedule(data_home):
+    process = spawn_train("--arch", "fastcnn", "--augment", "--epochs", "2", "--limit", "300", "--seed", "2")
+    wait_for_line(process, b"1/2")
+    process.kill()
+    process.wait(timeout=30)
+    resumed = run_cli("train", "--resume", "--json", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    assert json.loads(resumed.stdout)["metrics"]["epochs_trained"] == 2
+    assert [v.ref for v in Registry().list() if not v.builtin] == ["fastcnn:1"]
