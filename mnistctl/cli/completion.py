@@ -4,8 +4,6 @@ Static scripts complete without starting Python, so TAB is instant. ``completion
 holds their output and a test fails when it drifts from the CLI.
 """
 
-from __future__ import annotations
-
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -36,7 +34,7 @@ class OptionSpec:
 class CommandSpec:
     path: tuple[str, ...]
     help: str
-    subcommands: list[CommandSpec] = field(default_factory=list)
+    subcommands: list["CommandSpec"] = field(default_factory=list)
     options: list[OptionSpec] = field(default_factory=list)
     wants_path_argument: bool = False
     argument_choices: list[str] = field(default_factory=list)
@@ -64,7 +62,7 @@ def command_tree() -> CommandSpec:
     """Walk the Typer app (as its underlying click-style commands) into plain specs."""
     from mnistctl.cli import app
 
-    def walk(command: object, path: tuple[str, ...]) -> CommandSpec:
+    def walk(command: object, path: tuple[str, ...]) -> "CommandSpec":
         spec = CommandSpec(path, _first_line(getattr(command, "help", None)))
         for param in getattr(command, "params", []):
             if getattr(param, "hidden", False):

@@ -1,7 +1,5 @@
 """``mnistctl download``: fetch and verify MNIST from mirrors, or import an offline copy."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -43,7 +41,7 @@ class RichDownloadProgress:
                 transient=False,
             )
 
-    def __enter__(self) -> RichDownloadProgress:
+    def __enter__(self) -> "RichDownloadProgress":
         if self._progress is not None:
             self._progress.start()
         return self
@@ -52,7 +50,7 @@ class RichDownloadProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    def file_started(self, spec: DataFile, source: str) -> None:
+    def file_started(self, spec: "DataFile", source: str) -> None:
         if self._progress is None:
             return
         task = self._tasks.get(spec.name)
@@ -61,15 +59,15 @@ class RichDownloadProgress:
         else:
             self._progress.reset(task, total=spec.size)
 
-    def advanced(self, spec: DataFile, nbytes: int) -> None:
+    def advanced(self, spec: "DataFile", nbytes: int) -> None:
         if self._progress is not None:
             self._progress.advance(self._tasks[spec.name], nbytes)
 
-    def restarted(self, spec: DataFile) -> None:
+    def restarted(self, spec: "DataFile") -> None:
         if self._progress is not None:
             self._progress.reset(self._tasks[spec.name], total=spec.size)
 
-    def file_finished(self, spec: DataFile) -> None:
+    def file_finished(self, spec: "DataFile") -> None:
         if self._progress is not None:
             self._progress.update(self._tasks[spec.name], completed=spec.size)
 
@@ -124,13 +122,13 @@ def download(
     _report(result, json_output)
 
 
-def _where(record: FileRecord) -> str:
+def _where(record: "FileRecord") -> str:
     """The mirror or file a record came from, without repeating the file's own name."""
     source = record.source
     return source[: -len(record.name)] if source.endswith("/" + record.name) else source
 
 
-def _report(result: DatasetResult, json_output: bool) -> None:
+def _report(result: "DatasetResult", json_output: bool) -> None:
     if json_output:
         print_json(
             {

@@ -1,7 +1,5 @@
 """``mnistctl evaluate``: accuracy, loss, per-class precision/recall/F1 and a confusion table."""
 
-from __future__ import annotations
-
 from enum import Enum
 from pathlib import Path
 from typing import Annotated

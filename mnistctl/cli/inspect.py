@@ -1,7 +1,5 @@
 """``mnistctl inspect``: look at digits a model gets wrong or right, its confusion, curves and layers."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,7 +18,7 @@ if TYPE_CHECKING:
 Count = Annotated[int | None, typer.Option(min=1, max=400, metavar="N")]
 
 
-def _choose(candidates: np.ndarray, count: int, seed: int | None) -> np.ndarray:
+def _choose(candidates: "np.ndarray", count: int, seed: int | None) -> "np.ndarray":
     """The first ``count`` candidates, or a seeded random sample of them."""
     import numpy as np
 
@@ -91,7 +89,13 @@ def inspect(
 
 
 def _show_predictions(
-    registry: Registry, version: ModelVersion, mode: str, count: int, seed: int | None, save: Path | None, as_json: bool
+    registry: "Registry",
+    version: "ModelVersion",
+    mode: str,
+    count: int,
+    seed: int | None,
+    save: Path | None,
+    as_json: bool,
 ) -> None:
     import numpy as np
 
@@ -142,7 +146,7 @@ def _show_samples(count: int, seed: int | None, save: Path | None, as_json: bool
 
 
 def _output_grid(
-    images: np.ndarray, titles: list[str], colours: list[str], save: Path | None, as_json: bool, document: dict
+    images: "np.ndarray", titles: list[str], colours: list[str], save: Path | None, as_json: bool, document: dict
 ) -> None:
     if save is not None and len(images):
         from mnistctl.plots import digit_grid
@@ -166,7 +170,7 @@ def _output_grid(
         console.print(digit_gallery(images, titles, colour=uses_colour(console), columns=columns))
 
 
-def _show_confusion(version: ModelVersion, save: Path | None, as_json: bool) -> None:
+def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool) -> None:
     from mnistctl.evaluation import evaluate_version
 
     report = evaluate_version(version.ref, "test", record=False)
@@ -185,7 +189,7 @@ def _show_confusion(version: ModelVersion, save: Path | None, as_json: bool) -> 
         stdout_console().print(confusion_table(matrix, title=f"{version.ref}: rows true digit, columns predicted"))
 
 
-def _show_history(registry: Registry, version: ModelVersion, save: Path | None, as_json: bool) -> None:
+def _show_history(registry: "Registry", version: "ModelVersion", save: Path | None, as_json: bool) -> None:
     if "history.json" not in version.artifacts:
         raise UsageError(f"{version.ref} has no training history (it was imported)")
     history = json.loads(registry.artifact(version, "history.json"))["history"]
@@ -203,7 +207,7 @@ def _show_history(registry: Registry, version: ModelVersion, save: Path | None, 
         print_table(None, ("epoch", *keys), [(e + 1, *(f"{history[k][e]:.4f}" for k in keys)) for e in range(epochs)])
 
 
-def _show_summary(version: ModelVersion, as_json: bool) -> None:
+def _show_summary(version: "ModelVersion", as_json: bool) -> None:
     if as_json:
         print_json({"model": version.ref, "layers": version.layers})
         return

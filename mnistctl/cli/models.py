@@ -3,8 +3,6 @@
 ``list`` and ``show`` read SQLite and JSON only; TensorFlow is imported by export/import alone.
 """
 
-from __future__ import annotations
-
 import sys
 from enum import Enum
 from pathlib import Path
@@ -35,14 +33,14 @@ class ExportFormat(str, Enum):
     savedmodel = "savedmodel"
 
 
-def _registry() -> Registry:
+def _registry() -> "Registry":
     # Imported here so that "mnistctl --help" does not pay for sqlite3.
     from mnistctl.registry import Registry
 
     return Registry()
 
 
-def version_document(version: ModelVersion) -> dict[str, Any]:
+def version_document(version: "ModelVersion") -> dict[str, Any]:
     """Everything the registry knows about a version, as JSON-ready data."""
     return {
         "model": version.ref,
@@ -63,7 +61,7 @@ def version_document(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _accuracy(version: ModelVersion) -> str:
+def _accuracy(version: "ModelVersion") -> str:
     value = version.metrics.get("test_accuracy")
     return f"{value:.4f}" if isinstance(value, int | float) else "-"
 

@@ -1,7 +1,5 @@
 """``mnistctl predict``: digits in image files, folders, globs or stdin, through LiteRT (no TensorFlow)."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,7 +10,7 @@ from mnistctl.cli._output import print_json, stdout_console
 from mnistctl.cli.evaluate import ModelOption
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 LOW_CONFIDENCE = 0.6

@@ -1,7 +1,5 @@
 """``mnistctl train``: fit an architecture on MNIST, evaluate it on the test set, register a version."""
 
-from __future__ import annotations
-
 import sys
 import time
 from enum import Enum
@@ -40,14 +38,14 @@ class RichTrainProgress:
         self.epochs = 0
         self.steps = 0
 
-    def __enter__(self) -> RichTrainProgress:
+    def __enter__(self) -> "RichTrainProgress":
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
 
-    def run_started(self, run_id: str, config: TrainConfig, train_samples: int, val_samples: int, steps: int) -> None:
+    def run_started(self, run_id: str, config: "TrainConfig", train_samples: int, val_samples: int, steps: int) -> None:
         self.epochs, self.steps = config.epochs, steps
         held_out = f", {val_samples:,} held out for validation" if val_samples else ""
         hint(f"run {run_id}: {config.arch} on {train_samples:,} images{held_out}, batch {config.batch_size}")
@@ -159,7 +157,7 @@ def train(
     _report(result, json_output, time.perf_counter() - started)
 
 
-def _report(result: TrainResult, json_output: bool, wall_seconds: float) -> None:
+def _report(result: "TrainResult", json_output: bool, wall_seconds: float) -> None:
     version = result.version
     if json_output:
         print_json(

@@ -89,7 +89,8 @@ def main() -> None:
         ]
     )
     print(table)
-    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Photos: synthetic phone photos of MNIST digits", table)
+    title = "Photos: synthetic phone photos of MNIST digits" + (f" ({args.model})" if args.model else "")
+    replace_section(REPO / "tests" / "bench" / "RESULTS.md", title, table)
 
 
 if __name__ == "__main__":
