@@ -73,7 +73,7 @@ _mnistctl() {
             ;;
         "/models/alias")
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -84,14 +84,14 @@ _mnistctl() {
                 --format|-f) COMPREPLY=($(compgen -W "keras h5 tflite savedmodel" -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--output -o --format -f --force --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--output -o --format -f --force --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
             ;;
         "/models/gc")
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--dry-run --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--dry-run --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -116,7 +116,7 @@ _mnistctl() {
             ;;
         "/models/rm")
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--yes -y --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--yes -y --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

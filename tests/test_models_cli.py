@@ -92,3 +92,18 @@ def test_export_copies_stored_artifacts_atomically(two_versions, tmp_path):
     assert target.read_bytes() == b"one-lite"
     again = run_cli("models", "export", "mlp:1", "--format", "tflite", "-o", str(target))
     assert again.returncode == 2 and "--force" in again.stderr.decode()
+
+
+def test_every_models_command_speaks_json(two_versions, tmp_path):
+    assert json.loads(run_cli("models", "alias", "mlp:1", "best", "--json").stdout) == {
+        "alias": "mlp@best",
+        "model": "mlp:1",
+    }
+    orphan = two_versions.store.put_bytes(b"orphan")
+    planned = json.loads(run_cli("models", "gc", "--dry-run", "--json").stdout)
+    assert planned == {"dry_run": True, "bytes": 6, "blobs": [str(two_versions.store.path_for(orphan))]}
+    target = tmp_path / "m.tflite"
+    exported = json.loads(run_cli("models", "export", "mlp:2", "-f", "tflite", "-o", str(target), "--json").stdout)
+    assert exported == {"model": "mlp:2", "format": "tflite", "path": str(target)}
+    removed = json.loads(run_cli("models", "rm", "mlp:1", "--yes", "--json").stdout)
+    assert removed["removed"] == "mlp:1" and removed["freed_bytes"] == len(b"one") + len(b"one-lite")

@@ -150,9 +150,13 @@ def show(
 def alias(
     ref: Annotated[str, typer.Argument(metavar="REF", help="The version to point at.")],
     name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. best (then use NAME@best).")],
+    json_output: JsonFlag = False,
 ) -> None:
     """Point NAME@ALIAS at a version (moves the alias if it exists)."""
     version = _registry().set_alias(ref, name)
+    if json_output:
+        print_json({"alias": f"{version.name}@{name}", "model": version.ref})
+        return
     print(f"{version.name}@{name} -> {version.ref}")
 
 
@@ -160,6 +164,7 @@ def alias(
 def remove(
     ref: Annotated[str, typer.Argument(metavar="REF", help="The version to delete.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Delete a version, its aliases, and artifacts nothing else uses."""
     registry = _registry()
@@ -170,15 +175,22 @@ def remove(
         if not typer.confirm(f"Delete {version.ref} ({version.arch}, test accuracy {_accuracy(version)})?"):
             raise typer.Exit(1)
     removed, plan = registry.remove(version.ref)
+    if json_output:
+        print_json({"removed": removed.ref, "freed_bytes": plan.bytes, "blobs": [str(p) for p in plan.paths]})
+        return
     print(f"removed {removed.ref}; freed {plan.bytes:,} bytes")
 
 
 @app.command("gc")
 def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Delete artifact blobs that no version references (left by interrupted registrations)."""
     plan = _registry().gc(dry_run=dry_run)
+    if json_output:
+        print_json({"dry_run": dry_run, "bytes": plan.bytes, "blobs": [str(p) for p in plan.paths]})
+        return
     verb = "would free" if dry_run else "freed"
     for path in plan.paths:
         hint(str(path))
@@ -191,6 +203,7 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Where to write it.")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = ExportFormat.keras,
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Write a version's model as .keras, .h5, .tflite or a SavedModel folder."""
     from mnistctl.model_io import export_model
@@ -199,6 +212,9 @@ def export(
         raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
     version = _registry().resolve(ref)
     export_model(_registry(), version, format.value, output)
+    if json_output:
+        print_json({"model": version.ref, "format": format.value, "path": str(output)})
+        return
     print(f"exported {version.ref} as {format.value} to {output}")
 
 
