@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl.errors import MnistctlError, UsageError
-from mnistctl.paths import ENV_CRASH_POINT, ENV_MODEL, home
+from mnistctl.paths import ENV_CRASH_POINT, ENV_HOME, ENV_MODEL, home
 from mnistctl.store import ArtifactStore, GcPlan
 
 DB_NAME = "registry.db"
@@ -80,6 +80,10 @@ class ModelNotFoundError(MnistctlError):
     """A ref names no registered version."""
 
     default_hint = 'see "mnistctl models list"'
+
+
+class RegistryUnavailableError(MnistctlError):
+    """registry.db cannot be opened, is not a database, or stayed locked too long."""
 
 
 class EmptyRegistryError(MnistctlError):
@@ -207,7 +211,10 @@ class Registry:
             yield None
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
         try:
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
@@ -215,8 +222,17 @@ class Registry:
             connection.execute("PRAGMA foreign_keys=ON")
             self._migrate(connection)
             yield connection
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
         finally:
             connection.close()
+
+    def _unavailable(self, exc: sqlite3.Error) -> RegistryUnavailableError:
+        if "locked" in str(exc):
+            hint = "another mnistctl process holds it; try again when it is done"
+        else:
+            hint = f"check the file and its permissions, or set {ENV_HOME} to another folder"
+        return RegistryUnavailableError(f"cannot use the model registry {self.db_path} ({exc})", hint=hint)
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
@@ -312,9 +328,10 @@ class Registry:
         check_name(alias, "alias")
         if alias.isdigit():
             raise UsageError(f"alias {alias!r} looks like a version number", hint="use a word, e.g. best")
-        target = self.resolve(ref)
-        _refuse_builtin(target, "aliased")
+        _refuse_builtin(self.resolve(ref), "aliased")
         with self._write() as db:
+            # Look the version up again under the write lock: it cannot vanish or change id before we write.
+            target = self._lookup(db, ref)
             db.execute(
                 "INSERT INTO aliases (name, alias, version_id) VALUES (?, ?, ?) "
                 "ON CONFLICT(name, alias) DO UPDATE SET version_id = excluded.version_id",
@@ -323,20 +340,22 @@ class Registry:
         return self.resolve(f"{target.name}@{alias}")
 
     def remove(self, ref: str) -> tuple[ModelVersion, GcPlan]:
-        """Delete one version (its aliases too) and the blobs nothing else references."""
-        target = self.resolve(ref)
-        _refuse_builtin(target, "removed")
+        """Delete one version (its aliases too), then the blobs nothing else references."""
+        _refuse_builtin(self.resolve(ref), "removed")
         with self._write() as db:
+            target = self._lookup(db, ref)
             db.execute("DELETE FROM versions WHERE id = ?", (target.id,))
-            still_used = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
-            orphans = tuple(
-                self.store.path_for(artifact.sha256)
-                for artifact in target.artifacts.values()
-                if artifact.sha256 not in still_used and self.store.has(artifact.sha256)
-            )
+        # Blobs go only after the deletion is committed: a crash in between leaves unreferenced
+        # blobs (for "models gc"), never a registered version whose files are gone.
+        return target, self._delete_unreferenced(a.sha256 for a in target.artifacts.values())
+
+    def _delete_unreferenced(self, candidates: Iterable[str]) -> GcPlan:
+        with self._write() as db:
+            used = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
+            orphans = tuple(self.store.path_for(digest) for digest in set(candidates) - used if self.store.has(digest))
             plan = GcPlan(orphans, sum(path.stat().st_size for path in orphans))
             self.store.execute_gc(plan)
-        return target, plan
+        return plan
 
     def gc(self, *, dry_run: bool = False) -> GcPlan:
         """Delete blobs that no version references (left by a crash between blobs and commit)."""
@@ -381,28 +400,32 @@ class Registry:
                 if ref is None and builtin.available():
                     return builtin_version()
                 raise EmptyRegistryError("no model is registered yet")
-            if ref is None:
-                row = db.execute("SELECT * FROM versions ORDER BY id DESC LIMIT 1").fetchone()
-                return self._hydrate(db, row)
-            name, version, alias = parse_ref(ref)
-            if alias is not None:
-                row = db.execute(
-                    "SELECT v.* FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.name = ? AND a.alias = ?",
-                    (name, alias),
-                ).fetchone()
-            elif version is not None:
-                row = db.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
-            else:
-                row = db.execute(
-                    "SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
-                ).fetchone()
+            return self._lookup(db, ref)
+
+    def _lookup(self, db: sqlite3.Connection, ref: str | None) -> ModelVersion:
+        """Resolve ``ref`` on an open connection (inside a write transaction, nothing can change under it)."""
+        if ref is None:
+            row = db.execute("SELECT * FROM versions ORDER BY id DESC LIMIT 1").fetchone()
             if row is None:
-                known = [r[0] for r in db.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
-                raise ModelNotFoundError(
-                    f"no model {ref!r} in the registry",
-                    hint=f'known names: {", ".join(known)}; see "mnistctl models list"',
-                )
+                raise EmptyRegistryError("no model is registered yet")
             return self._hydrate(db, row)
+        name, version, alias = parse_ref(ref)
+        if alias is not None:
+            row = db.execute(
+                "SELECT v.* FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.name = ? AND a.alias = ?",
+                (name, alias),
+            ).fetchone()
+        elif version is not None:
+            row = db.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        else:
+            row = db.execute("SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in db.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
+            raise ModelNotFoundError(
+                f"no model {ref!r} in the registry",
+                hint=f'known names: {", ".join(known) or "none"}; see "mnistctl models list"',
+            )
+        return self._hydrate(db, row)
 
     def artifact(self, version: ModelVersion, kind: str) -> bytes:
         """The verified bytes of one of a version's artifacts."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 CONFIG_FILE = "run.json"
-CHECKPOINT_FILE = "checkpoint.keras"
+CHECKPOINT_PATTERN = "checkpoint-{epoch}.keras"
 STATE_FILE = "state.json"
 PROGRESS_INTERVAL_S = 0.1
 
@@ -140,6 +140,7 @@ class RunState:
     """What a checkpoint records besides the model: completed epochs, history, time spent."""
 
     epochs_done: int = 0
+    checkpoint: str = ""  # the file holding the model after ``epochs_done`` epochs
     history: dict[str, list[float]] = field(default_factory=dict)
     train_seconds: float = 0.0
     epoch_seconds: list[float] = field(default_factory=list)
@@ -156,14 +157,21 @@ def list_runs(name: str | None = None) -> list[tuple[str, TrainConfig, RunState]
     folder = runs_dir()
     if not folder.is_dir():
         return found
-    for run in sorted(folder.iterdir(), key=lambda path: path.stat().st_mtime):
+    for run, _ in sorted(((path, _mtime(path)) for path in folder.iterdir()), key=lambda item: item[1]):
         try:
             config = TrainConfig(**json.loads((run / CONFIG_FILE).read_text()))
         except (OSError, ValueError, TypeError):
-            continue
+            continue  # unreadable, or finished (and removed) while we looked
         if name is None or config.name == name:
             found.append((run.name, config, _read_state(run)))
     return found
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # another train registered its run and removed the folder meanwhile
+        return 0.0
 
 
 def find_run(run_id_or_latest: str, name: str | None) -> tuple[str, TrainConfig]:
@@ -260,8 +268,14 @@ def _keras_callbacks(listener: TrainListener, run: Path, state: RunState, config
             state.epoch_seconds.append(round(seconds, 3))
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(value)
-            atomic_write_bytes(run / CHECKPOINT_FILE, keras_bytes(self.model))
+            # A new checkpoint file first, then the state that names it, then the old file goes: a
+            # kill at any point leaves state.json describing a checkpoint that exists and matches.
+            previous = state.checkpoint
+            state.checkpoint = CHECKPOINT_PATTERN.format(epoch=epoch + 1)
+            atomic_write_bytes(run / state.checkpoint, keras_bytes(self.model))
             atomic_write_bytes(run / STATE_FILE, json.dumps(asdict(state)).encode())
+            if previous and previous != state.checkpoint:
+                (run / previous).unlink(missing_ok=True)
             listener.epoch_done(epoch + 1, logs, seconds)
 
     return [Progress()]
@@ -304,8 +318,8 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
 
     (x_train, y_train), validation = split_data(train_images, train_labels, config)
     seed_everything(config.seed + state.epochs_done, config.deterministic)
-    if state.epochs_done and (run / CHECKPOINT_FILE).is_file():
-        model = keras.models.load_model(run / CHECKPOINT_FILE)
+    if state.epochs_done and state.checkpoint and (run / state.checkpoint).is_file():
+        model = keras.models.load_model(run / state.checkpoint)
     else:
         state = RunState()
         model = get_arch(config.arch).build()

@@ -135,3 +135,10 @@ def test_real_mnist_npz_import_is_recognised_as_official(tmp_path, isolated_home
     shutil.rmtree(isolated_home / "datasets")
     result = import_dataset(npz)
     assert all(item.record.official for item in result.files)
+
+
+def test_a_single_npy_array_is_refused_clearly(tmp_path, tiny_dataset):
+    path = tmp_path / "x_train.npy"
+    np.save(path, tiny_dataset["x_train"])
+    with pytest.raises(InvalidDataError, match="single array"):
+        import_dataset(path)

@@ -107,3 +107,13 @@ def test_every_models_command_speaks_json(two_versions, tmp_path):
     assert exported == {"model": "mlp:2", "format": "tflite", "path": str(target)}
     removed = json.loads(run_cli("models", "rm", "mlp:1", "--yes", "--json").stdout)
     assert removed["removed"] == "mlp:1" and removed["freed_bytes"] == len(b"one") + len(b"one-lite")
+
+
+def test_a_damaged_registry_database_is_a_clear_error(isolated_home):
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "registry.db").write_text("this is not a database " * 100)
+    result = run_cli("models", "list")
+    assert result.returncode == 1
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot use the model registry")
+    assert "unexpected" not in lines[0]

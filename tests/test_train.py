@@ -102,7 +102,7 @@ def test_sigkill_during_an_epoch_then_resume(data_home):
     process.wait(timeout=30)
     assert registered_refs() == []
     runs = list((data_home / "runs").iterdir())
-    assert len(runs) == 1 and (runs[0] / "checkpoint.keras").is_file()
+    assert len(runs) == 1 and "checkpoint-1.keras" in [p.name for p in runs[0].glob("checkpoint-*.keras")]
     resumed = run_cli("train", "--resume", "--json", timeout=300)
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
     report = json.loads(resumed.stdout)
@@ -131,7 +131,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(data_home):
     assert "Traceback" not in text
     assert "mnistctl train --resume mlp-" in text
     run = next((data_home / "runs").iterdir())
-    assert (run / "checkpoint.keras").is_file()
+    assert list(run.glob("checkpoint-*.keras"))
 
 
 def test_resume_without_an_interrupted_run_is_a_clear_error(data_home):

@@ -72,7 +72,13 @@ def _encode(spec: DataFile, array: np.ndarray) -> tuple[bytes, bool]:
 
 def _payloads_from_npz(path: Path) -> dict[str, tuple[bytes, bool, str]]:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise InvalidDataError(
+                f"{path} holds a single array, not an .npz archive",
+                hint="pass mnist.npz (x_train, y_train, x_test, y_test) or a folder of the four IDX files",
+            )
+        with npz:
             missing = sorted(set(NPZ_KEYS.values()) - set(npz.files))
             if missing:
                 raise InvalidDataError(f"{path} lacks {', '.join(missing)} (expected x_train, y_train, x_test, y_test)")
