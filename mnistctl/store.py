@@ -45,9 +45,18 @@ class ArtifactStore:
         """Store ``data``; return its sha256."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_for(digest)
-        if not (target.is_file() and target.stat().st_size == len(data)):
+        # An existing blob is trusted only after it hashes right: a damaged one is rewritten.
+        if not (target.is_file() and self._hash_of(target) == digest):
             atomic_write_bytes(target, data)
         return digest
+
+    @staticmethod
+    def _hash_of(path: Path) -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def has(self, digest: str, size: int | None = None) -> bool:
         target = self.path_for(digest)

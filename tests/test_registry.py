@@ -164,3 +164,11 @@ def test_sigkill_during_registration_leaves_the_registry_as_it_was(registry, iso
     assert registry.integrity_check() == "ok"
     assert len(registry.gc(dry_run=True).paths) == 2  # the orphaned blobs (history.json is shared)
     assert register(registry, payload=b"next").ref == "mlp:2"
+
+
+def test_a_damaged_blob_is_rewritten_when_the_same_bytes_are_stored_again(registry):
+    version = register(registry, payload=b"weights")
+    path = registry.store.path_for(version.artifacts["model.keras"].sha256)
+    path.write_bytes(b"WEIGHTS")  # same size, wrong bytes
+    register(registry, payload=b"weights")
+    assert registry.artifact(version, "model.keras") == b"weights"

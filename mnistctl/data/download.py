@@ -259,6 +259,8 @@ def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: Downl
         reason = exc.reason
         if isinstance(reason, TimeoutError):
             raise _TransientError("timed out") from None
+        if isinstance(reason, ConnectionResetError | ConnectionAbortedError):
+            raise _TransientError(f"connection reset ({reason})") from None
         raise _MirrorFailed(str(getattr(reason, "strerror", None) or reason)) from None
     except (TimeoutError, http.client.HTTPException, ConnectionError) as exc:
         raise _TransientError(_describe(exc)) from None
