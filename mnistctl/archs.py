@@ -96,6 +96,18 @@ def one_cycle(peak: float, total_steps: int) -> Any:
     )
 
 
+def raw_pixels(reshape_to: tuple[int, ...], reshape_name: str) -> list[Any]:
+    """The shared front of every model: 28x28 pixels in 0..255, scaled by 1/255, reshaped."""
+    import keras
+    from keras import layers
+
+    return [
+        keras.Input(shape=(28, 28), name="pixels"),
+        layers.Rescaling(1.0 / 255, name="scale"),
+        layers.Reshape(reshape_to, name=reshape_name),
+    ]
+
+
 @register_arch(
     "mlp",
     description="The classic Keras MLP: 784-512-512-10, dropout 0.2, Adam (97.46% in 4 epochs)",
@@ -107,9 +119,7 @@ def build_mlp() -> keras.Model:
 
     return keras.Sequential(
         [
-            keras.Input(shape=(28, 28), name="pixels"),
-            layers.Rescaling(1.0 / 255, name="scale"),
-            layers.Reshape((784,), name="flatten"),
+            *raw_pixels((784,), "flatten"),
             layers.Dense(512, activation="relu"),
             layers.Dropout(0.2),
             layers.Dense(512, activation="relu"),
@@ -132,9 +142,7 @@ def build_cnn() -> keras.Model:
 
     return keras.Sequential(
         [
-            keras.Input(shape=(28, 28), name="pixels"),
-            layers.Rescaling(1.0 / 255, name="scale"),
-            layers.Reshape((28, 28, 1), name="channels"),
+            *raw_pixels((28, 28, 1), "channels"),
             layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
             layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
             layers.MaxPooling2D(pool_size=(2, 2)),
@@ -177,9 +185,7 @@ def build_fastcnn() -> keras.Model:
 
     return keras.Sequential(
         [
-            keras.Input(shape=(28, 28), name="pixels"),
-            layers.Rescaling(1.0 / 255, name="scale"),
-            layers.Reshape((28, 28, 1), name="channels"),
+            *raw_pixels((28, 28, 1), "channels"),
             *block(16),
             *block(32),
             *block(64),

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistctl.errors import MnistctlError
-from mnistctl.fsutil import atomic_write_bytes
-
-_HASH_CHUNK = 1 << 20
+from mnistctl.fsutil import atomic_write_bytes, sha256_file
 
 
 class CorruptArtifactError(MnistctlError):
@@ -46,17 +44,9 @@ class ArtifactStore:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_for(digest)
         # An existing blob is trusted only after it hashes right: a damaged one is rewritten.
-        if not (target.is_file() and self._hash_of(target) == digest):
+        if not (target.is_file() and sha256_file(target) == digest):
             atomic_write_bytes(target, data)
         return digest
-
-    @staticmethod
-    def _hash_of(path: Path) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
 
     def has(self, digest: str, size: int | None = None) -> bool:
         target = self.path_for(digest)

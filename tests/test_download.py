@@ -29,7 +29,7 @@ def assert_clean_and_verified(home: Path) -> None:
     leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
     for spec in dataset_spec.MNIST_FILES:
-        from mnistctl.data.manifest import sha256_file
+        from mnistctl.fsutil import sha256_file
 
         assert sha256_file(folder / spec.name) == spec.sha256
 

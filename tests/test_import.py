@@ -12,8 +12,8 @@ import pytest
 
 from mnistctl.data.importer import import_dataset
 from mnistctl.data.loader import load
-from mnistctl.data.manifest import sha256_file
 from mnistctl.errors import DataMissingError, InvalidDataError
+from mnistctl.fsutil import sha256_file
 from tests.conftest import run_cli
 from tests.synthetic import write_idx_mirror, write_npz
 

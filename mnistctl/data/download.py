@@ -22,10 +22,10 @@ from typing import Protocol
 from mnistctl import __version__
 from mnistctl.data import spec as dataset_spec
 from mnistctl.data.idx import GZIP_MAGIC
-from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, sha256_file, write_manifest
+from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, write_manifest
 from mnistctl.data.spec import DATASET_NAME, DEFAULT_MIRRORS, DataFile
 from mnistctl.errors import DownloadError
-from mnistctl.fsutil import fsync_dir, temp_path_for
+from mnistctl.fsutil import fsync_dir, sha256_file, temp_path_for
 from mnistctl.paths import dataset_dir, default_mirrors_disabled, env_mirrors, keras_cached_npz
 
 CHUNK_SIZE = 64 * 1024

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -18,7 +17,6 @@ from mnistctl.fsutil import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -30,15 +28,6 @@ class FileRecord:
     bytes: int
     source: str  # URL or path it came from
     official: bool  # content identical to the official MNIST file
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, FileRecord]:
