@@ -66,11 +66,3 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically."""
     with atomic_writer(target) as handle:
         handle.write(data)
-
-
-def move_into_place(source: Path, target: Path) -> None:
-    """fsync ``source`` and rename it onto ``target`` atomically."""
-    with open(source, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(source, target)
-    fsync_dir(target.parent)

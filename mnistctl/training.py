@@ -11,7 +11,6 @@ import json
 import platform
 import secrets
 import shutil
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -399,7 +398,3 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
     import numpy as np
 
     return np.eye(10, dtype=np.float32)[labels]
-
-
-def is_tensorflow_loaded() -> bool:
-    return "tensorflow" in sys.modules
