@@ -31,6 +31,8 @@ class Recipe:
     # "constant", or "one-cycle": linear warm-up to learning_rate over the first 20% of the steps,
     # then cosine decay to zero (Keras' CosineDecay with warmup, so it saves and reloads as is).
     schedule: str = "constant"
+    # Train with on-the-fly augmentation unless told otherwise (``--augment`` / ``--no-augment``).
+    augment: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,4 +196,49 @@ def build_fastcnn() -> keras.Model:
             layers.Dense(10, activation="softmax"),
         ],
         name="fastcnn",
+    )
+
+
+@register_arch(
+    "strongcnn",
+    description="A strong CNN: five BatchNorm conv layers, one-cycle Adam, always augmented (aims past 99.6%)",
+    recipe=Recipe(
+        optimizer="Adam",
+        learning_rate=0.004,
+        batch_size=128,
+        epochs=30,
+        optimizer_options={"beta_1": 0.9, "beta_2": 0.99},
+        schedule="one-cycle",
+        augment=True,
+    ),
+)
+def build_strongcnn() -> keras.Model:
+    import keras
+    from keras import layers
+
+    def conv(filters: int) -> list[Any]:
+        return [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+        ]
+
+    # One cheap convolution at full resolution, then two at 14x14 and two at 7x7: 13 M multiply-adds
+    # per image. A second 28x28 convolution would cost 45% more time per epoch; spent on epochs
+    # of augmented data instead, that time buys more accuracy.
+    return keras.Sequential(
+        [
+            *raw_pixels((28, 28, 1), "channels"),
+            *conv(32),
+            layers.MaxPooling2D(2),
+            *conv(48),
+            *conv(48),
+            layers.MaxPooling2D(2),
+            *conv(96),
+            *conv(96),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="strongcnn",
     )

@@ -75,7 +75,7 @@ class TrainConfig:
         seed: int | None = None,
         val_split: float = 0.1,
         limit: int | None = None,
-        augment: bool = False,
+        augment: bool | None = None,
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated."""
         recipe = get_arch(arch).recipe
@@ -101,7 +101,7 @@ class TrainConfig:
             optimizer_options=dict(recipe.optimizer_options),
             loss=recipe.loss,
             schedule=recipe.schedule,
-            augment=augment,
+            augment=recipe.augment if augment is None else augment,
         )
 
 

@@ -114,8 +114,13 @@ def train(
     limit: Annotated[int | None, typer.Option(min=1, metavar="N", help="Train on the first N images only.")] = None,
     name: Annotated[str | None, typer.Option(metavar="NAME", help="Register as NAME (default: the arch).")] = None,
     augment: Annotated[
-        bool, typer.Option("--augment", help="Random shifts, rotations, scaling and stroke width while training.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Random shifts, rotations, scaling and stroke width while training (default: the recipe's).",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         str | None,
         typer.Option(metavar="[RUN_ID]", help="Continue the latest interrupted run (of --name/--arch) or RUN_ID."),
@@ -128,13 +133,11 @@ def train(
 
     started = time.perf_counter()
     if resume is not None:
-        overrides = [
-            flag for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)) if value
-        ]
-        if overrides or seed is not None or limit is not None or augment:
-            raise UsageError(
-                f"--resume continues a run with its own settings; drop {', '.join(overrides) or '--seed/--limit'}"
-            )
+        given = {"--epochs": epochs, "--batch-size": batch_size, "--lr": lr, "--seed": seed, "--limit": limit}
+        given["--augment/--no-augment"] = augment
+        overrides = [flag for flag, value in given.items() if value is not None]
+        if overrides:
+            raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(overrides)}")
         run_id, config = find_run(resume, name or (arch.value if arch else None))
         hint(f"resuming {run_id}")
     else:
