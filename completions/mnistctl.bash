@@ -141,7 +141,7 @@ _mnistctl() {
             ;;
         "/train")
             case "$prev" in
-                --arch) COMPREPLY=($(compgen -W "mlp cnn fastcnn" -- "$cur")); return ;;
+                --arch) COMPREPLY=($(compgen -W "mlp cnn fastcnn strongcnn" -- "$cur")); return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
@@ -152,7 +152,7 @@ _mnistctl() {
                 --resume) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --resume --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --resume --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

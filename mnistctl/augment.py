@@ -20,8 +20,13 @@ THICKEN_PROBABILITY = 0.2
 THIN_PROBABILITY = 0.2
 
 
-def augmented_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> Any:
-    """A shuffled, batched, augmented ``tf.data.Dataset`` over in-memory arrays."""
+def augmented_dataset(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, *, strokes: bool = True
+) -> Any:
+    """A shuffled, batched, augmented ``tf.data.Dataset`` over in-memory arrays.
+
+    ``strokes=False`` leaves stroke width alone (geometry only).
+    """
     keras = import_keras()
     import tensorflow as tf
     from keras import layers
@@ -45,7 +50,9 @@ def augmented_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, s
 
     def augment(batch: Any, targets: Any) -> tuple[Any, Any]:
         batch = geometry(batch[..., None], training=True)
-        return tf.squeeze(stroke_width(batch), -1), targets
+        if strokes:
+            batch = stroke_width(batch)
+        return tf.squeeze(batch, -1), targets
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)

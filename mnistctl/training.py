@@ -62,6 +62,7 @@ class TrainConfig:
     loss: str = "categorical_crossentropy"
     schedule: str = "constant"
     augment: bool = False
+    augment_strokes: bool = True
 
     @classmethod
     def create(
@@ -102,6 +103,7 @@ class TrainConfig:
             loss=recipe.loss,
             schedule=recipe.schedule,
             augment=recipe.augment if augment is None else augment,
+            augment_strokes=recipe.augment_strokes,
         )
 
 
@@ -336,7 +338,9 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
             from mnistctl.augment import augmented_dataset
 
             # The dataset shuffles itself; Keras warns if asked to shuffle it again.
-            dataset = augmented_dataset(x_train, y_train, config.batch_size, config.seed)
+            dataset = augmented_dataset(
+                x_train, y_train, config.batch_size, config.seed, strokes=config.augment_strokes
+            )
             inputs: dict[str, Any] = {"x": dataset, "shuffle": False}
         else:
             inputs = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}

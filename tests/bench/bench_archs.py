@@ -70,11 +70,12 @@ class Clock(keras.callbacks.Callback):
 
 if config.augment:
     from mnistctl.augment import augmented_dataset
-    model.fit(augmented_dataset(x, y, config.batch_size, config.seed), epochs=config.epochs, callbacks=[Clock()],
-              shuffle=False, verbose=0)
+    data = augmented_dataset(x, y, config.batch_size, config.seed, strokes=config.augment_strokes)
+    model.fit(data, epochs=config.epochs, callbacks=[Clock()], shuffle=False, verbose=0)
 else:
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, callbacks=[Clock()], verbose=0)
-print(json.dumps({"epochs": config.epochs, "augment": config.augment, "rows": Clock.rows}))
+print(json.dumps({"epochs": config.epochs, "augment": config.augment, "strokes": config.augment_strokes,
+                  "rows": Clock.rows}))
 """
 
 
@@ -107,7 +108,8 @@ def main() -> None:
         )
         rows = result["rows"]
         reached = next((seconds for seconds, accuracy in rows if accuracy >= 0.99), None)
-        label = f"{name}{' --augment' if result['augment'] else ''}"
+        label = name + (" --augment" if result["augment"] else "")
+        label += " (geometry only)" if result["augment"] and not result["strokes"] else ""
         if name in TARGETS:
             accuracy, seconds, wording = TARGETS[name]
             if name == "strongcnn":  # the final model counts, and the whole run must fit the time
