@@ -80,7 +80,7 @@ complete -c mnistctl -n '__fish_seen_subcommand_from train' -l seed -x -d 'Seed:
 complete -c mnistctl -n '__fish_seen_subcommand_from train' -l val-split -x -d 'Fraction of training images held out'
 complete -c mnistctl -n '__fish_seen_subcommand_from train' -l limit -x -d 'Train on the first N images only'
 complete -c mnistctl -n '__fish_seen_subcommand_from train' -l name -x -d 'Register as NAME (default: the arch)'
-complete -c mnistctl -n '__fish_seen_subcommand_from train' -l augment -l no-augment -d 'Random shifts, rotations, scaling and stroke width while training (default: the recipe'\''s)'
+complete -c mnistctl -n '__fish_seen_subcommand_from train' -l augment -l no-augment -d 'Random shifts, rotations, scaling and stroke width while training (default: off; strongcnn: on, geometry only)'
 complete -c mnistctl -n '__fish_seen_subcommand_from train' -l resume -x -d 'Continue the latest interrupted run (of --name/--arch) or RUN_ID'
 complete -c mnistctl -n '__fish_seen_subcommand_from train' -l json -d 'Print one JSON document'
 complete -c mnistctl -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'

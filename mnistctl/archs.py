@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How an architecture is trained by default; command-line flags override single fields."""
+    """How an architecture is trained by default; command-line flags override most fields."""
 
     optimizer: str  # a keras.optimizers class name
     learning_rate: float
@@ -203,7 +203,7 @@ def build_fastcnn() -> keras.Model:
 
 @register_arch(
     "strongcnn",
-    description="A strong CNN: five BatchNorm conv layers, one-cycle Adam, always augmented (aims past 99.6%)",
+    description="A strong CNN: five BatchNorm conv layers, one-cycle Adam, augmented (geometry only) by default",
     recipe=Recipe(
         optimizer="Adam",
         learning_rate=0.004,

@@ -2,7 +2,7 @@
 
 It runs in the tf.data input pipeline, not in the model, so saved models and their .tflite files
 stay exactly the architecture. Photos of real handwriting vary most in position, slant, size and
-pen width, and so do these transformations.
+pen width, and so do these transformations. A recipe may leave stroke width out (geometry only).
 """
 
 from __future__ import annotations

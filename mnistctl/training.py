@@ -62,6 +62,8 @@ class TrainConfig:
     loss: str = "categorical_crossentropy"
     schedule: str = "constant"
     augment: bool = False
+    # Whether augmentation also changed stroke width. True by default: runs recorded before this
+    # field existed augmented strokes whenever they augmented, and must resume that way.
     augment_strokes: bool = True
 
     @classmethod
@@ -87,6 +89,7 @@ class TrainConfig:
                 raise UsageError(f"{flag} must be at least 1, got {value}")
         if learning_rate is not None and learning_rate <= 0:
             raise UsageError(f"--lr must be positive, got {learning_rate}")
+        augment = recipe.augment if augment is None else augment
         return cls(
             arch=arch,
             name=check_new_name(name or arch),
@@ -102,8 +105,8 @@ class TrainConfig:
             optimizer_options=dict(recipe.optimizer_options),
             loss=recipe.loss,
             schedule=recipe.schedule,
-            augment=recipe.augment if augment is None else augment,
-            augment_strokes=recipe.augment_strokes,
+            augment=augment,
+            augment_strokes=augment and recipe.augment_strokes,
         )
 
 

@@ -62,3 +62,19 @@ def test_fastcnn_resumes_with_its_schedule(data_home):
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
     assert json.loads(resumed.stdout)["metrics"]["epochs_trained"] == 2
     assert [v.ref for v in Registry().list() if not v.builtin] == ["fastcnn:1"]
+
+
+@pytest.mark.parametrize("strokes", [True, False])
+def test_stroke_width_changes_only_when_asked(strokes):
+    from mnistctl.augment import augmented_dataset
+    from tests.synthetic import make_digits
+
+    images, labels = make_digits(1, seed=3)
+    copies = np.repeat(images.astype(np.float32), 64, axis=0)  # one digit, so every ratio has the same base
+    onehot = np.eye(10, dtype=np.float32)[np.repeat(labels, 64)]
+    batch, _ = next(iter(augmented_dataset(copies, onehot, 64, 5, strokes=strokes)))
+    ratios = np.asarray(batch).reshape(64, -1).sum(axis=1) / copies[0].sum()
+    # Moving, turning and scaling by 10% keeps a digit's ink within about +-25%; a 3x3 dilation or
+    # erosion changes it far more (and each happens to 20% of the digits).
+    changed = np.count_nonzero((ratios < 0.6) | (ratios > 1.6))
+    assert (changed > 0) is strokes, sorted(ratios.round(2))

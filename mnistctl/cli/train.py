@@ -117,7 +117,8 @@ def train(
         bool | None,
         typer.Option(
             "--augment/--no-augment",
-            help="Random shifts, rotations, scaling and stroke width while training (default: the recipe's).",
+            help="Random shifts, rotations, scaling and stroke width while training (default: off; strongcnn: on,"
+            " geometry only).",
             show_default=False,
         ),
     ] = None,
@@ -133,8 +134,14 @@ def train(
 
     started = time.perf_counter()
     if resume is not None:
-        given = {"--epochs": epochs, "--batch-size": batch_size, "--lr": lr, "--seed": seed, "--limit": limit}
-        given["--augment/--no-augment"] = augment
+        given = {
+            "--epochs": epochs,
+            "--batch-size": batch_size,
+            "--lr": lr,
+            "--seed": seed,
+            "--limit": limit,
+            "--augment" if augment else "--no-augment": augment,
+        }
         overrides = [flag for flag, value in given.items() if value is not None]
         if overrides:
             raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(overrides)}")

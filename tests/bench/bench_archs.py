@@ -97,15 +97,16 @@ def main() -> None:
     for spec in args.archs.split(","):
         name, _, extra = spec.partition("+")
         print(f"training {spec}", file=sys.stderr, flush=True)
-        result = json.loads(
-            subprocess.run(
-                [sys.executable, "-c", ONE_ARCH, name, "1" if extra else "recipe"],
-                env=env,
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            ).stdout
+        process = subprocess.run(
+            [sys.executable, "-c", ONE_ARCH, name, "1" if extra else "recipe"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        if process.returncode != 0:  # keep the other archs' rows: a failure costs one row, not the run
+            lines.append(f"| {spec} | failed (exit {process.returncode}, see stderr) | | | | |")
+            continue
+        result = json.loads(process.stdout)
         rows = result["rows"]
         reached = next((seconds for seconds, accuracy in rows if accuracy >= 0.99), None)
         label = name + (" --augment" if result["augment"] else "")
@@ -133,9 +134,7 @@ def main() -> None:
             "| arch | epochs | train s | test accuracy | train s to 99.0% | test accuracy per epoch |",
             "| --- | ---: | ---: | ---: | ---: | --- |",
             *lines,
-            "",
-            "Targets (issue 5):",
-            *verdicts,
+            *(["", "Targets (issue 5):", *verdicts] if verdicts else []),
         ]
     )
     print(table)
