@@ -77,4 +77,4 @@ def test_stroke_width_changes_only_when_asked(strokes):
     # Moving, turning and scaling by 10% keeps a digit's ink within about +-25%; a 3x3 dilation or
     # erosion changes it far more (and each happens to 20% of the digits).
     changed = np.count_nonzero((ratios < 0.6) | (ratios > 1.6))
-    assert (changed > 0) is strokes, sorted(ratios.round(2))
+    assert bool(changed) is strokes, sorted(ratios.round(2))
