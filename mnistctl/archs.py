@@ -208,7 +208,7 @@ def build_fastcnn() -> keras.Model:
         optimizer="Adam",
         learning_rate=0.004,
         batch_size=128,
-        epochs=24,
+        epochs=22,
         optimizer_options={"beta_1": 0.9, "beta_2": 0.99},
         schedule="one-cycle",
         augment=True,
