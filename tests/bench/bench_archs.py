@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
-from tests.bench.results import machine, replace_section
+from tests.bench.results import replace_section, run_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,7 +124,7 @@ def main() -> None:
         print(lines[-1], file=sys.stderr, flush=True)
     table = "\n".join(
         [
-            f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}.",
+            f"{run_line()}.",
             "",
             f"Command: `python -m tests.bench.bench_archs --archs {args.archs}` (recipes as `mnistctl train --arch A"
             " --val-split 0 --seed 1`, all 60,000 training images, test accuracy after every epoch).",

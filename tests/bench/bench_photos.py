@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tests.bench.results import machine, replace_section
+from tests.bench.results import replace_section, run_line
 from tests.photos import as_uint8, enlarge, gradient, lit, noisy, on_paper, place, shadow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,8 +74,7 @@ def main() -> None:
     ref = args.model or "newest"
     table = "\n".join(
         [
-            f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}; model {ref};"
-            f" the first {args.count} MNIST test digits. Example photos: {work / 'photos'}.",
+            f"{run_line()}; model {ref}; the first {args.count} MNIST test digits. Example photos: {work / 'photos'}.",
             "",
             f"Command: `python -m tests.bench.bench_photos --home HOME{' --model ' + args.model if args.model else ''}"
             f" --count {args.count}`",

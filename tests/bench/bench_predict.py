@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-from tests.bench.results import machine, replace_section
+from tests.bench.results import replace_section, run_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,8 +141,7 @@ def main() -> None:
     ]
     table = "\n".join(
         [
-            f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}; model {ref}"
-            f" ({arch}); medians of {args.runs} runs, fresh processes.",
+            f"{run_line()}; model {ref} ({arch}); medians of {args.runs} runs, fresh processes.",
             "",
             "Command: `python -m tests.bench.bench_predict"
             + (" --home HOME" if args.home else "")

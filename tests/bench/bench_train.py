@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
-from tests.bench.results import machine, replace_section
+from tests.bench.results import replace_section, run_line
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = {"mlp": 0.975, "cnn": 0.991}
@@ -97,7 +95,7 @@ def main() -> None:
 
     table = "\n".join(
         [
-            f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}.",
+            f"{run_line()}.",
             "",
             "Command: `python -m tests.bench.bench_train"
             + (f" --archs {args.archs}" if args.archs != "mlp,cnn" else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import date
 from pathlib import Path
 
 
@@ -23,6 +24,11 @@ def machine() -> str:
     except (ValueError, OSError):
         pass
     return f"{os.cpu_count()} x {cpu}{memory}, no GPU"
+
+
+def run_line() -> str:
+    """ "Run on DATE, MACHINE, Python X.Y.Z" without the final full stop, for the line above a table."""
+    return f"Run on {date.today().isoformat()}, {machine()}, Python {platform.python_version()}"
 
 
 def replace_section(path: Path, title: str, body: str) -> None:
