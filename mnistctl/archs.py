@@ -74,6 +74,8 @@ def get_arch(name: str) -> Architecture:
 
 
 ONE_CYCLE_WARMUP = 0.2
+# The Adam betas of both one-cycle recipes (Keras' default beta_2 is 0.999).
+FAST_ADAM_BETAS = {"beta_1": 0.9, "beta_2": 0.99}
 
 
 def build_optimizer(recipe: Recipe, learning_rate: float | None = None, total_steps: int | None = None) -> Any:
@@ -179,7 +181,7 @@ def build_cnn() -> keras.Model:
         learning_rate=0.01,
         batch_size=256,
         epochs=4,
-        optimizer_options={"beta_1": 0.9, "beta_2": 0.99},
+        optimizer_options=FAST_ADAM_BETAS,
         schedule="one-cycle",
     ),
 )
@@ -215,7 +217,7 @@ def build_fastcnn() -> keras.Model:
         learning_rate=0.004,
         batch_size=128,
         epochs=22,
-        optimizer_options={"beta_1": 0.9, "beta_2": 0.99},
+        optimizer_options=FAST_ADAM_BETAS,
         schedule="one-cycle",
         augment=True,
         # A 3x3 dilation can close a small loop and an erosion can break a thin stroke, turning a digit
