@@ -8,8 +8,10 @@ Keras is imported inside the builders only: listing architectures stays cheap.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistctl.errors import UsageError
@@ -35,6 +37,10 @@ class Recipe:
     augment: bool = False
     # Whether augmentation also thickens and thins strokes, or only moves, turns and scales digits.
     augment_strokes: bool = True
+    # Spread this much of each target's probability evenly over all ten classes (0: one-hot targets).
+    label_smoothing: float = 0.0
+    # Train in mixed bfloat16 where the CPU multiplies bfloat16 natively (the model is stored as float32).
+    mixed_bfloat16: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,53 @@ def build_optimizer(recipe: Recipe, learning_rate: float | None = None, total_st
     if recipe.schedule == "one-cycle" and total_steps:
         rate = one_cycle(rate, total_steps)
     return cls(learning_rate=rate, **recipe.optimizer_options)
+
+
+def build_loss(loss: str, label_smoothing: float = 0.0) -> Any:
+    """The loss to compile with: its Keras name, or a smoothed categorical cross-entropy."""
+    if not label_smoothing:
+        return loss
+    if loss != "categorical_crossentropy":
+        raise ValueError(f"label smoothing needs categorical_crossentropy, not {loss!r}")
+    import keras
+
+    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+
+
+def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX-512 BF16).
+
+    Only then does mixed bfloat16 pay: elsewhere it is emulated, and slower than float32.
+    """
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux, or no /proc: assume not
+        return False
+    return re.search(r"\b(amx_bf16|avx512_bf16)\b", text) is not None
+
+
+def build_model(name: str, precision: str = "float32") -> keras.Model:
+    """A fresh model of architecture ``name`` whose layers compute in ``precision`` (a Keras dtype policy)."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return get_arch(name).build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_copy(model: keras.Model, name: str) -> keras.Model:
+    """``model`` (of architecture ``name``) with float32 computation and the same weights.
+
+    Mixed-precision layers keep their weights in float32, so nothing is rounded; the copy is what
+    gets evaluated, stored and converted to .tflite. It is compiled for evaluation only.
+    """
+    copy = build_model(name, "float32")
+    copy.set_weights(model.get_weights())
+    copy.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    return copy
 
 
 def one_cycle(peak: float, total_steps: int) -> Any:
@@ -216,13 +269,16 @@ def build_fastcnn() -> keras.Model:
         optimizer="Adam",
         learning_rate=0.004,
         batch_size=128,
-        epochs=22,
+        epochs=26,
         optimizer_options=FAST_ADAM_BETAS,
         schedule="one-cycle",
         augment=True,
         # A 3x3 dilation can close a small loop and an erosion can break a thin stroke, turning a digit
         # into another; for the accuracy pick, geometry only.
         augment_strokes=False,
+        label_smoothing=0.1,
+        # About 1.3x faster per epoch on this AMX CPU, which buys the extra epochs.
+        mixed_bfloat16=True,
     ),
 )
 def build_strongcnn() -> keras.Model:
@@ -244,7 +300,8 @@ def build_strongcnn() -> keras.Model:
             *conv_bn_relu(128),
             layers.Flatten(),
             layers.Dropout(0.3),
-            layers.Dense(10, activation="softmax"),
+            # float32 even in mixed precision: a bfloat16 softmax rounds probabilities near 1.
+            layers.Dense(10, activation="softmax", dtype="float32"),
         ],
         name="strongcnn",
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnistctl import __version__
-from mnistctl.archs import build_optimizer, get_arch
+from mnistctl.archs import build_loss, build_model, build_optimizer, float32_copy, get_arch, native_bfloat16
 from mnistctl.errors import ExitCode, MnistctlError, UsageError
 from mnistctl.fsutil import atomic_write_bytes
 from mnistctl.paths import runs_dir
@@ -65,6 +65,9 @@ class TrainConfig:
     # Whether augmentation also changed stroke width. True by default: runs recorded before this
     # field existed augmented strokes whenever they augmented, and must resume that way.
     augment_strokes: bool = True
+    label_smoothing: float = 0.0
+    # The Keras dtype policy the run trains in: "float32", or "mixed_bfloat16" on CPUs with native bfloat16.
+    precision: str = "float32"
 
     @classmethod
     def create(
@@ -107,6 +110,8 @@ class TrainConfig:
             schedule=recipe.schedule,
             augment=augment,
             augment_strokes=augment and recipe.augment_strokes,
+            label_smoothing=recipe.label_smoothing,
+            precision="mixed_bfloat16" if recipe.mixed_bfloat16 and native_bfloat16() else "float32",
         )
 
 
@@ -326,13 +331,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         model = keras.models.load_model(run / state.checkpoint)
     else:
         state = RunState()
-        model = get_arch(config.arch).build()
-        steps = -(-len(x_train) // config.batch_size)
-        model.compile(
-            optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate, steps * config.epochs),
-            loss=config.loss,
-            metrics=["accuracy"],
-        )
+        model = new_model(config, -(-len(x_train) // config.batch_size) * config.epochs)
     resumed_from = state.epochs_done
     steps = -(-len(x_train) // config.batch_size)
     listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
@@ -363,6 +362,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
             ) from None
 
     listener.stage("evaluating on the test set")
+    model = final_model(model, config)
     test = model.evaluate(
         test_images.astype("float32"), _one_hot(test_labels), batch_size=512, verbose=0, return_dict=True
     )
@@ -399,6 +399,28 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     )
     shutil.rmtree(run, ignore_errors=True)
     return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
+
+
+def new_model(config: TrainConfig, total_steps: int) -> Any:
+    """A fresh model for ``config``, compiled with its recipe's optimizer (schedule over ``total_steps``) and loss."""
+    model = build_model(config.arch, config.precision)
+    model.compile(
+        optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate, total_steps),
+        loss=build_loss(config.loss, config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def final_model(model: Any, config: TrainConfig) -> Any:
+    """What a run stores and reports on: the trained model, in float32 and scored by plain cross-entropy.
+
+    A mixed-precision model is copied to float32; a label-smoothed one is recompiled so that its test
+    loss means the same as every other model's.
+    """
+    if config.precision == "float32" and not config.label_smoothing:
+        return model
+    return float32_copy(model, config.arch)
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:

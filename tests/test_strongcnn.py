@@ -34,7 +34,7 @@ def test_strongcnn_recipe_augments_unless_told_not_to():
     assert TrainConfig.create("fastcnn", seed=1).augment_strokes is False  # records what the run did
     assert TrainConfig.create("strongcnn", seed=1, augment=False).augment_strokes is False
     recipe = get_arch("strongcnn").recipe
-    assert (recipe.optimizer, recipe.learning_rate, recipe.batch_size, recipe.epochs) == ("Adam", 0.004, 128, 22)
+    assert (recipe.optimizer, recipe.learning_rate, recipe.batch_size, recipe.epochs) == ("Adam", 0.004, 128, 26)
     assert (recipe.schedule, recipe.optimizer_options) == ("one-cycle", {"beta_1": 0.9, "beta_2": 0.99})
 
 

@@ -38,20 +38,15 @@ import json, sys, time
 import numpy as np
 from mnistctl.tf_runtime import import_keras
 keras = import_keras()
-from mnistctl.archs import build_optimizer, get_arch
 from mnistctl.data import load
-from mnistctl.training import TrainConfig, seed_everything, split_data
+from mnistctl.training import TrainConfig, final_model, new_model, seed_everything, split_data
 
 name, augment = sys.argv[1], {"1": True, "0": False, "recipe": None}[sys.argv[2]]
 config = TrainConfig.create(name, seed=1, val_split=0.0, augment=augment)
-arch = get_arch(name)
 (x, y), _ = split_data(*load("train"), config)
 x_test, y_test = load("test")
 seed_everything(config.seed, config.deterministic)
-model = arch.build()
-steps = -(-len(x) // config.batch_size)
-model.compile(optimizer=build_optimizer(arch.recipe, None, steps * config.epochs), loss=arch.recipe.loss,
-              metrics=["accuracy"])
+model = new_model(config, -(-len(x) // config.batch_size) * config.epochs)
 
 class Clock(keras.callbacks.Callback):
     train_seconds = 0.0
@@ -60,8 +55,10 @@ class Clock(keras.callbacks.Callback):
         self.start = time.perf_counter()
     def on_epoch_end(self, epoch, logs=None):
         Clock.train_seconds += time.perf_counter() - self.start
-        result = self.model.evaluate(x_test, np.eye(10, dtype="float32")[y_test], batch_size=1024, verbose=0,
-                                     return_dict=True)
+        # Scored as the run would store it (float32, plain cross-entropy), not as it trains.
+        scored = final_model(self.model, config)
+        result = scored.evaluate(x_test, np.eye(10, dtype="float32")[y_test], batch_size=1024, verbose=0,
+                                 return_dict=True)
         Clock.rows.append([round(Clock.train_seconds, 1), float(result["accuracy"])])
         print(f"  {name} epoch {epoch + 1}: {Clock.train_seconds:.1f} s, test accuracy {result['accuracy']:.4f}",
               file=sys.stderr, flush=True)
@@ -73,7 +70,7 @@ if config.augment:
 else:
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, callbacks=[Clock()], verbose=0)
 print(json.dumps({"epochs": config.epochs, "augment": config.augment, "strokes": config.augment_strokes,
-                  "rows": Clock.rows}))
+                  "precision": config.precision, "label_smoothing": config.label_smoothing, "rows": Clock.rows}))
 """
 
 
@@ -109,6 +106,8 @@ def main() -> None:
         reached = next((seconds for seconds, accuracy in rows if accuracy >= 0.99), None)
         label = name + (" --augment" if result["augment"] else "")
         label += " (geometry only)" if result["augment"] and not result["strokes"] else ""
+        label += f", label smoothing {result['label_smoothing']}" if result["label_smoothing"] else ""
+        label += ", mixed bfloat16" if result["precision"] != "float32" else ""
         if name in TARGETS:
             accuracy, seconds, wording = TARGETS[name]
             if name == "strongcnn":  # the final model counts, and the whole run must fit the time
