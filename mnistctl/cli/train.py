@@ -48,7 +48,14 @@ class RichTrainProgress:
     def run_started(self, run_id: str, config: "TrainConfig", train_samples: int, val_samples: int, steps: int) -> None:
         self.epochs, self.steps = config.epochs, steps
         held_out = f", {val_samples:,} held out for validation" if val_samples else ""
-        hint(f"run {run_id}: {config.arch} on {train_samples:,} images{held_out}, batch {config.batch_size}")
+        details = [f"batch {config.batch_size}"]
+        if config.augment:
+            details.append("augmented" + ("" if config.augment_strokes else " (geometry only)"))
+        if config.label_smoothing:
+            details.append(f"label smoothing {config.label_smoothing:g}")
+        if config.precision != "float32":
+            details.append(config.precision.replace("_", " "))
+        hint(f"run {run_id}: {config.arch} on {train_samples:,} images{held_out}, {', '.join(details)}")
         hint(EPOCH_HEADER)
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -8,7 +8,8 @@ counted as training time.
 
 Run: python -m tests.bench.bench_archs [--archs mlp,cnn,fastcnn,fastcnn+augment,strongcnn] [--mnist ../shared/mnist]
 (``A+augment`` adds ``--augment``; a bare name trains with its recipe's default, and strongcnn's augments.)
-Training takes about 20 minutes for mlp, cnn and fastcnn, and 40 more for strongcnn.
+Training takes about 20 minutes for mlp, cnn and fastcnn, and 35 more for strongcnn.
+A run that trains in mixed precision is scored, every epoch, as the float32 copy that it stores.
 Writes its table into tests/bench/RESULTS.md (section "Architectures") and prints it.
 """
 
