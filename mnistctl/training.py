@@ -331,9 +331,9 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         model = keras.models.load_model(run / state.checkpoint)
     else:
         state = RunState()
-        model = new_model(config, -(-len(x_train) // config.batch_size) * config.epochs)
+        model = new_model(config, len(x_train))
     resumed_from = state.epochs_done
-    steps = -(-len(x_train) // config.batch_size)
+    steps = steps_per_epoch(config, len(x_train))
     listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
     if state.epochs_done < config.epochs:
         if config.augment:
@@ -401,9 +401,16 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
 
 
-def new_model(config: TrainConfig, total_steps: int) -> Any:
-    """A fresh model for ``config``, compiled with its recipe's optimizer (schedule over ``total_steps``) and loss."""
+def steps_per_epoch(config: TrainConfig, train_samples: int) -> int:
+    """Batches per epoch (the last one may be short)."""
+    return -(-train_samples // config.batch_size)
+
+
+def new_model(config: TrainConfig, train_samples: int) -> Any:
+    """A fresh model for ``config``, compiled with its recipe's loss and optimizer, whose learning-rate
+    schedule spans all the steps of ``config.epochs`` epochs over ``train_samples`` images."""
     model = build_model(config.arch, config.precision)
+    total_steps = steps_per_epoch(config, train_samples) * config.epochs
     model.compile(
         optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate, total_steps),
         loss=build_loss(config.loss, config.label_smoothing),

@@ -47,7 +47,7 @@ config = TrainConfig.create(name, seed=1, val_split=0.0, augment=augment)
 (x, y), _ = split_data(*load("train"), config)
 x_test, y_test = load("test")
 seed_everything(config.seed, config.deterministic)
-model = new_model(config, -(-len(x) // config.batch_size) * config.epochs)
+model = new_model(config, len(x))
 
 class Clock(keras.callbacks.Callback):
     train_seconds = 0.0
