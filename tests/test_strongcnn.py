@@ -10,8 +10,8 @@ import pytest
 
 from mnistctl.archs import build_loss, build_model, float32_copy, get_arch, native_bfloat16
 from mnistctl.training import TrainConfig
-from tests.conftest import registered_refs, run_cli
-from tests.test_train import spawn_train, wait_for_line
+from tests.conftest import run_cli
+from tests.test_train import kill_after_the_first_epoch, train_json
 
 
 def test_strongcnn_convolves_once_at_full_size_then_twice_per_halving():
@@ -121,14 +121,8 @@ def test_a_killed_strongcnn_run_resumes_in_its_precision_and_stores_float32(data
     from mnistctl.model_io import load_version_model
     from mnistctl.registry import Registry
 
-    process = spawn_train("--arch", "strongcnn", "--epochs", "2", "--limit", "200", "--seed", "3")
-    wait_for_line(process, b"1/2")
-    process.kill()
-    process.wait(timeout=30)
-    assert registered_refs() == []
-    resumed = run_cli("train", "--resume", "--json", timeout=300)
-    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
-    report = json.loads(resumed.stdout)
+    kill_after_the_first_epoch("strongcnn", 2)
+    report = train_json("--resume")
     assert report["metrics"]["epochs_trained"] == 2 and len(report["history"]["loss"]) == 2
     registry = Registry()
     model = load_version_model(registry, registry.resolve(report["model"]))
