@@ -68,11 +68,18 @@ class Predictor:
             self._model = load_version_model(self._registry, self.version)
         return np.asarray(self._model(batch, training=False))
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 10) for pixels (N, 28, 28) in 0..255 (any numeric dtype)."""
+    def predict(self, images: np.ndarray, *, calibrate: bool = True) -> np.ndarray:
+        """Probabilities (N, 10) for pixels (N, 28, 28) in 0..255 (any numeric dtype).
+
+        They are calibrated with the version's temperature unless ``calibrate`` is false (the network's
+        own softmax, which is what a temperature is fitted to).
+        """
+        from mnistctl.calibration import calibrated
+
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise ValueError(f"expected (N, 28, 28) images, got {images.shape}")
         run = self._run_litert if self.backend == "litert" else self._run_keras
         outputs = [run(images[start : start + BATCH_SIZE]) for start in range(0, len(images), BATCH_SIZE)]
-        return np.concatenate(outputs) if outputs else np.zeros((0, 10), np.float32)
+        probabilities = np.concatenate(outputs) if outputs else np.zeros((0, 10), np.float32)
+        return calibrated(probabilities, self.version.temperature) if calibrate else probabilities

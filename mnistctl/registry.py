@@ -124,6 +124,13 @@ class ModelVersion:
     def ref(self) -> str:
         return BUILTIN_NAME if self.builtin else f"{self.name}:{self.version}"
 
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature fitted at registration (1.0: not calibrated; see ``calibration``)."""
+        fitted = self.params.get("calibration")
+        value = fitted.get("temperature") if isinstance(fitted, dict) else None
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
+
 
 def builtin_version() -> ModelVersion:
     """The model shipped with the package (see ``mnistctl.builtin``)."""
