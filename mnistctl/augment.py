@@ -1,8 +1,14 @@
-"""On-the-fly augmentation for ``train --augment``: shifts, rotations, scaling and stroke thickness.
+"""On-the-fly augmentation for ``train --augment PROFILE``: what real handwriting does to a digit.
 
 It runs in the tf.data input pipeline, not in the model, so saved models and their .tflite files
-stay exactly the architecture. Photos of real handwriting vary most in position, slant, size and
-pen width, and so do these transformations. A recipe may leave stroke width out (geometry only).
+stay exactly the architecture. Profiles:
+
+- ``standard``: shifts, rotations, scaling and stroke thickness (photos of real handwriting vary most
+  in position, slant, size and pen width);
+- ``geometry``: the same without stroke thickness (a 3x3 dilation can close a small loop);
+- ``wild``: what digits from real documents look like after preprocessing -- slant and elastic
+  distortion of sloppy writing, aspect ratios lost by stretched 16x16 scans, thin pens and thick
+  markers, blur, low resolution and re-binarisation, and remnants of ruling lines and specks.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mnistctl.archs import AUGMENT_PROFILES as PROFILES
 from mnistctl.tf_runtime import import_keras
 
 ROTATION_DEGREES = 10
@@ -19,14 +26,54 @@ ZOOM_FRACTION = 0.1
 THICKEN_PROBABILITY = 0.2
 THIN_PROBABILITY = 0.2
 
+# wild: a third of the images are left clean, so MNIST itself stays learnt as well as before.
+WILD_CLEAN = 0.3
+WILD_ROTATION_DEGREES = 12
+WILD_SHEAR = 0.25  # slant: fraction of the width the top moves against the bottom
+WILD_ELASTIC = 0.5  # share of the distorted images that are also elastically warped
+WILD_THICKEN, WILD_MARKER, WILD_THIN = 0.2, 0.04, 0.15
+WILD_BLUR = 0.2
+WILD_LOW_RES = 0.25  # drawn at 12-22 px for the whole frame, i.e. a 16x16 scan's digit, then scaled back
+WILD_BINARISE = 0.5  # of the low-resolution ones: re-binarised as many scans are
+WILD_LINE = 0.12
+WILD_SPECKS = 0.12
+
 
 def augmented_dataset(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, *, strokes: bool = True
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    *,
+    strokes: bool = True,
+    profile: str | None = None,
 ) -> Any:
     """A shuffled, batched, augmented ``tf.data.Dataset`` over in-memory arrays.
 
-    ``strokes=False`` leaves stroke width alone (geometry only).
+    ``profile`` names one of ``PROFILES``; without it, ``strokes`` picks ``standard`` or ``geometry``.
     """
+    import tensorflow as tf
+
+    profile = profile or ("standard" if strokes else "geometry")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown augmentation profile {profile!r}")
+    transform = _wild(seed) if profile == "wild" else _standard(seed, strokes=profile == "standard")
+
+    def augment(batch: Any, targets: Any) -> tuple[Any, Any]:
+        return transform(batch), targets
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def augment_batch(images: np.ndarray, seed: int, profile: str = "wild") -> np.ndarray:
+    """One augmented copy of ``images`` (N, 28, 28) in 0..255, for looking at a profile (and tests)."""
+    transform = _wild(seed) if profile == "wild" else _standard(seed, strokes=profile == "standard")
+    return np.asarray(transform(np.asarray(images, dtype=np.float32)))
+
+
+def _standard(seed: int, *, strokes: bool) -> Any:
     keras = import_keras()
     import tensorflow as tf
     from keras import layers
@@ -48,12 +95,85 @@ def augmented_dataset(
         batch = tf.where(draw < THICKEN_PROBABILITY, thick, batch)
         return tf.where(draw > 1 - THIN_PROBABILITY, thin, batch)
 
-    def augment(batch: Any, targets: Any) -> tuple[Any, Any]:
+    def transform(batch: Any) -> Any:
         batch = geometry(batch[..., None], training=True)
         if strokes:
             batch = stroke_width(batch)
-        return tf.squeeze(batch, -1), targets
+        return tf.squeeze(batch, -1)
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return transform
+
+
+def _wild(seed: int) -> Any:
+    keras = import_keras()
+    import tensorflow as tf
+    from keras import layers
+
+    geometry = keras.Sequential(
+        [
+            layers.RandomShear(x_factor=WILD_SHEAR, fill_mode="constant", seed=seed),
+            layers.RandomRotation(WILD_ROTATION_DEGREES / 360, fill_mode="constant", seed=seed + 1),
+            # Height and width zoom independently: stretched scans change a digit's aspect ratio.
+            layers.RandomZoom((-0.15, 0.15), (-0.3, 0.25), fill_mode="constant", seed=seed + 2),
+            layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed + 3),
+        ]
+    )
+    elastic = layers.RandomElasticTransform(
+        factor=1.0, scale=(0.1, 0.4), fill_mode="constant", value_range=(0, 255), seed=seed + 4
+    )
+    generator = tf.random.Generator.from_seed(seed + 5)
+    grid = tf.range(28, dtype=tf.float32)
+
+    def uniform(count: Any, low: float = 0.0, high: float = 1.0) -> Any:
+        return generator.uniform([count, 1, 1, 1], low, high)
+
+    def transform(batch: Any) -> Any:
+        original = batch[..., None]
+        count = tf.shape(original)[0]
+        batch = geometry(original, training=True)
+        batch = tf.where(uniform(count) < WILD_ELASTIC, elastic(batch, training=True), batch)
+
+        draw = uniform(count)
+        thick = tf.nn.max_pool2d(batch, 3, 1, "SAME")
+        marker = tf.nn.max_pool2d(thick, 3, 1, "SAME")
+        thin = -tf.nn.max_pool2d(-batch, 3, 1, "SAME")
+        batch = tf.where(draw < WILD_THICKEN, thick, batch)
+        batch = tf.where((draw >= WILD_THICKEN) & (draw < WILD_THICKEN + WILD_MARKER), marker, batch)
+        batch = tf.where(draw > 1 - WILD_THIN, thin, batch)
+
+        blurred = tf.nn.avg_pool2d(tf.pad(batch, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 1, "VALID")
+        mix = uniform(count, 0.3, 1.0)
+        batch = tf.where(uniform(count) < WILD_BLUR, batch * (1 - mix) + blurred * mix, batch)
+
+        # Low resolution: the whole batch at one random size (a size per image would need a loop).
+        side = generator.uniform([], 12, 23, dtype=tf.int32)
+        small = tf.image.resize(batch, tf.stack([side, side]), method="area")
+        peak = tf.reduce_max(small, axis=[1, 2, 3], keepdims=True)
+        binary = tf.where(small > peak * uniform(count, 0.45, 0.6), 255.0, 0.0)
+        small = tf.where(uniform(count) < WILD_BINARISE, binary, small)
+        coarse = tf.image.resize(small, [28, 28], method="bilinear")
+        batch = tf.where(uniform(count) < WILD_LOW_RES, coarse, batch)
+
+        # A remnant of a ruling line along one edge, over part or all of it.
+        vertical = uniform(count) < 0.5
+        near_start = uniform(count) < 0.5
+        offset = tf.floor(uniform(count, 0.0, 4.0))
+        position = tf.where(near_start, offset, 27.0 - offset)
+        start = tf.floor(uniform(count, 0.0, 14.0))
+        end = start + tf.floor(uniform(count, 10.0, 29.0))
+        rows, cols = grid[None, :, None, None], grid[None, None, :, None]
+        across, along = tf.where(vertical, cols, rows), tf.where(vertical, rows, cols)
+        line = tf.cast((across == position) & (along >= start) & (along < end), tf.float32)
+        line *= uniform(count, 80.0, 255.0)
+        batch = tf.where(uniform(count) < WILD_LINE, tf.maximum(batch, line), batch)
+
+        specks = tf.cast(generator.uniform(tf.shape(batch)) < 0.006, tf.float32) * uniform(count, 100.0, 255.0)
+        batch = tf.where(uniform(count) < WILD_SPECKS, tf.maximum(batch, specks), batch)
+
+        # Preprocessing scales every digit's peak to 255; so must this (area averaging and blur dim it).
+        peak = tf.reduce_max(batch, axis=[1, 2, 3], keepdims=True)
+        batch = tf.clip_by_value(batch * (255.0 / tf.maximum(peak, 1.0)), 0.0, 255.0)
+        batch = tf.where(uniform(count) < WILD_CLEAN, original, batch)
+        return tf.squeeze(batch, -1)
+
+    return transform

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnistctl import __version__
-from mnistctl.archs import build_loss, build_model, build_optimizer, float32_copy, get_arch, native_bfloat16
+from mnistctl.archs import (
+    AUGMENT_PROFILES,
+    build_loss,
+    build_model,
+    build_optimizer,
+    float32_copy,
+    get_arch,
+    native_bfloat16,
+)
 from mnistctl.errors import ExitCode, MnistctlError, UsageError
 from mnistctl.fsutil import atomic_write_bytes
 from mnistctl.paths import runs_dir
@@ -66,6 +74,8 @@ class TrainConfig:
     # field existed augmented strokes whenever they augmented, and must resume that way.
     augment_strokes: bool = True
     label_smoothing: float = 0.0
+    # A named augmentation profile (mnistctl.augment.PROFILES), or "" for the two fields above.
+    augment_profile: str = ""
     # The Keras dtype policy the run trains in: "float32", or "mixed_bfloat16" on CPUs with native bfloat16.
     precision: str = "float32"
 
@@ -82,6 +92,7 @@ class TrainConfig:
         val_split: float = 0.1,
         limit: int | None = None,
         augment: bool | None = None,
+        augment_profile: str | None = None,
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated."""
         recipe = get_arch(arch).recipe
@@ -92,7 +103,20 @@ class TrainConfig:
                 raise UsageError(f"{flag} must be at least 1, got {value}")
         if learning_rate is not None and learning_rate <= 0:
             raise UsageError(f"--lr must be positive, got {learning_rate}")
+        if augment_profile is not None and augment_profile not in AUGMENT_PROFILES:
+            raise UsageError(
+                f"unknown augmentation profile {augment_profile!r}",
+                hint="choose one of: " + ", ".join(AUGMENT_PROFILES),
+            )
+        if augment_profile is not None and augment is False:
+            raise UsageError("--no-augment contradicts --augment " + augment_profile, hint="drop one of them")
         augment = recipe.augment if augment is None else augment
+        if augment_profile is not None:
+            augment = True
+        elif augment and recipe.augment_profile:
+            augment_profile = recipe.augment_profile
+        augment_profile = augment_profile or ""
+        strokes = {"standard": True, "geometry": False}.get(augment_profile, recipe.augment_strokes)
         return cls(
             arch=arch,
             name=check_new_name(name or arch),
@@ -109,7 +133,8 @@ class TrainConfig:
             loss=recipe.loss,
             schedule=recipe.schedule,
             augment=augment,
-            augment_strokes=augment and recipe.augment_strokes,
+            augment_strokes=augment and strokes,
+            augment_profile=augment_profile if augment else "",
             label_smoothing=recipe.label_smoothing,
             precision="mixed_bfloat16" if recipe.mixed_bfloat16 and native_bfloat16() else "float32",
         )
@@ -341,7 +366,12 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
 
             # The dataset shuffles itself; Keras warns if asked to shuffle it again.
             dataset = augmented_dataset(
-                x_train, y_train, config.batch_size, config.seed, strokes=config.augment_strokes
+                x_train,
+                y_train,
+                config.batch_size,
+                config.seed,
+                strokes=config.augment_strokes,
+                profile=config.augment_profile or None,
             )
             inputs: dict[str, Any] = {"x": dataset, "shuffle": False}
         else:
@@ -366,6 +396,8 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     test = model.evaluate(
         test_images.astype("float32"), _one_hot(test_labels), batch_size=512, verbose=0, return_dict=True
     )
+    calibration = calibrate(model, validation)
+    listener.stage(describe_calibration(calibration))
     metrics = {
         "test_accuracy": float(test["accuracy"]),
         "test_loss": float(test["loss"]),
@@ -384,6 +416,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         "train_samples": len(x_train),
         "val_samples": 0 if validation is None else len(validation[0]),
         "total_params": int(model.count_params()),
+        "calibration": calibration,
     }
     version = Registry().register(
         name=config.name,
@@ -399,6 +432,33 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     )
     shutil.rmtree(run, ignore_errors=True)
     return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
+
+
+def calibrate(model: Any, validation: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """Fit the temperature on the held-out images (never the test set, which reports on it).
+
+    Without held-out images (``--val-split 0``) the model stays uncalibrated, and says so.
+    """
+    import numpy as np
+
+    from mnistctl.calibration import fit_temperature
+
+    if validation is None:
+        return {"temperature": 1.0, "images": 0, "fitted_on": None}
+    images, targets = validation
+    probabilities = np.asarray(model.predict(images, batch_size=512, verbose=0), dtype=np.float32)
+    fitted = fit_temperature(targets.argmax(axis=1), probabilities)
+    return {**fitted.to_dict(), "fitted_on": "validation"}
+
+
+def describe_calibration(calibration: dict[str, Any]) -> str:
+    """One line for the user: the fitted temperature and what it did, or why there is none."""
+    if not calibration.get("fitted_on"):
+        return "not calibrated (no held-out images: --val-split 0); confidences are the network's own"
+    return (
+        f"calibrated on {calibration['images']:,} held-out images: temperature {calibration['temperature']:.3f},"
+        f" calibration error {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f}"
+    )
 
 
 def steps_per_epoch(config: TrainConfig, train_samples: int) -> int:

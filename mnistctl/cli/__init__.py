@@ -75,7 +75,7 @@ def _usage_error(exc: typer.TyperException) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0 (ok), 1 (runtime error), 2 (usage error) or 130 (interrupted)."""
     _quiet_libraries()
-    argv = train._normalise_resume(sys.argv[1:] if argv is None else argv)
+    argv = train._normalise_argv(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, prog_name="mnistctl", standalone_mode=False)
     except typer.TyperException as exc:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnistctl.archs import arch_names
+from mnistctl.archs import AUGMENT_PROFILES, arch_names
 from mnistctl.cli._output import hint, print_json, stderr_console
 from mnistctl.errors import UsageError
 
@@ -49,7 +49,9 @@ class RichTrainProgress:
         self.epochs, self.steps = config.epochs, steps
         held_out = f", {val_samples:,} held out for validation" if val_samples else ""
         details = [f"batch {config.batch_size}"]
-        if config.augment:
+        if config.augment_profile == "wild":
+            details.append("augmented (wild)")
+        elif config.augment:
             details.append("augmented" + ("" if config.augment_strokes else " (geometry only)"))
         if config.label_smoothing:
             details.append(f"label smoothing {config.label_smoothing:g}")
@@ -99,9 +101,22 @@ class RichTrainProgress:
         hint(f"{message}…")
 
 
-def _normalise_resume(argv: list[str]) -> list[str]:
-    """Let ``--resume`` stand alone (meaning "latest") as well as take a RUN_ID."""
-    out = list(argv)
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """Let ``--resume`` stand alone (meaning "latest") as well as take a RUN_ID; let ``--augment`` take a
+    profile (``--augment wild`` or ``--augment=wild`` mean ``--augment-profile wild``)."""
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word.startswith("--augment=") and word != "--augment=":
+            out += ["--augment-profile", word.partition("=")[2]]
+        elif word == "--augment" and out[:1] == ["train"]:
+            following = next(words, None)
+            if following in AUGMENT_PROFILES:
+                out += ["--augment-profile", following]
+            else:
+                out += [word] if following is None else [word, following]
+        else:
+            out.append(word)
     for index, word in enumerate(out):
         if word == "--resume" and (index + 1 == len(out) or out[index + 1].startswith("-")):
             out.insert(index + 1, "latest")
@@ -124,8 +139,18 @@ def train(
         bool | None,
         typer.Option(
             "--augment/--no-augment",
-            help="Random shifts, rotations, scaling and stroke width while training (default: off; strongcnn: on,"
-            " geometry only).",
+            help="Augment while training, with the arch's profile (default: off; strongcnn: on, geometry only;"
+            " wildcnn: on, wild). --augment PROFILE picks one: standard (shifts, rotations, scaling, stroke"
+            " width), geometry, or wild (also slant, elastic warps, blur, low resolution, line and speck clutter).",
+            show_default=False,
+        ),
+    ] = None,
+    augment_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--augment-profile",
+            metavar="PROFILE",
+            help="Same as --augment PROFILE: standard, geometry or wild.",
             show_default=False,
         ),
     ] = None,
@@ -148,6 +173,7 @@ def train(
             "--seed": seed,
             "--limit": limit,
             "--augment" if augment else "--no-augment": augment,
+            "--augment-profile": augment_profile,
         }
         overrides = [flag for flag, value in given.items() if value is not None]
         if overrides:
@@ -167,6 +193,7 @@ def train(
             val_split=val_split,
             limit=limit,
             augment=augment,
+            augment_profile=augment_profile,
         )
         run_id = None
     with RichTrainProgress() as progress:
