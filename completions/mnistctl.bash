@@ -40,10 +40,13 @@ _mnistctl() {
             case "$prev" in
                 --model|-m) COMPREPLY=(); return ;;
                 --split) COMPREPLY=($(compgen -W "test train" -- "$cur")); return ;;
+                --data) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --save-worst) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --worst) COMPREPLY=(); return ;;
                 --save-confusion) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--model -m --split --save-confusion --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--model -m --split --data --raw --save-worst --worst --save-confusion --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -141,7 +144,7 @@ _mnistctl() {
             ;;
         "/train")
             case "$prev" in
-                --arch) COMPREPLY=($(compgen -W "mlp cnn fastcnn strongcnn" -- "$cur")); return ;;
+                --arch) COMPREPLY=($(compgen -W "mlp cnn fastcnn wildcnn strongcnn" -- "$cur")); return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
@@ -149,10 +152,11 @@ _mnistctl() {
                 --val-split) COMPREPLY=(); return ;;
                 --limit) COMPREPLY=(); return ;;
                 --name) COMPREPLY=(); return ;;
+                --augment-profile) COMPREPLY=(); return ;;
                 --resume) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --resume --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

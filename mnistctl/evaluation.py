@@ -1,13 +1,24 @@
-"""Evaluate a registered version on a split of MNIST and record the result in the registry."""
+"""Evaluate a registered version on a split of MNIST or on a labelled folder, and record the result.
+
+A labelled folder (``DIR/<digit>/*.png``) goes through the same preprocessing as ``predict``.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+
+from mnistctl.data.folder import LabelledFolder, read_labelled_folder
+from mnistctl.errors import InvalidDataError, UsageError
 from mnistctl.inference import Predictor
-from mnistctl.metrics import Evaluation, evaluate
+from mnistctl.metrics import NUM_CLASSES, Evaluation, evaluate
 from mnistctl.registry import ModelVersion, Registry
+
+WORST_COUNT = 16
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,31 @@ class EvaluationReport:
     backend: str
     seconds: float
     result: Evaluation
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A wrong answer: which file, its label, what the model said and how sure it was."""
+
+    file: Path  # relative to the folder
+    label: int
+    digit: int
+    confidence: float
+    seen: np.ndarray  # the 28x28 input the model saw
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    version: ModelVersion
+    folder: LabelledFolder
+    images: int  # the images scored (the folder's images less the skipped ones)
+    backend: str
+    seconds: float  # reading, preprocessing and inference
+    result: Evaluation
+    calibration_error: float
+    skipped: tuple[tuple[Path, str], ...]  # (file relative to the folder, why)
+    worst: tuple[Mistake, ...]  # the most confident mistakes, most confident first
+    raw: bool
 
 
 def evaluate_version(ref: str | None, split: str = "test", *, record: bool = True) -> EvaluationReport:
@@ -38,3 +74,102 @@ def evaluate_version(ref: str | None, split: str = "test", *, record: bool = Tru
             {"accuracy": result.accuracy, "loss": result.loss, "images": len(labels), "backend": predictor.backend},
         )
     return EvaluationReport(version, split, len(labels), predictor.backend, seconds, result)
+
+
+def folder_split(root: Path) -> str:
+    """The split name a folder's evaluation is recorded under (never "test" or "train")."""
+    return f"folder:{Path(root).expanduser().resolve()}"
+
+
+def digit_labels(folder: LabelledFolder) -> list[int]:
+    """Each file's digit, read from its folder name; every class folder must be named 0 to 9."""
+    digits = [str(d) for d in range(NUM_CLASSES)]
+    wrong = [name for name in folder.classes if name not in digits]
+    if wrong:
+        named = ", ".join(f'"{name}"' for name in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        raise UsageError(
+            f"label folder {named} in {folder.root} is not a digit: a digit model is evaluated on folders named 0 to 9",
+            hint="rename each folder to the digit its images show, or move it out",
+        )
+    return [int(folder.classes[index]) for index in folder.labels]
+
+
+def evaluate_folder(
+    ref: str | None, root: Path, *, raw: bool = False, worst: int = WORST_COUNT, record: bool = True
+) -> FolderReport:
+    """Score the version ``ref`` names on the labelled folder ``root``, preprocessed as ``predict`` does.
+
+    Files that cannot be read or show no digit are skipped and reported, never fatal (unless all are).
+    """
+    from mnistctl.calibration import expected_calibration_error
+    from mnistctl.preprocess import preprocess_many
+
+    registry = Registry()
+    version = registry.resolve(ref)
+    started = time.perf_counter()
+    folder = read_labelled_folder(root)
+    digits = digit_labels(folder)
+    outcomes = preprocess_many([(folder.root / f, f.as_posix()) for f in folder.files], raw=raw)
+    kept = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, str)]
+    skipped = tuple((folder.files[i], o) for i, o in enumerate(outcomes) if isinstance(o, str))
+    if not kept:
+        raise InvalidDataError(
+            f"none of the {len(folder):,} images in {folder.root} could be used ({skipped[0][0]}: {skipped[0][1]})",
+            hint="check that they are image files showing one digit each" + ("" if raw else ", or try --raw"),
+        )
+    images = np.stack([outcomes[i] for i in kept])
+    labels = np.array([digits[i] for i in kept], dtype=np.int64)
+    predictor = Predictor(registry, version)
+    probabilities = predictor.predict(images)
+    result = evaluate(labels, probabilities)
+    ece = expected_calibration_error(labels, probabilities)
+    seconds = time.perf_counter() - started
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    # Wrong and sure is the worst answer this tool can give; ties keep the folder's order.
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:worst]
+    mistakes = tuple(
+        Mistake(folder.files[kept[i]], int(labels[i]), int(predicted[i]), float(confidence[i]), images[i])
+        for i in order
+    )
+    if record:
+        registry.add_evaluation(
+            version.ref,
+            folder_split(folder.root),
+            {
+                "accuracy": result.accuracy,
+                "loss": result.loss,
+                "calibration_error": ece,
+                "images": len(kept),
+                "skipped": len(skipped),
+                "raw": raw,
+                "backend": predictor.backend,
+            },
+        )
+    return FolderReport(version, folder, len(kept), predictor.backend, seconds, result, ece, skipped, mistakes, raw)
+
+
+def percent(confidence: float, decimals: int = 0) -> str:
+    """A confidence as a percentage rounded down, so a wrong answer never reads as "100%"."""
+    scale = 10**decimals
+    return f"{math.floor(confidence * 100 * scale) / scale:.{decimals}f}%"
+
+
+def mistake_title(mistake: Mistake) -> str:
+    """E.g. "7 (93%) true 1": what the model said, how sure, and the label."""
+    return f"{mistake.digit} ({percent(mistake.confidence)}) true {mistake.label}"
+
+
+def save_worst_grid(report: FolderReport, path: Path, count: int | None = None) -> None:
+    """Draw the worst mistakes to ``path``: each image as given beside the 28x28 the model saw."""
+    from mnistctl.plots import mistakes_grid
+    from mnistctl.preprocess import load_gray
+
+    chosen = report.worst[:count] if count is not None else report.worst
+    panels = [
+        (load_gray(report.folder.root / m.file, m.file.as_posix()), m.seen, mistake_title(m), m.file.as_posix())
+        for m in chosen
+    ]
+    empty = f"no mistakes: {report.version.ref} got all {report.images:,} images right"
+    mistakes_grid(panels, path, title=f"{report.version.ref}: worst mistakes in {report.folder.root}", empty=empty)

@@ -1,4 +1,4 @@
-"""matplotlib figures (Agg backend, files only): digit grids, confusion heatmap, training curves.
+"""matplotlib figures (Agg backend, files only): digit grids, worst mistakes, confusion heatmap, training curves.
 
 Every figure is written atomically: saved to a temp file beside the target, then renamed.
 """
@@ -36,10 +36,16 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100)
 
 
-def save_figure(figure: Figure, path: Path) -> None:
+def figure_format(path: Path) -> str:
+    """The format a figure file name asks for ("png" when it has no suffix); checked before any work."""
     fmt = path.suffix.lower().lstrip(".") or "png"
     if fmt not in FORMATS:
         raise UsageError(f"cannot save a figure as .{fmt}", hint="use a .png, .pdf, .svg or .jpg file name")
+    return fmt
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    fmt = figure_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
@@ -61,6 +67,40 @@ def digit_grid(
         axes.set_title(title, fontsize=10, color=(title_colors[index] if title_colors else "black"))
         axes.set_xticks([])
         axes.set_yticks([])
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def _shortened(text: str, limit: int = 24) -> str:
+    """The end of a long file name (where the name differs), e.g. "…ers/anna/0042.png"."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def mistakes_grid(
+    panels: Sequence[tuple[np.ndarray, np.ndarray, str, str]], path: Path, *, title: str, empty: str
+) -> None:
+    """Per mistake, two panels: the image as given (any size, aspect kept) and the 28x28 the model saw.
+
+    ``panels`` holds (as given, as seen, title such as "7 (93%) true 1", file name). With no panels the
+    figure says ``empty``, so the file the user asked for always exists.
+    """
+    if not panels:
+        figure = _figure(5, 1.5)
+        figure.text(0.5, 0.5, empty, ha="center", va="center", fontsize=12)
+        save_figure(figure, path)
+        return
+    rows, columns = grid_shape(len(panels))
+    figure = _figure(3.6 * columns, 2.4 * rows + 0.4)
+    for index, (given, seen, label, name) in enumerate(panels):
+        row, column = divmod(index, columns)
+        for side, (image, caption) in enumerate(((given, f"{label}\n{_shortened(name)}"), (seen, "model input"))):
+            axes = figure.add_subplot(rows, 2 * columns, row * 2 * columns + 2 * column + side + 1)
+            # "antialiased" shows a 16x16 scan as crisp pixels and a 3000-pixel photo without aliasing.
+            axes.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="antialiased" if side == 0 else "none")
+            axes.set_title(caption, fontsize=9, color="firebrick" if side == 0 else "dimgray")
+            axes.set_xticks([])
+            axes.set_yticks([])
+    figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     save_figure(figure, path)
 

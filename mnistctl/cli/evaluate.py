@@ -1,17 +1,28 @@
-"""``mnistctl evaluate``: accuracy, loss, per-class precision/recall/F1 and a confusion table."""
+"""``mnistctl evaluate``: accuracy, loss, per-class precision/recall/F1 and a confusion table.
+
+On an MNIST split, or with ``--data DIR`` on a labelled folder (``DIR/<digit>/*.png``) preprocessed as
+``predict`` does, adding the calibration error, skipped files and the most confident mistakes.
+"""
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mnistctl.cli._output import hint, print_json, print_table, stdout_console
+from mnistctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from mnistctl.evaluation import FolderReport
+    from mnistctl.metrics import Evaluation
 
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", "-m", metavar="REF", help="NAME, NAME:VERSION or NAME@ALIAS (default: the newest)."),
 ]
+WORST_SHOWN = 5  # mistakes listed in the text output; --json and --save-worst take --worst
+SKIPPED_SHOWN = 10
 
 
 class Split(str, Enum):
@@ -21,22 +32,52 @@ class Split(str, Enum):
 
 def evaluate(
     model: ModelOption = None,
-    split: Annotated[Split, typer.Option(help="Which images to evaluate on.")] = Split.test,
+    split: Annotated[
+        Split | None, typer.Option(help="Which MNIST images to evaluate on (default: test).", show_default=False)
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", metavar="DIR", help="A labelled folder, DIR/<digit>/*.png, instead of MNIST."),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="With --data: images are already MNIST-style 28x28, skip preprocessing.")
+    ] = False,
+    save_worst: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-worst", metavar="FILE", help="With --data: draw the worst mistakes, as given and as seen."
+        ),
+    ] = None,
+    worst: Annotated[
+        int | None,
+        typer.Option(
+            "--worst", min=1, max=400, metavar="N", help="With --data: how many worst mistakes (default: 16)."
+        ),
+    ] = None,
     save_confusion: Annotated[
         Path | None, typer.Option("--save-confusion", metavar="FILE", help="Also draw the confusion heatmap (PNG).")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Evaluate a model: accuracy, loss, per-class table, confusion table, most confused pairs."""
+    if data is not None:
+        if split is not None:
+            raise UsageError("--data and --split are alternatives", hint="evaluate on a folder or on an MNIST split")
+        _evaluate_folder(model, data, raw, save_worst, worst, save_confusion, json_output)
+        return
+    inspect_hint = 'for MNIST\'s own mistakes use "mnistctl inspect --wrong N --save FILE"'
+    for flag, value, why in (
+        ("--raw", raw or None, "MNIST splits are never preprocessed"),
+        ("--save-worst", save_worst, inspect_hint),
+        ("--worst", worst, inspect_hint),
+    ):
+        if value is not None:
+            raise UsageError(f"{flag} works with --data DIR", hint=why)
     from mnistctl.evaluation import evaluate_version
 
-    report = evaluate_version(model, split.value)
+    report = evaluate_version(model, (split or Split.test).value)
     result = report.result
-    if save_confusion is not None:
-        from mnistctl.plots import confusion_heatmap
-
-        confusion_heatmap(result.confusion, save_confusion, title=f"{report.version.ref} on {report.split}")
-        hint(f"confusion heatmap written to {save_confusion}")
+    _save_confusion(result, save_confusion, f"{report.version.ref} on {report.split}")
     if json_output:
         print_json(
             {
@@ -45,14 +86,7 @@ def evaluate(
                 "images": report.images,
                 "backend": report.backend,
                 "seconds": round(report.seconds, 3),
-                "accuracy": result.accuracy,
-                "loss": result.loss,
-                "per_class": [
-                    {"digit": c.digit, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
-                    for c in result.per_class
-                ],
-                "confusion": result.confusion.tolist(),
-                "most_confused": [{"true": t, "predicted": p, "count": n} for t, p, n in result.most_confused()],
+                **_metrics_json(result),
             }
         )
         return
@@ -60,6 +94,109 @@ def evaluate(
         f"{report.version.ref} on {report.images:,} {report.split} images: accuracy {result.accuracy:.4f}, "
         f"loss {result.loss:.4f} ({report.backend}, {report.seconds:.2f} s)"
     )
+    _print_metrics(result)
+
+
+def _evaluate_folder(
+    model: str | None,
+    data: Path,
+    raw: bool,
+    save_worst: Path | None,
+    worst: int | None,
+    save_confusion: Path | None,
+    json_output: bool,
+) -> None:
+    from mnistctl.evaluation import WORST_COUNT, evaluate_folder, save_worst_grid
+    from mnistctl.plots import figure_format
+
+    for figure in (save_worst, save_confusion):
+        if figure is not None:
+            figure_format(figure)  # a bad name fails now, not after scoring thousands of images
+    report = evaluate_folder(model, data, raw=raw, worst=worst or WORST_COUNT)
+    _save_confusion(report.result, save_confusion, f"{report.version.ref} on {data}")
+    if report.folder.ignored:
+        ignored = report.folder.ignored
+        hint(f"ignored {_files(len(ignored))} without an image suffix (e.g. {ignored[0].as_posix()})")
+    if save_worst is not None:
+        save_worst_grid(report, save_worst)
+        what = f"{len(report.worst)} worst mistakes" if report.worst else "no mistakes to draw (figure says so)"
+        hint(f"{what} written to {save_worst}")
+    if json_output:
+        print_json(_folder_json(report))
+        return
+    _print_folder(report, data)
+
+
+def _files(count: int) -> str:
+    return f"{count:,} file" + ("" if count == 1 else "s")
+
+
+def _save_confusion(result: "Evaluation", path: Path | None, title: str) -> None:
+    if path is None:
+        return
+    from mnistctl.plots import confusion_heatmap
+
+    confusion_heatmap(result.confusion, path, title=title)
+    hint(f"confusion heatmap written to {path}")
+
+
+def _metrics_json(result: "Evaluation") -> dict[str, Any]:
+    return {
+        "accuracy": result.accuracy,
+        "loss": result.loss,
+        "per_class": [
+            {"digit": c.digit, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+            for c in result.per_class
+        ],
+        "confusion": result.confusion.tolist(),
+        "most_confused": [{"true": t, "predicted": p, "count": n} for t, p, n in result.most_confused()],
+    }
+
+
+def _folder_json(report: "FolderReport") -> dict[str, Any]:
+    return {
+        "model": report.version.ref,
+        "data": str(report.folder.root.resolve()),
+        "raw": report.raw,
+        "images": report.images,
+        "backend": report.backend,
+        "seconds": round(report.seconds, 3),
+        "calibration_error": report.calibration_error,
+        **_metrics_json(report.result),
+        "skipped": [{"file": file.as_posix(), "error": error} for file, error in report.skipped],
+        "worst": [
+            {"file": m.file.as_posix(), "label": m.label, "digit": m.digit, "confidence": m.confidence}
+            for m in report.worst
+        ],
+    }
+
+
+def _print_folder(report: "FolderReport", data: Path) -> None:
+    result = report.result
+    print(
+        f"{report.version.ref} on {report.images:,} images in {data}: accuracy {result.accuracy:.4f}, "
+        f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
+        f"({report.backend}, {report.seconds:.2f} s)"
+    )
+    if report.skipped:
+        print(f"{_files(len(report.skipped))} skipped (unreadable, or no digit found):")
+        for file, error in report.skipped[:SKIPPED_SHOWN]:
+            print(f"  {file.as_posix()}: {error}")
+        if len(report.skipped) > SKIPPED_SHOWN:
+            print(f"  … and {len(report.skipped) - SKIPPED_SHOWN:,} more (--json lists them all)")
+    _print_metrics(result)
+    if not report.worst:
+        print("\nworst mistakes: none")
+        return
+    from mnistctl.evaluation import percent
+
+    print(f"\nworst mistakes (wrong and sure; {len(report.worst)} in --json and --save-worst):")
+    rows = [(m.file.as_posix(), m.label, m.digit, percent(m.confidence, 1)) for m in report.worst[:WORST_SHOWN]]
+    print_table(None, ("file", "label", "predicted", "confidence"), rows)
+
+
+def _print_metrics(result: "Evaluation") -> None:
+    """Per-class table, confusion table and the most confused pairs."""
     print()
     rows = [
         (c.digit, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", f"{c.support:,}") for c in result.per_class
