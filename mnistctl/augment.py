@@ -30,7 +30,8 @@ THIN_PROBABILITY = 0.2
 WILD_CLEAN = 0.3
 WILD_ROTATION_DEGREES = 12
 WILD_SHEAR = 0.25  # slant: fraction of the width the top moves against the bottom
-WILD_ELASTIC = 0.5  # share of the distorted images that are also elastically warped
+WILD_ELASTIC = 0.5  # share of the distorted images that are also elastically warped...
+WILD_ELASTIC_PX = 1.2  # ...by displacements of this standard deviation (pixels)
 WILD_THICKEN, WILD_MARKER, WILD_THIN = 0.2, 0.04, 0.15
 WILD_BLUR = 0.2
 WILD_LOW_RES = 0.25  # drawn at 12-22 px for the whole frame, i.e. a 16x16 scan's digit, then scaled back
@@ -118,9 +119,6 @@ def _wild(seed: int) -> Any:
             layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed + 3),
         ]
     )
-    elastic = layers.RandomElasticTransform(
-        factor=1.0, scale=(0.1, 0.4), fill_mode="constant", value_range=(0, 255), seed=seed + 4
-    )
     generator = tf.random.Generator.from_seed(seed + 5)
     grid = tf.range(28, dtype=tf.float32)
 
@@ -131,7 +129,7 @@ def _wild(seed: int) -> Any:
         original = batch[..., None]
         count = tf.shape(original)[0]
         batch = geometry(original, training=True)
-        batch = tf.where(uniform(count) < WILD_ELASTIC, elastic(batch, training=True), batch)
+        batch = tf.where(uniform(count) < WILD_ELASTIC, _elastic(batch, generator), batch)
 
         draw = uniform(count)
         thick = tf.nn.max_pool2d(batch, 3, 1, "SAME")
@@ -177,3 +175,31 @@ def _wild(seed: int) -> Any:
         return tf.squeeze(batch, -1)
 
     return transform
+
+
+def _elastic(batch: Any, generator: Any) -> Any:
+    """Warp each image by its own smooth random displacement (up to ~2 px): the wobble of fast writing.
+
+    A 4x4 grid of random shifts, upsampled smoothly to 28x28, moves every pixel; the image is sampled
+    bilinearly at the moved positions. (Keras' RandomElasticTransform gives every image of a batch
+    inside tf.data the same result, so it cannot be used here.)
+    """
+    import tensorflow as tf
+
+    count = tf.shape(batch)[0]
+    coarse = generator.normal([count, 4, 4, 2], stddev=WILD_ELASTIC_PX)
+    flow = tf.image.resize(coarse, [28, 28], method="bicubic")
+    rows, cols = tf.meshgrid(tf.range(28, dtype=tf.float32), tf.range(28, dtype=tf.float32), indexing="ij")
+    y = tf.clip_by_value(rows[None] + flow[..., 0], 0.0, 27.0)
+    x = tf.clip_by_value(cols[None] + flow[..., 1], 0.0, 27.0)
+    y0, x0 = tf.floor(y), tf.floor(x)
+    y1, x1 = tf.minimum(y0 + 1, 27.0), tf.minimum(x0 + 1, 27.0)
+    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    index = tf.broadcast_to(tf.range(count)[:, None, None], tf.shape(y0))
+
+    def at(row: Any, col: Any) -> Any:
+        return tf.gather_nd(batch, tf.stack([index, tf.cast(row, tf.int32), tf.cast(col, tf.int32)], axis=-1))
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return top * (1 - wy) + bottom * wy

@@ -393,14 +393,11 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
 
     listener.stage("evaluating on the test set")
     model = final_model(model, config)
-    test = model.evaluate(
-        test_images.astype("float32"), _one_hot(test_labels), batch_size=512, verbose=0, return_dict=True
-    )
     calibration = calibrate(model, validation)
     listener.stage(describe_calibration(calibration))
+    test = test_metrics(model, test_images, test_labels, calibration["temperature"])
     metrics = {
-        "test_accuracy": float(test["accuracy"]),
-        "test_loss": float(test["loss"]),
+        **test,
         **{key: values[-1] for key, values in state.history.items() if values},
         "epochs_trained": state.epochs_done,
     }
@@ -432,6 +429,21 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     )
     shutil.rmtree(run, ignore_errors=True)
     return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
+
+
+def test_metrics(model: Any, images: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, float]:
+    """Accuracy and loss on the test set of the probabilities users get: calibrated by ``temperature``."""
+    import numpy as np
+
+    from mnistctl.calibration import calibrated, expected_calibration_error
+    from mnistctl.metrics import log_loss
+
+    probabilities = calibrated(model.predict(images.astype("float32"), batch_size=512, verbose=0), temperature)
+    return {
+        "test_accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+        "test_loss": log_loss(labels, probabilities),
+        "test_calibration_error": expected_calibration_error(labels, probabilities),
+    }
 
 
 def calibrate(model: Any, validation: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
@@ -488,9 +500,3 @@ def final_model(model: Any, config: TrainConfig) -> Any:
     if config.precision == "float32" and not config.label_smoothing:
         return model
     return float32_copy(model, config.arch)
-
-
-def _one_hot(labels: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    return np.eye(10, dtype=np.float32)[labels]
