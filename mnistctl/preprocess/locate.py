@@ -1,0 +1,309 @@
+"""Stage 3, locate: find the handwritten digit among the clutter of a real document.
+
+Scans and crops of forms carry more than the digit: ruling lines and frames, the scanner bed's dark
+edge, specks and a trailing period, printed text. Each is told from a digit by its shape:
+
+- border bars: rows or columns at the edge of the image that are mostly ink (the scanner bed, a frame);
+- ruling lines: long, thin, straight runs that reach an edge of the image or cross most of it; where a
+  stroke crosses a line, the stroke's pixels are kept;
+- specks and periods: compact blobs no bigger than a few stroke widths;
+- printed text: a row of three or more similar small shapes side by side.
+
+What is left is grouped around the most digit-like shape (big, central, not touching the border, not a
+flat dash, not a solid blob), with the nearby fragments of a broken stroke. Normalised scans (at most
+``TINY_SIDE`` px) have no clutter and skip the line and bar search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnistctl.preprocess.decode import NoDigitError
+from mnistctl.preprocess.paper import TINY_SIDE
+
+# A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
+_BAR_FILL = 0.6
+# ...and bars are looked for no further in from the edge than this fraction of the image.
+_BAR_DEPTH = 0.3
+# A run of ink at least this fraction of the image's width (height) is a horizontal (vertical) line
+# candidate: handwritten strokes are far shorter than the crops they sit in.
+_LINE_RUN = 0.3
+# A line candidate is a line when it reaches (within this fraction of the width of) an edge, as lines
+# on a form cut into a crop do and a digit's straight strokes, inside their margin, do not...
+_LINE_EDGE = 0.02
+# ...covers this much of the image...
+_LINE_SPAN = 0.5
+# ...is no thicker than this fraction of its length (a ruling line is thin; a bold "1" is not)...
+_LINE_THINNESS = 0.12
+# ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
+_LINE_SKEW = 0.035
+# Shapes no bigger than this many stroke widths (both sides) are specks or periods.
+_SPECK_STROKES = 2.5
+# A digit is at least this tall (pixels, and fraction of the image's longer side).
+_MIN_DIGIT_PX = 6
+_MIN_DIGIT_FRACTION = 0.02
+# Fragments closer than this fraction of the digit's height join it (a broken stroke, a detached bar).
+_JOIN_GAP = 0.3
+# A digit is never much wider than tall (a "0" or "2" is at most about 1.3x).
+_MAX_ASPECT = 1.6
+
+
+class _Components:
+    """Connected components (8-neighbourhood) of a boolean mask, from its horizontal runs of ink.
+
+    Runs are joined with a vectorised union-find, so a page with thousands of runs takes milliseconds.
+    """
+
+    def __init__(self, mask: np.ndarray) -> None:
+        height, width = mask.shape
+        self.shape = mask.shape
+        framed = np.zeros((height, width + 2), dtype=np.int8)
+        framed[:, 1:-1] = mask
+        steps = np.diff(framed, axis=1)
+        self.row, self.start = np.nonzero(steps == 1)
+        self.end = np.nonzero(steps == -1)[1]  # exclusive; runs come out in the same row-major order
+        count = self.row.size
+        stride = width + 2
+        # Run a (row r) touches run b (row r + 1) when their columns overlap or meet at a corner.
+        start_keys = self.row * stride + self.start
+        end_keys = self.row * stride + self.end
+        below = (self.row + 1) * stride
+        first = np.searchsorted(end_keys, below + self.start, side="left")
+        last = np.searchsorted(start_keys, below + self.end, side="right")
+        links = np.maximum(last - first, 0)
+        upper = np.repeat(np.arange(count), links)
+        offsets = np.arange(links.sum()) - np.repeat(np.cumsum(links) - links, links)
+        lower = np.repeat(first, links) + offsets
+        parent = np.arange(count)
+        while True:
+            low = np.minimum(parent[upper], parent[lower])
+            if np.array_equal(parent[upper], parent[lower]):
+                break
+            np.minimum.at(parent, parent[upper], low)
+            np.minimum.at(parent, parent[lower], low)
+            while True:  # pointer jumping: every run points at its root
+                jumped = parent[parent]
+                if np.array_equal(jumped, parent):
+                    break
+                parent = jumped
+        roots, self.label = np.unique(parent, return_inverse=True)
+        self.count = roots.size
+        lengths = self.end - self.start
+        self.area = np.bincount(self.label, weights=lengths, minlength=self.count)
+        self.top = np.full(self.count, height)
+        self.bottom = np.zeros(self.count, dtype=np.int64)
+        self.left = np.full(self.count, width)
+        self.right = np.zeros(self.count, dtype=np.int64)
+        np.minimum.at(self.top, self.label, self.row)
+        np.maximum.at(self.bottom, self.label, self.row + 1)
+        np.minimum.at(self.left, self.label, self.start)
+        np.maximum.at(self.right, self.label, self.end)
+
+    def mask_of(self, keep: np.ndarray) -> np.ndarray:
+        """The pixels of the components where ``keep`` (a boolean per component) is true."""
+        height, width = self.shape
+        chosen = keep[self.label]
+        rows, starts, lengths = self.row[chosen], self.start[chosen], (self.end - self.start)[chosen]
+        flat = np.zeros(height * width, dtype=bool)
+        if lengths.size:
+            first = rows * width + starts
+            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            flat[np.repeat(first, lengths) + offsets] = True
+        return flat.reshape(height, width)
+
+
+@dataclass(frozen=True)
+class Located:
+    """The digit's pixels (``digit``), its box (top, bottom, left, right; half-open), and the clutter
+    that was set aside (``clutter``: pixels of lines, bars, specks, text and other shapes)."""
+
+    digit: np.ndarray
+    box: tuple[int, int, int, int]
+    clutter: np.ndarray
+
+
+def locate(mask: np.ndarray, name: str) -> Located:
+    """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none."""
+    height, width = mask.shape
+    tiny = max(height, width) <= TINY_SIDE
+    strokes = mask if tiny else _without_lines(_without_bars(mask))
+    if not strokes.any():
+        raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
+    shapes = _Components(strokes)
+    stroke = _stroke_width(strokes)
+    tall = shapes.bottom - shapes.top
+    wide = shapes.right - shapes.left
+    speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (np.maximum(tall, wide) < 0.35 * tall.max())
+    candidates = ~speck & (tall >= max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * max(height, width)))
+    if not candidates.any():
+        raise NoDigitError(f"no digit found in {name} (only specks stand out from the background)")
+    order = np.argsort(-_digit_likeness(shapes, stroke, tiny))
+    for seed in order:
+        if not candidates[seed]:
+            continue
+        if _in_text_row(shapes, seed, ~speck):
+            continue
+        group = _grow(shapes, seed, ~speck)
+        digit = shapes.mask_of(group)
+        top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
+        left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
+        return Located(digit, (top, bottom, left, right), mask & ~digit)
+    raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
+
+
+def _without_bars(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the bars along its edges: rows (columns) that are mostly ink, starting at an edge."""
+    kept = mask.copy()
+    height, width = mask.shape
+    for axis, size in ((0, height), (1, width)):
+        fill = mask.mean(axis=1 - axis)  # per row (axis 0) or per column (axis 1)
+        depth = int(_BAR_DEPTH * size)
+        edge = max(1, int(_LINE_EDGE * size))
+        for inward in (np.arange(depth), size - 1 - np.arange(depth)):
+            full = np.flatnonzero(fill[inward[:edge]] >= _BAR_FILL)
+            if full.size == 0:
+                continue
+            # The bar goes on while its lines stay half full; the paper before it goes with it.
+            end = int(full[0])
+            while end + 1 < depth and fill[inward[end + 1]] >= _BAR_FILL / 2:
+                end += 1
+            reach = inward[: end + 1]
+            if axis == 0:
+                kept[reach] = False
+            else:
+                kept[:, reach] = False
+    return kept
+
+
+def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
+    height, width = mask.shape
+    framed = np.zeros((height, width + 2), dtype=np.int8)
+    framed[:, 1:-1] = mask
+    steps = np.diff(framed, axis=1)
+    rows, starts = np.nonzero(steps == 1)
+    ends = np.nonzero(steps == -1)[1]
+    long = ends - starts >= length
+    found = np.zeros(height * width + 1, dtype=np.int32)
+    np.add.at(found, rows[long] * width + starts[long], 1)
+    np.add.at(found, rows[long] * width + ends[long], -1)
+    # A run from the last column ends at the next row's first index: the cumulative sum stays right
+    # because every start is matched by its own end.
+    return found.cumsum()[:-1].reshape(height, width) > 0
+
+
+def _without_lines(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without long thin straight lines, keeping the pixels where a stroke crosses one."""
+    kept = mask.copy()
+    for transposed in (False, True):
+        view = mask.T if transposed else mask
+        width = view.shape[1]
+        candidates = _runs_at_least(view, max(8, int(_LINE_RUN * width)))
+        if not candidates.any():
+            continue
+        lines = _Components(candidates)
+        span = lines.right - lines.left
+        thickness = lines.area / np.maximum(span, 1)
+        straight = lines.bottom - lines.top <= thickness + 2 + _LINE_SKEW * span
+        thin = thickness <= np.maximum(2.0, _LINE_THINNESS * span)
+        edge = max(1, int(_LINE_EDGE * width))
+        reaches_edge = (lines.left < edge) | (lines.right > width - edge)
+        is_line = straight & thin & reaches_edge & (span >= _LINE_SPAN * width)
+        if not is_line.any():
+            continue
+        line_pixels = lines.mask_of(is_line)
+        # A stroke crossing the line continues above and below it: keep the line's pixels in columns
+        # where ink reaches further than the line is thick (two pixels beyond its band on either side).
+        band = int(np.ceil(thickness[is_line].max())) + 2
+        crossing = _runs_at_least(view.T, band + 2).T & line_pixels
+        removed = line_pixels & ~crossing
+        if transposed:
+            kept &= ~removed.T
+        else:
+            kept &= ~removed
+    return kept
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width in pixels: twice the ink area over the length of its boundary."""
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    boundary = int(mask.sum()) - int(inner.sum())
+    return max(1.0, 2.0 * float(mask.sum()) / max(boundary, 1))
+
+
+def _digit_likeness(shapes: _Components, stroke: float, tiny: bool) -> np.ndarray:
+    """A score per shape: big and tall, central, clear of the border, neither a dash nor a solid blob."""
+    height, width = shapes.shape
+    tall = (shapes.bottom - shapes.top).astype(np.float64)
+    wide = (shapes.right - shapes.left).astype(np.float64)
+    centre_row = (shapes.top + shapes.bottom) / 2 / height - 0.5
+    centre_col = (shapes.left + shapes.right) / 2 / width - 0.5
+    off_centre = np.hypot(centre_row, centre_col) / np.hypot(0.5, 0.5)
+    score = shapes.area * tall * (1.0 - 0.6 * off_centre)
+    if not tiny:
+        touches = (shapes.top == 0) | (shapes.left == 0) | (shapes.bottom == height) | (shapes.right == width)
+        score = np.where(touches, score * 0.25, score)
+    score = np.where(wide > 3 * tall, score * 0.1, score)  # a dash, an underline
+    fill = shapes.area / np.maximum(tall * wide, 1)
+    blob = (fill > 0.85) & (np.minimum(tall, wide) > 4 * stroke)  # a stain, not strokes
+    return np.where(blob, score * 0.01, score)
+
+
+def _gap(shapes: _Components, one: int, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical and horizontal gaps (0 when overlapping) between shape ``one`` and each of ``others``."""
+    rows = np.maximum(0, np.maximum(shapes.top[others] - shapes.bottom[one], shapes.top[one] - shapes.bottom[others]))
+    cols = np.maximum(0, np.maximum(shapes.left[others] - shapes.right[one], shapes.left[one] - shapes.right[others]))
+    return rows, cols
+
+
+def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
+    """Whether ``seed`` is one of three or more similar shapes side by side: a word, not a digit."""
+    tall = shapes.bottom - shapes.top
+    others = np.flatnonzero(usable)
+    others = others[others != seed]
+    if others.size < 2:
+        return False
+    size = tall[seed]
+    overlap = np.minimum(shapes.bottom[others], shapes.bottom[seed]) - np.maximum(shapes.top[others], shapes.top[seed])
+    similar = (tall[others] >= 0.5 * size) & (tall[others] <= 1.6 * size) & (overlap >= 0.5 * size)
+    row = [seed]
+    changed = True
+    while changed:  # chain neighbours on the same line, letter by letter
+        changed = False
+        for other in others[similar]:
+            if other in row:
+                continue
+            near = any(_gap(shapes, member, np.array([other]))[1][0] <= 0.6 * size for member in row)
+            if near:
+                row.append(int(other))
+                changed = True
+    if len(row) < 3:
+        return False
+    left = min(shapes.left[i] for i in row)
+    right = max(shapes.right[i] for i in row)
+    return right - left >= 1.8 * size
+
+
+def _grow(shapes: _Components, seed: int, usable: np.ndarray) -> np.ndarray:
+    """``seed`` and the shapes near it that keep the group digit-shaped."""
+    group = np.zeros(shapes.count, dtype=bool)
+    group[seed] = True
+    top, bottom, left, right = shapes.top[seed], shapes.bottom[seed], shapes.left[seed], shapes.right[seed]
+    changed = True
+    while changed:
+        changed = False
+        for other in np.flatnonzero(usable & ~group):
+            gap = max(0, shapes.top[other] - bottom, top - shapes.bottom[other])
+            gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
+            new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
+            new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
+            if gap > _JOIN_GAP * (bottom - top) or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
+                continue
+            if new_bottom - new_top > 1.5 * (bottom - top):  # a much taller neighbour is not a fragment
+                continue
+            group[other] = True
+            top, bottom, left, right = new_top, new_bottom, new_left, new_right
+            changed = True
+    return group

@@ -1,0 +1,152 @@
+"""Stage 4, normalize: the located digit's ink -> 28x28 the MNIST way.
+
+Fit the longer side into 20 px keeping the aspect ratio (thickening strokes a big downscale would make
+thinner than MNIST's, growing tiny scans smoothly), then place it in 28x28 with its centre of mass at
+(14, 14), ink ~255 on exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mnistctl.preprocess.decode import NoDigitError
+from mnistctl.preprocess.paper import sliding
+
+MNIST_SIDE = 28
+DIGIT_BOX = 20
+CENTRE = 14.0
+"""Where the centre of mass goes, in pixel indices (row and column), as in MNIST's own centring."""
+
+# MNIST strokes are 2-3 px wide; thinner ones (a fine pen in a big photo) are thickened to this.
+_MIN_STROKE = 2.0
+# Large crops are reduced to this multiple of the final size first, so thickening works on few pixels.
+_OVERSAMPLE = 4
+# Anti-aliasing residue below this fraction of the peak is set to exactly 0, like MNIST's background.
+_ZERO_BELOW = 0.03
+
+
+def raw_mnist(gray: np.ndarray) -> np.ndarray:
+    """For images that are already MNIST-style: resize to 28x28 if needed (bilinear), nothing else."""
+    image = checked(gray, "image")
+    if image.shape == (MNIST_SIDE, MNIST_SIDE):
+        return image.copy() if image is gray else image
+    from PIL import Image
+
+    resized = Image.fromarray(image, "F").resize((MNIST_SIDE, MNIST_SIDE), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
+
+
+def checked(gray: np.ndarray, name: str) -> np.ndarray:
+    image = np.asarray(gray)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"{name}: expected a 2-D grey image, got an array of shape {image.shape}")
+    if image.dtype != np.float32:
+        image = image.astype(np.float32)
+    if not np.isfinite(image).all():
+        image = np.nan_to_num(image, nan=0.0, posinf=255.0, neginf=0.0)
+    return image
+
+
+def fit_box(ink: np.ndarray, core: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
+    """Bring a crop much larger than the result down to ``_OVERSAMPLE`` times the final size; thicken thin strokes.
+
+    Returns the image, its size relative to the crop, and how many of its pixels thickening added on each
+    side. At the intermediate size a stroke that would end up thinner than ``_MIN_STROKE`` final pixels is
+    widened by a max filter (a mild dilation). A hairline first becomes a solid 3 px line: a 3x3 box sum
+    divided by the stroke's cross-section is 1 wherever the window holds the whole stroke, even where it
+    straddles two pixels, while a speck (much less ink than a stroke's cross-section) stays faint.
+    """
+    if scale * _OVERSAMPLE >= 1:
+        return ink, 1.0, 0.0
+    middle = scale * _OVERSAMPLE
+    height, width = ink.shape
+    rows = resampling(0.0, 1 / middle, height, math.ceil(height * middle))
+    cols = resampling(0.0, 1 / middle, width, math.ceil(width * middle))
+    small = (rows @ ink @ cols.T).astype(np.float32)
+    stroke = _stroke_width(small, core, middle) * middle  # in intermediate pixels
+    target = _MIN_STROKE * _OVERSAMPLE
+    if stroke >= target - 1:
+        return small, middle, 0.0
+    width = stroke
+    if stroke < 3:  # a hairline: make it a solid 3 px line, even where it straddles two pixels
+        small = np.minimum(_box_sum(small, 3) / np.float32(3 * stroke), 1.0)
+        width = 3.0
+    grow = int((target - width) / 2 + 0.5)
+    if grow:
+        small = sliding(small, 2 * grow + 1, np.maximum)
+    return small, middle, (width + 2 * grow - stroke) / 2
+
+
+def _box_sum(values: np.ndarray, size: int) -> np.ndarray:
+    """Sum over a ``size`` x ``size`` window (zeros outside), same shape, via cumulative sums."""
+    half = size // 2
+    framed = padded(values, half + 1, np.float64)[:-1, :-1]
+    table = framed.cumsum(axis=0).cumsum(axis=1)
+    total = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    return total.astype(np.float32)
+
+
+def _stroke_width(small_ink: np.ndarray, core: np.ndarray, middle: float) -> float:
+    """Typical stroke width in crop pixels: twice the ink area over the length of the core's boundary."""
+    inner = core[1:-1, 1:-1] & core[:-2, 1:-1] & core[2:, 1:-1] & core[1:-1, :-2] & core[1:-1, 2:]
+    boundary = int(core.sum()) - int(inner.sum())
+    area = float(small_ink.sum()) / (middle * middle)
+    return 2.0 * area / max(boundary, 1)
+
+
+def placed(digit: np.ndarray, scale: float, core: tuple[float, ...], name: str) -> np.ndarray:
+    """Resample ``digit`` by ``scale`` into 28x28 with its centre of mass on pixel (14, 14); peak -> 255.
+
+    The shift is sub-pixel, part of the resampling, so the result moves smoothly with the input (MNIST
+    shifted by whole pixels; a digit already centred that way may move by up to half a pixel and blur a
+    little). It is limited so that the ``core`` box (top, bottom, left, right) stays inside the canvas.
+    """
+    rows, cols = digit.sum(axis=1), digit.sum(axis=0)
+    total = float(rows.sum())
+    if total <= 0:
+        raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
+    weights = []
+    for profile, first, last in ((rows, core[0], core[1]), (cols, core[2], core[3])):
+        centre = float(profile @ np.arange(0.5, profile.size)) / total
+        start = centre - (CENTRE + 0.5) / scale  # where the canvas begins, in digit pixels
+        span = MNIST_SIDE / scale
+        if last - first <= span:
+            start = min(max(start, last - span), first)
+        weights.append(resampling(start, 1.0 / scale, profile.size, MNIST_SIDE))
+    canvas = (weights[0] @ digit @ weights[1].T).astype(np.float32)
+    peak = float(canvas.max())
+    if peak <= 0:
+        raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
+    # Rescale so the peak is 255, and zero the faint resampling residue (MNIST's background is exactly 0).
+    scaled = canvas * np.float32(255.0 / peak)
+    return np.where(scaled >= 255.0 * _ZERO_BELOW, np.minimum(scaled, 255.0), np.float32(0.0))
+
+
+def resampling(start: float, step: float, size: int, count: int) -> np.ndarray:
+    """Weights (``count`` x ``size``) resampling a line of ``size`` pixels into ``count``, output pixel i
+    covering [start + i step, start + (i + 1) step) of the input; ``W @ image @ V.T`` resamples an image.
+
+    Shrinking, an output pixel averages the area it covers (Pillow's BOX); growing, it interpolates
+    linearly between the nearest pixel centres (BILINEAR). Pixels outside the input count as 0.
+    """
+    edges = (start + step * np.arange(count + 1)).astype(np.float32)
+    pixels = np.arange(size, dtype=np.float32)
+    if step >= 1:
+        # How much of each pixel lies left of each edge (0..1); an output pixel gets the difference.
+        covered = edges[:, None] - pixels
+        np.minimum(np.maximum(covered, 0.0, out=covered), 1.0, out=covered)
+        weights = covered[1:] - covered[:-1]
+        weights *= np.float32(1.0 / step)
+        return weights
+    distance = np.abs((edges[:-1, None] + np.float32(step / 2 - 0.5)) - pixels)  # output centre to pixel centre
+    return np.maximum(np.float32(1.0) - distance, 0.0, out=distance)
+
+
+def padded(values: np.ndarray, width: int, dtype=None) -> np.ndarray:
+    """``values`` inside a frame of zeros ``width`` wide (np.pad costs ten times more on small arrays)."""
+    height, cols = values.shape
+    frame = np.zeros((height + 2 * width, cols + 2 * width), dtype=dtype or values.dtype)
+    frame[width : width + height, width : width + cols] = values
+    return frame
