@@ -2,17 +2,15 @@
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from mnistctl.cli._output import print_json, stdout_console
 from mnistctl.cli.evaluate import ModelOption
+from mnistctl.data.folder import IMAGE_SUFFIXES
 
-if TYPE_CHECKING:
-    pass
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+# Below this calibrated confidence an answer is flagged "low" (in the table and as "low_confidence" in JSON).
 LOW_CONFIDENCE = 0.6
 GLOB_CHARS = set("*?[")
 
@@ -51,10 +49,27 @@ def predict(
     raw: Annotated[
         bool, typer.Option("--raw", help="Images are already MNIST-style 28x28: skip preprocessing.")
     ] = False,
-    show: Annotated[bool, typer.Option("--show", help="Draw the 28x28 input the model saw.")] = False,
+    show: Annotated[
+        bool, typer.Option("--show", help="Draw the 28x28 input the model saw (the strokes kept).")
+    ] = False,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--min-confidence",
+            min=0.0,
+            max=1.0,
+            metavar="P",
+            help="Answers below this calibrated confidence become 'unsure' rows: digit null in --json, the best"
+            " guess kept as best_guess. Unsure rows do not change the exit code (0), unlike unreadable images.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Recognise handwritten digits in images (photos of ink on paper work too)."""
+    """Recognise handwritten digits in images: photos, scans and crops of forms work too.
+
+    Confidences are calibrated probabilities; below 0.6 they are flagged as low. An image with no
+    digit-like strokes (only lines, specks or printed text) is an error row, not a guess.
+    """
     import numpy as np
 
     from mnistctl.inference import Predictor
@@ -81,11 +96,15 @@ def predict(
         probabilities = Predictor(registry, version).predict(batch)
         for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
             order = np.argsort(probs)[::-1][:top_k]
+            confidence = float(probs[order[0]])
             row.update(
                 digit=int(order[0]),
-                confidence=float(probs[order[0]]),
+                confidence=confidence,
                 top_k=[[int(d), float(probs[d])] for d in order],
+                low_confidence=confidence < LOW_CONFIDENCE,
             )
+            if min_confidence is not None and confidence < min_confidence:
+                row.update(digit=None, best_guess=int(order[0]), unsure=True)
             row["_image"] = image
     if json_output:
         print_json({"model": version.ref, "results": [{k: v for k, v in r.items() if k != "_image"} for r in rows]})
@@ -111,9 +130,10 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
                 continue
             if show:
                 print(digit_text(row["_image"], colour=False).plain)
-            flag = "\tlow confidence" if row["confidence"] < LOW_CONFIDENCE else ""
+            flag = "\tlow confidence" if row["low_confidence"] else ""
             top = " ".join(f"{d}:{p:.3f}" for d, p in row["top_k"])
-            print(f"{row['file']}\t{row['digit']}\t{row['confidence']:.3f}\t{top}{flag}")
+            digit = "unsure" if row.get("unsure") else row["digit"]
+            print(f"{row['file']}\t{digit}\t{row['confidence']:.3f}\t{top}{flag}")
         return
     table = Table(title=f"model {model_ref}", title_justify="left", box=box.SIMPLE_HEAD)
     if show:
@@ -125,8 +145,9 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
         if "error" in row:
             table.add_row(*picture, row["file"], Text("error", style="bold red"), "", Text(row["error"], style="red"))
             continue
-        low = row["confidence"] < LOW_CONFIDENCE
+        low = row["low_confidence"]
         confidence = Text(f"{row['confidence']:.1%}" + (" (low)" if low else ""), style="yellow" if low else "green")
         top = ", ".join(f"{d} {p:.1%}" for d, p in row["top_k"])
-        table.add_row(*picture, row["file"], Text(str(row["digit"]), style="bold"), confidence, top)
+        digit = Text("unsure", style="bold yellow") if row.get("unsure") else Text(str(row["digit"]), style="bold")
+        table.add_row(*picture, row["file"], digit, confidence, top)
     console.print(table)

@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistctl.errors import MnistctlError
 from mnistctl.preprocess.decode import MAX_PIXELS, InvalidImageError, NoDigitError, load_gray
-from mnistctl.preprocess.locate import locate
+from mnistctl.preprocess.locate import bar_region, locate
 from mnistctl.preprocess.normalize import (
     CENTRE,
     DIGIT_BOX,
@@ -31,9 +31,11 @@ from mnistctl.preprocess.normalize import (
     raw_mnist,
 )
 from mnistctl.preprocess.paper import (
+    DARK_STEPS,
     DARK_ZERO,
     EVEN_SIDE,
     MIN_CONTRAST,
+    TINY_SIDE,
     darkness_bins,
     ink_levels,
     paper_estimate,
@@ -56,6 +58,8 @@ __all__ = [
     "to_mnist",
 ]
 
+# Pixels darker than this fraction of the paper's tone may belong to a bar at the image's edge.
+_BAR_DARKNESS = 0.6
 # Below this many images a process pool costs more than it saves.
 _PARALLEL_FROM = 64
 
@@ -110,13 +114,20 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     light, paper_tone, flat = polarity_and_paper(work)
     if light:
         work = 255 - work  # from here on: dark ink on light paper
+    if max(work.shape) > TINY_SIDE:
+        # The scanner bed's dark edge is wider than a stroke, so the paper estimate would take it for
+        # shadowed paper and leave its rim as ink: paint it over with paper before anything else.
+        bars = bar_region(work < _BAR_DARKNESS * paper_tone)
+        if bars.any():
+            work = np.where(bars, np.uint8(min(255, round(paper_tone))), work)
     # A small image whose whole border is one tone is a scan or a drawing, not a photo with uneven light.
     paper, paper_tone = paper_estimate(work, paper_tone if flat and max(work.shape) <= EVEN_SIDE else None)
     quantised = darkness_bins(work, paper)
     low, threshold, level = ink_levels(quantised, name)
     if level * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
-    found = locate(quantised > threshold, name)
+    faint = quantised > DARK_ZERO + DARK_STEPS * low  # everything above the paper's noise
+    found = locate(quantised > threshold, name, faint)
     # The clutter (a black bar, dark ruling lines) may have set the ink levels: measure them again without it.
     top, bottom, left, right = found.box
     reach = max(2, round(0.04 * max(bottom - top, right - left)))

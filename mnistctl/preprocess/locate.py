@@ -25,7 +25,9 @@ from mnistctl.preprocess.paper import TINY_SIDE
 
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
 _BAR_FILL = 0.6
-# ...and bars are looked for no further in from the edge than this fraction of the image.
+# ...and bars start within this fraction of the image from its edge (a scan's very edge is often ragged)...
+_BAR_EDGE = 0.05
+# ...and reach no further in than this fraction of the image.
 _BAR_DEPTH = 0.3
 # A run of ink at least this fraction of the image's width (height) is a horizontal (vertical) line
 # candidate: handwritten strokes are far shorter than the crops they sit in.
@@ -35,10 +37,16 @@ _LINE_RUN = 0.3
 _LINE_EDGE = 0.02
 # ...covers this much of the image...
 _LINE_SPAN = 0.5
+# A line that reaches no edge is still a line when it covers this much of the image and is this many
+# times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
+_FREE_LINE_SPAN = 0.4
+_FREE_LINE_RATIO = 25
 # ...is no thicker than this fraction of its length (a ruling line is thin; a bold "1" is not)...
 _LINE_THINNESS = 0.12
 # ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
 _LINE_SKEW = 0.035
+# A shape with at least this share of its ink beside a removed line or bar is what is left of it.
+_REMNANT = 0.5
 # Shapes no bigger than this many stroke widths (both sides) are specks or periods.
 _SPECK_STROKES = 2.5
 # A digit is at least this tall (pixels, and fraction of the image's longer side).
@@ -48,6 +56,8 @@ _MIN_DIGIT_FRACTION = 0.02
 _JOIN_GAP = 0.3
 # A digit is never much wider than tall (a "0" or "2" is at most about 1.3x).
 _MAX_ASPECT = 1.6
+# Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
+_TEXT_ASPECT = 1.5
 
 
 class _Components:
@@ -124,13 +134,22 @@ class Located:
     clutter: np.ndarray
 
 
-def locate(mask: np.ndarray, name: str) -> Located:
-    """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none."""
+def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None) -> Located:
+    """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none.
+
+    ``faint`` (a superset of ``mask``: everything above the paper's noise) is where lines are looked for:
+    a faint printed line falls apart into pieces at the digit's threshold, but not at the paper's.
+    """
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
-    strokes = mask if tiny else _without_lines(_without_bars(mask))
+    if tiny:
+        strokes = mask
+    else:
+        unbarred = ~bar_region(mask)
+        strokes = _without_lines(mask & unbarred, (mask if faint is None else faint | mask) & unbarred)
     if not strokes.any():
         raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
+    what = "lines and specks" if strokes is not mask and (mask & ~strokes).any() else "specks"
     shapes = _Components(strokes)
     stroke = _stroke_width(strokes)
     tall = shapes.bottom - shapes.top
@@ -138,7 +157,11 @@ def locate(mask: np.ndarray, name: str) -> Located:
     speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (np.maximum(tall, wide) < 0.35 * tall.max())
     candidates = ~speck & (tall >= max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * max(height, width)))
     if not candidates.any():
-        raise NoDigitError(f"no digit found in {name} (only specks stand out from the background)")
+        raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
+    if strokes is not mask:
+        candidates &= ~_remnants(shapes, mask & ~strokes, stroke)
+        if not candidates.any():
+            raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     order = np.argsort(-_digit_likeness(shapes, stroke, tiny))
     for seed in order:
         if not candidates[seed]:
@@ -153,14 +176,15 @@ def locate(mask: np.ndarray, name: str) -> Located:
     raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
 
 
-def _without_bars(mask: np.ndarray) -> np.ndarray:
-    """``mask`` without the bars along its edges: rows (columns) that are mostly ink, starting at an edge."""
-    kept = mask.copy()
+def bar_region(mask: np.ndarray) -> np.ndarray:
+    """The bars along the edges of ``mask`` (ink pixels): rows (columns) that are mostly ink, starting at an
+    edge, and everything between them and the edge."""
+    bars = np.zeros_like(mask, dtype=bool)
     height, width = mask.shape
     for axis, size in ((0, height), (1, width)):
         fill = mask.mean(axis=1 - axis)  # per row (axis 0) or per column (axis 1)
         depth = int(_BAR_DEPTH * size)
-        edge = max(1, int(_LINE_EDGE * size))
+        edge = max(1, int(_BAR_EDGE * size))
         for inward in (np.arange(depth), size - 1 - np.arange(depth)):
             full = np.flatnonzero(fill[inward[:edge]] >= _BAR_FILL)
             if full.size == 0:
@@ -169,12 +193,13 @@ def _without_bars(mask: np.ndarray) -> np.ndarray:
             end = int(full[0])
             while end + 1 < depth and fill[inward[end + 1]] >= _BAR_FILL / 2:
                 end += 1
-            reach = inward[: end + 1]
+            # A slightly tilted or blurred bar leaves a ragged rim along its inner edge: take a few lines more.
+            reach = inward[: min(depth, end + 1 + edge)]
             if axis == 0:
-                kept[reach] = False
+                bars[reach] = True
             else:
-                kept[:, reach] = False
-    return kept
+                bars[:, reach] = True
+    return bars
 
 
 def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
@@ -194,11 +219,11 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
     return found.cumsum()[:-1].reshape(height, width) > 0
 
 
-def _without_lines(mask: np.ndarray) -> np.ndarray:
-    """``mask`` without long thin straight lines, keeping the pixels where a stroke crosses one."""
+def _without_lines(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
+    """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses one."""
     kept = mask.copy()
     for transposed in (False, True):
-        view = mask.T if transposed else mask
+        view = faint.T if transposed else faint
         width = view.shape[1]
         candidates = _runs_at_least(view, max(8, int(_LINE_RUN * width)))
         if not candidates.any():
@@ -210,7 +235,10 @@ def _without_lines(mask: np.ndarray) -> np.ndarray:
         thin = thickness <= np.maximum(2.0, _LINE_THINNESS * span)
         edge = max(1, int(_LINE_EDGE * width))
         reaches_edge = (lines.left < edge) | (lines.right > width - edge)
-        is_line = straight & thin & reaches_edge & (span >= _LINE_SPAN * width)
+        crossing = reaches_edge & (span >= _LINE_SPAN * width)
+        # A free-standing line is longer than any digit stroke of its width would be.
+        hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness)
+        is_line = straight & thin & (crossing | hairline)
         if not is_line.any():
             continue
         line_pixels = lines.mask_of(is_line)
@@ -224,6 +252,21 @@ def _without_lines(mask: np.ndarray) -> np.ndarray:
         else:
             kept &= ~removed
     return kept
+
+
+def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
+    """Per shape: whether most of it lies along the lines and bars just removed (their ragged edges, the
+    part of a line that drifted off its run), rather than crossing them as a digit's stroke does."""
+    from mnistctl.preprocess.paper import sliding
+
+    reach = max(2, round(stroke))
+    near = sliding(removed.view(np.uint8), 2 * reach + 1, np.maximum)
+    # Ink of each run lying near removed pixels, from per-row cumulative sums.
+    sums = np.zeros((near.shape[0], near.shape[1] + 1), dtype=np.int64)
+    np.cumsum(near, axis=1, out=sums[:, 1:])
+    touching = sums[shapes.row, shapes.end] - sums[shapes.row, shapes.start]
+    close = np.bincount(shapes.label, weights=touching, minlength=shapes.count)
+    return close >= _REMNANT * shapes.area
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -259,31 +302,31 @@ def _gap(shapes: _Components, one: int, others: np.ndarray) -> tuple[np.ndarray,
 
 
 def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
-    """Whether ``seed`` is one of three or more similar shapes side by side: a word, not a digit."""
+    """Whether ``seed`` is printed text: a word whose letters ran together (much wider than tall), or one of
+    two or more similar shapes side by side on a line that is wider than a digit could be."""
     tall = shapes.bottom - shapes.top
+    size = tall[seed]
+    if shapes.right[seed] - shapes.left[seed] > _MAX_ASPECT * size:
+        return True
     others = np.flatnonzero(usable)
     others = others[others != seed]
-    if others.size < 2:
+    if others.size == 0:
         return False
-    size = tall[seed]
     overlap = np.minimum(shapes.bottom[others], shapes.bottom[seed]) - np.maximum(shapes.top[others], shapes.top[seed])
-    similar = (tall[others] >= 0.5 * size) & (tall[others] <= 1.6 * size) & (overlap >= 0.5 * size)
+    similar = others[(tall[others] >= 0.5 * size) & (tall[others] <= 1.6 * size) & (overlap >= 0.5 * size)]
     row = [seed]
     changed = True
     while changed:  # chain neighbours on the same line, letter by letter
         changed = False
-        for other in others[similar]:
-            if other in row:
-                continue
-            near = any(_gap(shapes, member, np.array([other]))[1][0] <= 0.6 * size for member in row)
-            if near:
+        for other in similar:
+            if other not in row and min(_gap(shapes, member, np.array([other]))[1][0] for member in row) <= 0.6 * size:
                 row.append(int(other))
                 changed = True
-    if len(row) < 3:
+    if len(row) < 2:
         return False
     left = min(shapes.left[i] for i in row)
     right = max(shapes.right[i] for i in row)
-    return right - left >= 1.8 * size
+    return right - left >= _TEXT_ASPECT * max(tall[i] for i in row)
 
 
 def _grow(shapes: _Components, seed: int, usable: np.ndarray) -> np.ndarray:

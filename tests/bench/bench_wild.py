@@ -1,0 +1,149 @@
+"""Digits in the wild: accuracy and calibration error of ``mnistctl predict`` on digits that are not clean MNIST.
+
+Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by ``tests.wild`` and
+``tests.bench.bench_photos``, so no model has seen the digits; the real USPS set from ../shared):
+
+- ``usps``: ../shared/usps/train, 7,291 real 16x16 scans (other writers, other scanner);
+- ``form crops``: a 10-25 px digit in a ~120x170 JPEG crop with ruling lines, a scanner-bed bar, a period,
+  printed text and stains (``tests.wild.form_crop``);
+- ``pen on form``: thin blue or black pen, 1-bit/RGBA/RGB, grid remnants (``pen_on_form``);
+- ``tiny bitmaps``: 12-20 px boxes stretched to fill, often binarised (``tiny_bitmap``);
+- ``sloppy``: slanted, warped, thin pen to thick marker photos (``sloppy``);
+- ``photos``: phone-photo-like JPEGs (``bench_photos.photo``);
+- ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
+
+Each model column runs ``python -m mnistctl predict --json`` in a subprocess from a checkout (``--before
+REPO_DIR:REF`` adds a column for another checkout, e.g. the code and builtin model before a change);
+accuracy counts "no digit found" rows as wrong. Also prints MNIST test accuracy via ``--raw``.
+
+Run: python -m tests.bench.bench_wild --home HOME_WITH_MNIST [--count 500] [--model builtin]
+     [--before /tmp/before:builtin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnistctl.calibration import expected_calibration_error
+from tests.bench.results import replace_section, run_line
+
+REPO = Path(__file__).resolve().parents[2]
+USPS = REPO.parent / "shared" / "usps" / "train"
+LOW = 0.6
+
+
+def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
+    """Write every synthetic set under ``work``; return name -> folder (ImageFolder, or flat for negatives)."""
+    os.environ["MNISTCTL_HOME"] = home
+    from mnistctl.data.loader import load
+    from tests import wild
+    from tests.bench.bench_photos import photo
+
+    images, labels = load("test")
+    sets: dict[str, Path] = {}
+    if USPS.is_dir():
+        sets["usps (real, 7,291)"] = USPS
+    # Different digits for each kind, all from the test set.
+    for index, (name, kind) in enumerate(
+        [
+            ("form crops", "form_crop"),
+            ("pen on form", "pen_on_form"),
+            ("tiny bitmaps", "tiny_bitmap"),
+            ("sloppy", "sloppy"),
+        ]
+    ):
+        chosen = slice(index * count, (index + 1) * count)
+        sets[name] = wild.write_folder(work / kind, images[chosen], labels[chosen], kind, seed=index)
+    rng = np.random.default_rng(7)
+    photos = work / "photos"
+    chosen = slice(4 * count, 5 * count)
+    for position, (digit, label) in enumerate(zip(images[chosen], labels[chosen], strict=True)):
+        (photos / str(label)).mkdir(parents=True, exist_ok=True)
+        photo(digit, rng).save(photos / str(label) / f"{position:05d}.jpg", quality=85)
+    sets["photos"] = photos
+    raw = work / "mnist-raw"
+    for position, (digit, label) in enumerate(zip(images, labels, strict=True)):
+        (raw / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(digit).save(raw / str(label) / f"{position:05d}.png")
+    sets["mnist test (--raw)"] = raw
+    sets["negatives"] = wild.write_negatives(work / "negatives", count, seed=11)
+    return sets
+
+
+def predict(checkout: Path, model: str, folder: Path, home: str, raw: bool) -> list[dict]:
+    command = [sys.executable, "-m", "mnistctl", "predict", "--json", "--model", model, str(folder)]
+    if raw:
+        command.append("--raw")
+    env = {**os.environ, "MNISTCTL_HOME": home, "PYTHONPATH": str(checkout)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=checkout)
+    return json.loads(done.stdout)["results"]
+
+
+def score(rows: list[dict], negatives: bool) -> str:
+    if negatives:
+        sure = sum(1 for row in rows if "digit" in row and row.get("confidence", 0) >= LOW)
+        return f"{sure} of {len(rows)} answered >= {LOW}"
+    labels = np.array([int(Path(row["file"]).parent.name) for row in rows])
+    answered = np.array(["digit" in row for row in rows])
+    digits = np.array([row.get("digit", -1) if row.get("digit") is not None else -1 for row in rows])
+    accuracy = float(np.mean(digits == labels))
+    probabilities = np.zeros((len(rows), 10))
+    for position, row in enumerate(rows):
+        for digit, probability in row.get("top_k", []):
+            probabilities[position, digit] = probability
+    ece = expected_calibration_error(labels[answered], probabilities[answered])
+    wrong = answered & (digits != labels)
+    confident_wrong = int(sum(1 for row, bad in zip(rows, wrong, strict=True) if bad and row["confidence"] >= LOW))
+    return f"{accuracy:.4f} / {ece:.4f} / {confident_wrong}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", required=True, help="an MNISTCTL_HOME holding MNIST")
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--model", default="builtin")
+    parser.add_argument("--before", action="append", default=[], metavar="CHECKOUT:REF")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mnistctl-wild-"))
+    sets = build_sets(work, args.count, args.home)
+    columns = [(f"{args.model} (this checkout)", REPO, args.model)]
+    for before in args.before:
+        checkout, _, ref = before.rpartition(":")
+        columns.append((f"{ref} ({checkout})", Path(checkout), ref))
+    table = ["| set | " + " | ".join(title for title, _, _ in columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for name, folder in sets.items():
+        cells = []
+        for _, checkout, ref in columns:
+            rows = predict(checkout, ref, folder, args.home, raw=name.endswith("(--raw)"))
+            cells.append(score(rows, negatives=name == "negatives"))
+        table.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(table[-1], flush=True)
+    body = "\n".join(
+        [
+            f"{run_line()}; {args.count} images per synthetic set, made from MNIST test digits. Sets: {work}.",
+            "",
+            f"Command: `python -m tests.bench.bench_wild --home HOME --count {args.count}"
+            + "".join(f" --before {b}" for b in args.before)
+            + "`",
+            "",
+            "Cells: accuracy (no-digit rows count as wrong) / calibration error (15-bin ECE over answered rows)"
+            f" / wrong answers with confidence >= {LOW}. Negatives: answers with confidence >= {LOW}.",
+            "",
+            *table,
+        ]
+    )
+    print(body)
+    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Digits in the wild (bench_wild)", body)
+
+
+if __name__ == "__main__":
+    main()
