@@ -56,7 +56,7 @@ def test_predict_files_json_matches_the_model(trained_home, test_digits, tmp_pat
     expected = Predictor(registry, registry.resolve()).predict(images[:3]).argmax(axis=1)
     assert [r["digit"] for r in report["results"]] == expected.tolist()
     for result in report["results"]:
-        assert set(result) == {"file", "digit", "confidence", "top_k"}
+        assert set(result) == {"file", "digit", "confidence", "top_k", "low_confidence"}
         assert len(result["top_k"]) == 2 and result["top_k"][0] == [result["digit"], result["confidence"]]
 
 

@@ -26,7 +26,7 @@ from mnistctl.preprocess.paper import TINY_SIDE
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
 _BAR_FILL = 0.6
 # ...and bars start within this fraction of the image from its edge (a scan's very edge is often ragged)...
-_BAR_EDGE = 0.05
+_BAR_EDGE = 0.025
 # ...and reach no further in than this fraction of the image.
 _BAR_DEPTH = 0.3
 # A run of ink at least this fraction of the image's width (height) is a horizontal (vertical) line
@@ -39,8 +39,8 @@ _LINE_EDGE = 0.02
 _LINE_SPAN = 0.5
 # A line that reaches no edge is still a line when it covers this much of the image and is this many
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
-_FREE_LINE_SPAN = 0.4
-_FREE_LINE_RATIO = 25
+_FREE_LINE_SPAN = 0.6
+_FREE_LINE_RATIO = 30
 # ...is no thicker than this fraction of its length (a ruling line is thin; a bold "1" is not)...
 _LINE_THINNESS = 0.12
 # ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
@@ -56,6 +56,8 @@ _MIN_DIGIT_FRACTION = 0.02
 _JOIN_GAP = 0.3
 # A digit is never much wider than tall (a "0" or "2" is at most about 1.3x).
 _MAX_ASPECT = 1.6
+# Printed words are small: a wide shape taller than this fraction of the image is a big digit, sideways.
+_TEXT_HEIGHT = 0.25
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
 
@@ -184,7 +186,7 @@ def bar_region(mask: np.ndarray) -> np.ndarray:
     for axis, size in ((0, height), (1, width)):
         fill = mask.mean(axis=1 - axis)  # per row (axis 0) or per column (axis 1)
         depth = int(_BAR_DEPTH * size)
-        edge = max(1, int(_BAR_EDGE * size))
+        edge = max(2, int(_BAR_EDGE * size))
         for inward in (np.arange(depth), size - 1 - np.arange(depth)):
             full = np.flatnonzero(fill[inward[:edge]] >= _BAR_FILL)
             if full.size == 0:
@@ -306,7 +308,7 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     two or more similar shapes side by side on a line that is wider than a digit could be."""
     tall = shapes.bottom - shapes.top
     size = tall[seed]
-    if shapes.right[seed] - shapes.left[seed] > _MAX_ASPECT * size:
+    if shapes.right[seed] - shapes.left[seed] > _MAX_ASPECT * size and size < _TEXT_HEIGHT * shapes.shape[0]:
         return True
     others = np.flatnonzero(usable)
     others = others[others != seed]
