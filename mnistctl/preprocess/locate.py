@@ -32,6 +32,8 @@ _BAR_DEPTH = 0.3
 # A run of ink at least this fraction of the image's width (height) is a horizontal (vertical) line
 # candidate: handwritten strokes are far shorter than the crops they sit in.
 _LINE_RUN = 0.3
+# Lines are followed across gaps up to this long (dithered 1-bit scans break a light line into dots).
+_LINE_GAP = 4
 # A line candidate is a line when it reaches (within this fraction of the width of) an edge, as lines
 # on a form cut into a crop do and a digit's straight strokes, inside their margin, do not...
 _LINE_EDGE = 0.02
@@ -227,7 +229,9 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
     for transposed in (False, True):
         view = faint.T if transposed else faint
         width = view.shape[1]
-        candidates = _runs_at_least(view, max(8, int(_LINE_RUN * width)))
+        # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured.
+        bridged = _closed_rows(view, _LINE_GAP)
+        candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width))) & view
         if not candidates.any():
             continue
         lines = _Components(candidates)
@@ -257,8 +261,8 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
 
 
 def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
-    """Per shape: whether most of it lies along the lines and bars just removed (their ragged edges, the
-    part of a line that drifted off its run), rather than crossing them as a digit's stroke does."""
+    """Per shape: whether it is a sliver along the lines and bars just removed (their ragged edges, the part
+    of a line that drifted off its run): thin, and mostly beside them, where a digit's strokes cross them."""
     from mnistctl.preprocess.paper import sliding
 
     reach = max(2, round(stroke))
@@ -268,7 +272,19 @@ def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.nda
     np.cumsum(near, axis=1, out=sums[:, 1:])
     touching = sums[shapes.row, shapes.end] - sums[shapes.row, shapes.start]
     close = np.bincount(shapes.label, weights=touching, minlength=shapes.count)
-    return close >= _REMNANT * shapes.area
+    # A sliver lies along the line: thin across it. A digit crossing or touching a line is not thin.
+    tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    thin = (np.minimum(tall, wide) <= max(3.0, 2.5 * stroke)) & (np.maximum(tall, wide) >= 2 * np.minimum(tall, wide))
+    return thin & (close >= _REMNANT * shapes.area)
+
+
+def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
+    """``mask`` with horizontal gaps of up to ``gap`` pixels between ink filled (a 1 x (gap + 1) closing)."""
+    from mnistctl.preprocess.paper import sliding_rows
+
+    size = gap + 1
+    grown = sliding_rows(mask.view(np.uint8).T, size, np.maximum).T
+    return sliding_rows(grown.T, size, np.minimum).T.astype(bool)
 
 
 def _stroke_width(mask: np.ndarray) -> float:

@@ -117,10 +117,10 @@ def paper_estimate(work: np.ndarray, flat_paper: float | None) -> tuple[np.ndarr
 
 def sliding(values: np.ndarray, size: int, op) -> np.ndarray:
     """Max or min (``op``) over a ``size`` x ``size`` window, edges repeated; doubling, so log(size) passes."""
-    return _sliding_rows(_sliding_rows(values, size, op).T, size, op).T
+    return sliding_rows(sliding_rows(values, size, op).T, size, op).T
 
 
-def _sliding_rows(values: np.ndarray, size: int, op) -> np.ndarray:
+def sliding_rows(values: np.ndarray, size: int, op) -> np.ndarray:
     half = size // 2
     padded = np.concatenate([np.repeat(values[:1], half, axis=0), values, np.repeat(values[-1:], half, axis=0)])
     count = values.shape[0]
