@@ -132,8 +132,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     top, bottom, left, right = found.box
     reach = max(2, round(0.04 * max(bottom - top, right - left)))
     near_digit = _grown(found.digit, reach)
+    # Clutter beside or across the digit (a ruling line through it, a period) is not the digit's ink.
+    clutter = _grown(found.clutter, 1) & ~found.digit
+    near_digit &= ~clutter
     if found.clutter.any():
-        quantised = np.where(_grown(found.clutter, 1) & ~near_digit, np.uint8(DARK_ZERO), quantised)
+        quantised = np.where(clutter, np.uint8(DARK_ZERO), quantised)
         low, threshold, level = ink_levels(quantised, name)
         rows, cols = np.nonzero((quantised > threshold) & near_digit)
         if rows.size:

@@ -262,7 +262,25 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
 
 def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
     """Per shape: whether it is a sliver along the lines and bars just removed (their ragged edges, the part
-    of a line that drifted off its run): thin, and mostly beside them, where a digit's strokes cross them."""
+    of a line that drifted off its run): thin across them, long along them, and mostly beside them. A digit's
+    stroke crossing a line is long across it instead."""
+    pieces = _Components(removed)
+    along_rows = pieces.right - pieces.left >= pieces.bottom - pieces.top
+    tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    thin = max(3.0, 2.5 * stroke)
+    found = np.zeros(shapes.count, dtype=bool)
+    for horizontal in (True, False):
+        chosen = along_rows if horizontal else ~along_rows
+        if not chosen.any():
+            continue
+        across, along = (tall, wide) if horizontal else (wide, tall)
+        sliver = (across <= thin) & (along >= 2 * across)
+        found |= sliver & (_share_near(shapes, pieces.mask_of(chosen), stroke) >= _REMNANT)
+    return found
+
+
+def _share_near(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
+    """Per shape: the share of its ink within about a stroke width of ``removed`` pixels."""
     from mnistctl.preprocess.paper import sliding
 
     reach = max(2, round(stroke))
@@ -271,11 +289,7 @@ def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.nda
     sums = np.zeros((near.shape[0], near.shape[1] + 1), dtype=np.int64)
     np.cumsum(near, axis=1, out=sums[:, 1:])
     touching = sums[shapes.row, shapes.end] - sums[shapes.row, shapes.start]
-    close = np.bincount(shapes.label, weights=touching, minlength=shapes.count)
-    # A sliver lies along the line: thin across it. A digit crossing or touching a line is not thin.
-    tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
-    thin = (np.minimum(tall, wide) <= max(3.0, 2.5 * stroke)) & (np.maximum(tall, wide) >= 2 * np.minimum(tall, wide))
-    return thin & (close >= _REMNANT * shapes.area)
+    return np.bincount(shapes.label, weights=touching, minlength=shapes.count) / shapes.area
 
 
 def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
@@ -361,8 +375,6 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray) -> np.ndarray:
             new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
             new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
             if gap > _JOIN_GAP * (bottom - top) or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
-                continue
-            if new_bottom - new_top > 1.5 * (bottom - top):  # a much taller neighbour is not a fragment
                 continue
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
