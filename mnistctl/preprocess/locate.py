@@ -154,11 +154,12 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None) -> Loca
     """
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
+    lines = np.zeros_like(mask, dtype=bool)
     if tiny:
         strokes = mask
     else:
         unbarred = ~bar_region(mask)
-        strokes = _without_lines(mask & unbarred, (mask if faint is None else faint | mask) & unbarred)
+        strokes, lines = _without_lines(mask & unbarred, (mask if faint is None else faint | mask) & unbarred)
     if not strokes.any():
         raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
     what = "lines and specks" if strokes is not mask and (mask & ~strokes).any() else "specks"
@@ -186,7 +187,7 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None) -> Loca
         if not tiny and right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height:
             continue  # a short printed word ("Nr", "No"): wider than a digit, and small
         digit = shapes.mask_of(group)
-        return Located(digit, (top, bottom, left, right), mask & ~digit)
+        return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit)
     raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
 
 
@@ -233,15 +234,17 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
     return found.cumsum()[:-1].reshape(height, width) > 0
 
 
-def _without_lines(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
-    """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses one."""
+def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
+    one; and the lines' pixels (in ``faint``: a light printed line may not reach ``mask`` at all)."""
     kept = mask.copy()
+    lines_found = np.zeros_like(mask, dtype=bool)
     for transposed in (False, True):
         view = faint.T if transposed else faint
         width = view.shape[1]
         # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured.
         bridged = _closed_rows(view, _LINE_GAP)
-        candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width))) & view
+        candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width)))
         if not candidates.any():
             continue
         lines = _Components(candidates)
@@ -257,17 +260,15 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
         is_line = straight & thin & (crossing | hairline)
         if not is_line.any():
             continue
-        line_pixels = lines.mask_of(is_line)
+        line_pixels = lines.mask_of(is_line) & view
         # A stroke crossing the line continues above and below it: keep the line's pixels in columns
         # where ink reaches further than the line is thick (two pixels beyond its band on either side).
         band = int(np.ceil(thickness[is_line].max())) + 2
         crossing = _runs_at_least(view.T, band + 2).T & line_pixels
-        removed = line_pixels & ~crossing
-        if transposed:
-            kept &= ~removed.T
-        else:
-            kept &= ~removed
-    return kept
+        removed = (line_pixels & ~crossing).T if transposed else line_pixels & ~crossing
+        kept &= ~removed
+        lines_found |= removed
+    return kept, lines_found
 
 
 def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
