@@ -7,8 +7,8 @@ stay exactly the architecture. Profiles:
   in position, slant, size and pen width);
 - ``geometry``: the same without stroke thickness (a 3x3 dilation can close a small loop);
 - ``wild``: what digits from real documents look like after preprocessing -- slant and elastic
-  distortion of sloppy writing, aspect ratios lost by stretched 16x16 scans, thin pens and thick
-  markers, blur, low resolution and re-binarisation, and remnants of ruling lines and specks.
+  distortion of sloppy writing, broken strokes, aspect ratios lost by stretched 16x16 scans, thin pens
+  and thick markers, blur, low resolution and re-binarisation, and remnants of ruling lines and specks.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ WILD_THICKEN, WILD_MARKER, WILD_THIN = 0.2, 0.04, 0.15
 WILD_BLUR = 0.2
 WILD_LOW_RES = 0.25  # drawn at 12-22 px for the whole frame, i.e. a 16x16 scan's digit, then scaled back
 WILD_BINARISE = 0.5  # of the low-resolution ones: re-binarised as many scans are
+WILD_BREAKS = 0.1
+WILD_STRETCH = 0.08  # stretched to fill the 20x20 box, then always at low resolution
 WILD_LINE = 0.12
 WILD_SPECKS = 0.12
 
@@ -143,6 +145,14 @@ def _wild(seed: int) -> Any:
         mix = uniform(count, 0.3, 1.0)
         batch = tf.where(uniform(count) < WILD_BLUR, batch * (1 - mix) + blurred * mix, batch)
 
+        # Broken strokes: a fast pen skips, a light one fades below the threshold.
+        holes = tf.nn.max_pool2d(tf.cast(generator.uniform(tf.shape(batch)) < 0.012, tf.float32), 3, 1, "SAME")
+        batch = tf.where(uniform(count) < WILD_BREAKS, batch * (1.0 - holes), batch)
+
+        # Normalised scans (Semeion) stretch every digit to fill its box, whatever its shape.
+        stretch = uniform(count) < WILD_STRETCH
+        batch = tf.where(stretch, _stretched(batch), batch)
+
         # Low resolution: the whole batch at one random size (a size per image would need a loop).
         side = generator.uniform([], 12, 23, dtype=tf.int32)
         small = tf.image.resize(batch, tf.stack([side, side]), method="area")
@@ -150,7 +160,7 @@ def _wild(seed: int) -> Any:
         binary = tf.where(small > peak * uniform(count, 0.45, 0.6), 255.0, 0.0)
         small = tf.where(uniform(count) < WILD_BINARISE, binary, small)
         coarse = tf.image.resize(small, [28, 28], method="bilinear")
-        batch = tf.where(uniform(count) < WILD_LOW_RES, coarse, batch)
+        batch = tf.where((uniform(count) < WILD_LOW_RES) | stretch, coarse, batch)
 
         # A remnant of a ruling line along one edge, over part or all of it.
         vertical = uniform(count) < 0.5
@@ -175,6 +185,24 @@ def _wild(seed: int) -> Any:
         return tf.squeeze(batch, -1)
 
     return transform
+
+
+def _stretched(batch: Any) -> Any:
+    """Each digit's ink box stretched to fill the 20x20 box in 28x28, aspect ratio lost (a "1" turns into
+    a bar as wide as it is tall), as 16x16 normalised scans are."""
+    import tensorflow as tf
+
+    count = tf.shape(batch)[0]
+    index = tf.range(28, dtype=tf.float32)[None]
+    ink = batch[..., 0] > 64.0
+    rows, cols = tf.reduce_any(ink, axis=2), tf.reduce_any(ink, axis=1)
+    top = tf.reduce_min(tf.where(rows, index, 27.0), axis=1)
+    bottom = tf.reduce_max(tf.where(rows, index, 0.0), axis=1)
+    left = tf.reduce_min(tf.where(cols, index, 27.0), axis=1)
+    right = tf.reduce_max(tf.where(cols, index, 0.0), axis=1)
+    boxes = tf.stack([top, left, tf.maximum(bottom, top + 1), tf.maximum(right, left + 1)], axis=1) / 27.0
+    crops = tf.image.crop_and_resize(batch, boxes, tf.range(count), [20, 20])
+    return tf.pad(crops, [[0, 0], [4, 4], [4, 4], [0, 0]])
 
 
 def _elastic(batch: Any, generator: Any) -> Any:
