@@ -138,3 +138,29 @@ def huge_png(width: int, height: int, rows_per_block: int = 1000) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def _ring(cx: float, cy: float, rx: float, ry: float, steps: int = 16) -> tuple:
+    angles = np.linspace(0, 2 * np.pi, steps + 1)
+    return tuple((cx + rx * np.sin(a), cy - ry * np.cos(a)) for a in angles)
+
+
+# One plain handwritten-looking shape per digit, as polylines in 28x28 coordinates (x, y): for tests that
+# need every class read correctly without the real MNIST.
+HANDWRITTEN = {
+    0: (_ring(14, 14, 6, 9.5),),
+    1: (((13, 6), (16, 4), (14, 24)),),
+    2: TWO[0:1],
+    3: (((8, 6), (13, 4), (18, 6), (18, 10), (13, 13)), ((13, 13), (19, 16), (19, 21), (14, 24), (8, 22))),
+    4: (((11, 4), (8, 16), (21, 16)), ((17, 7), (17, 24))),
+    5: (((19, 5), (10, 5), (9, 13), (15, 12), (19, 15), (19, 20), (15, 24), (8, 22)),),
+    6: (((18, 4), (12, 8), (9, 15), (10, 21), (14, 24), (18, 21), (18, 16), (14, 14), (10, 17)),),
+    7: SEVEN[0:1],
+    8: (_ring(14, 8.5, 4.5, 4.5), _ring(14, 18.5, 5.5, 5.5)),
+    9: (_ring(14, 9, 4.5, 4.5), ((18.5, 9), (17, 24))),
+}
+
+
+def handwritten_digit(label: int, width: float = 2.2) -> np.ndarray:
+    """An MNIST-style uint8 28x28 white-on-black digit drawn from ``HANDWRITTEN``."""
+    return as_uint8(draw(HANDWRITTEN[label], side=28, width=width) * 255)

@@ -38,7 +38,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from tests.photos import as_uint8, gradient, noisy, shadow
-from tests.synthetic import make_digits
 
 # Printed words of old Norwegian/Danish forms and registers, where loose digit crops come from.
 FORM_WORDS = (
@@ -619,17 +618,27 @@ def write_negatives(root: Path, count: int, seed: int) -> Path:
     return root
 
 
+def handwritten_set(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` MNIST-style digits cycling through 0-9, drawn from ``tests.photos.HANDWRITTEN``."""
+    from tests.photos import handwritten_digit
+
+    labels = np.arange(count) % 10
+    return np.stack([handwritten_digit(int(label)) for label in labels]), labels
+
+
 def write_fixtures(folder: Path, seed: int = 0) -> list[Path]:
-    """Two small examples of each kind (``<kind>-<label>``) and one of each negative (``negative-<kind>``).
+    """A form crop of every digit (``form_crop-<label>``), two examples of each other kind
+    (``<kind>-<label>``) and one of each negative (``negative-<kind>``), from handwritten-looking digits.
 
     JPEGs are saved at quality 75 to keep every fixture under 10 KB.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    digits, labels = make_digits(20, seed)
+    digits, labels = handwritten_set(10)
     written = []
     for number, (kind, generate) in enumerate(KINDS.items()):
-        for index in (2 * number, 2 * number + 11):  # two different labels per kind, different ones for each kind
+        chosen = range(10) if kind == "form_crop" else (number % 10, (number + 5) % 10)
+        for index in chosen:
             rng = np.random.default_rng([seed, number, index])
             stem = folder / f"{kind}-{int(labels[index])}"
             written.append(save(generate(digits[index], rng), stem, kind, rng, quality=75))
@@ -651,7 +660,7 @@ def main(argv: list[str] | None = None) -> None:
         for path in write_fixtures(args.out, args.seed):
             print(path)
         return
-    digits, labels = make_digits(args.count, args.seed)
+    digits, labels = handwritten_set(args.count)
     for kind in KINDS:
         print(write_folder(args.out / kind, digits, labels, kind, args.seed))
     print(write_negatives(args.out / "negatives", args.count, args.seed))

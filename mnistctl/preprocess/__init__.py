@@ -127,7 +127,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     if level * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
     faint = quantised > DARK_ZERO + DARK_STEPS * low  # everything above the paper's noise
-    found = locate(quantised > threshold, name, faint)
+    found = locate(quantised > threshold, name, faint, quantised - np.float32(DARK_ZERO))
     # The clutter (a black bar, dark ruling lines) may have set the ink levels: measure them again without it.
     top, bottom, left, right = found.box
     reach = max(2, round(0.04 * max(bottom - top, right - left)))

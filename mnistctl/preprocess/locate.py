@@ -56,6 +56,15 @@ _MIN_DIGIT_PX = 6
 _MIN_DIGIT_FRACTION = 0.02
 # Fragments closer than this fraction of the digit's height join it (a broken stroke, a detached bar).
 _JOIN_GAP = 0.3
+# Fragments joining a digit are drawn with at least this share of its mean darkness.
+_SAME_INK = 0.5
+# A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
+_SOLID_FILL = 0.7
+_SOLID_STROKES = 2.5
+# A straight fragment (at most this many strokes thick) joins a digit only if it makes the digit's box
+# grow by no more than this share of its height: a 5's detached bar does, a piece of ruling line does not.
+_BAR_STROKES = 2.5
+_BAR_GROWTH = 0.3
 # A digit is never much wider than tall (a "0" or "2" is at most about 1.3x).
 _MAX_ASPECT = 1.6
 # A single shape this much wider than tall is a word whose letters ran together (the arc of a broken
@@ -118,10 +127,23 @@ class _Components:
         self.bottom = np.zeros(self.count, dtype=np.int64)
         self.left = np.full(self.count, width)
         self.right = np.zeros(self.count, dtype=np.int64)
+        self.ink = np.ones(self.count)
+        self.solid = np.zeros(self.count, dtype=bool)
         np.minimum.at(self.top, self.label, self.row)
         np.maximum.at(self.bottom, self.label, self.row + 1)
         np.minimum.at(self.left, self.label, self.start)
         np.maximum.at(self.right, self.label, self.end)
+
+    def measure(self, darkness: np.ndarray, stroke: float) -> None:
+        """Per shape: ``ink``, its mean ``darkness`` (any per-pixel measure); ``solid``, whether it is a filled
+        blob wider than a few strokes both ways (a stain, a thumb) rather than strokes."""
+        sums = np.zeros((darkness.shape[0], darkness.shape[1] + 1), dtype=np.float64)
+        np.cumsum(darkness, axis=1, out=sums[:, 1:])
+        per_run = sums[self.row, self.end] - sums[self.row, self.start]
+        self.ink = np.bincount(self.label, weights=per_run, minlength=self.count) / self.area
+        tall, wide = self.bottom - self.top, self.right - self.left
+        fill = self.area / np.maximum(tall * wide, 1)
+        self.solid = (fill > _SOLID_FILL) & (np.minimum(tall, wide) > _SOLID_STROKES * stroke)
 
     def mask_of(self, keep: np.ndarray) -> np.ndarray:
         """The pixels of the components where ``keep`` (a boolean per component) is true."""
@@ -146,9 +168,10 @@ class Located:
     clutter: np.ndarray
 
 
-def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None) -> Located:
+def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darkness: np.ndarray | None = None) -> Located:
     """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none.
 
+    ``darkness`` (per pixel, any scale) tells the pen's ink from fainter stains beside it.
     ``faint`` (a superset of ``mask``: everything above the paper's noise) is where lines are looked for:
     a faint printed line falls apart into pieces at the digit's threshold, but not at the paper's.
     """
@@ -165,6 +188,8 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None) -> Loca
     what = "lines and specks" if strokes is not mask and (mask & ~strokes).any() else "specks"
     shapes = _Components(strokes)
     stroke = _stroke_width(strokes)
+    if darkness is not None:
+        shapes.measure(darkness, stroke)
     tall = shapes.bottom - shapes.top
     wide = shapes.right - shapes.left
     speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (np.maximum(tall, wide) < 0.35 * tall.max())
@@ -181,7 +206,7 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None) -> Loca
             continue
         if _in_text_row(shapes, seed, ~speck):
             continue
-        group = _grow(shapes, seed, ~speck)
+        group = _grow(shapes, seed, ~speck, stroke)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if not tiny and right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height:
@@ -372,8 +397,13 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     return right - left >= _TEXT_ASPECT * max(tall[i] for i in row)
 
 
-def _grow(shapes: _Components, seed: int, usable: np.ndarray) -> np.ndarray:
-    """``seed`` and the shapes near it that keep the group digit-shaped."""
+def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> np.ndarray:
+    """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
+    shadow is much fainter than the pen; a solid blob is not part of a stroke)."""
+    usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
+    tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    thin = np.minimum(tall, wide)
+    bars = (thin <= _BAR_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
     group = np.zeros(shapes.count, dtype=bool)
     group[seed] = True
     top, bottom, left, right = shapes.top[seed], shapes.bottom[seed], shapes.left[seed], shapes.right[seed]
@@ -387,6 +417,10 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray) -> np.ndarray:
             new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
             if gap > _JOIN_GAP * (bottom - top) or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
                 continue
+            if bars[other] and max(new_right - new_left - (right - left), new_bottom - new_top - (bottom - top)) > (
+                _BAR_GROWTH * (bottom - top)
+            ):
+                continue  # a piece of a line that runs past the digit, not a stroke of it
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
             changed = True

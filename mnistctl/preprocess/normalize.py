@@ -21,6 +21,9 @@ CENTRE = 14.0
 
 # MNIST strokes are 2-3 px wide; thinner ones (a fine pen in a big photo) are thickened to this.
 _MIN_STROKE = 2.0
+# Crops less than this much larger than the final size are not thickened: a pixel of dilation there is
+# most of a final pixel, and fills small loops.
+_THICKEN_BELOW = 0.5
 # Large crops are reduced to this multiple of the final size first, so thickening works on few pixels.
 _OVERSAMPLE = 4
 # Anti-aliasing residue below this fraction of the peak is set to exactly 0, like MNIST's background.
@@ -59,6 +62,8 @@ def fit_box(ink: np.ndarray, core: np.ndarray, scale: float) -> tuple[np.ndarray
     divided by the stroke's cross-section is 1 wherever the window holds the whole stroke, even where it
     straddles two pixels, while a speck (much less ink than a stroke's cross-section) stays faint.
     """
+    if scale >= _THICKEN_BELOW:
+        return ink, 1.0, 0.0
     middle = min(1.0, scale * _OVERSAMPLE)  # crops up to 4x the final size are thickened as they are
     small = ink
     if middle < 1:

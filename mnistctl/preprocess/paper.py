@@ -21,9 +21,10 @@ _PAPER_SIDE = 64
 # thinner (at most ~15% of the digit), shadows and gradients are wider.
 _PAPER_KERNEL = 0.2
 # A border whose 5th and 95th percentiles are this close (grey levels) is one flat tone of paper; an
-# image up to this size with such a border is taken to be evenly lit (speed: no paper estimate).
+# image up to this size with such a border is taken to be evenly lit (speed: no paper estimate). Larger
+# ones are not: a flat border says nothing about stains and shadows inside.
 _FLAT_BORDER = 24
-EVEN_SIDE = 256
+EVEN_SIDE = 64
 # Relative darkness (0 paper, 1 black) is binned into bytes with the paper at bin 51, so that the paper's
 # noise shows on both sides of its peak: bin = 51 + 204 * darkness.
 DARK_ZERO = 51
