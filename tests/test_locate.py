@@ -1,0 +1,194 @@
+"""Digits in the wild: the locate stage finds the digit among ruling lines, bars, specks, periods and text.
+
+Scenes are built from ``tests.photos.HANDWRITTEN`` digits with the generators of ``tests.wild``, or drawn
+here piece by piece so that each test adds exactly one kind of clutter to a clean digit; "matches" means
+a Pearson correlation with the clean digit's own preprocessing of at least MIN_CORRELATION.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from mnistctl.inference import Predictor
+from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
+from mnistctl.registry import Registry
+from tests import wild
+from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, handwritten_digit, noisy
+
+locate_module = importlib.import_module("mnistctl.preprocess.locate")
+FIXTURES = Path(__file__).parent / "fixtures" / "wild"
+MIN_CORRELATION = 0.85
+PAPER, INK = 205.0, 45.0
+
+
+def clean(label: int) -> np.ndarray:
+    return to_mnist(handwritten_digit(label).astype(np.float32))
+
+
+def sheet(height: int = 130, width: int = 170) -> np.ndarray:
+    return np.full((height, width), PAPER, dtype=np.float32)
+
+
+def put_digit(page: np.ndarray, label: int, top: int, left: int, size: int = 22) -> None:
+    """Draw a HANDWRITTEN digit ``size`` px square with its top-left corner at (top, left)."""
+    coverage = draw(HANDWRITTEN[label], side=size, width=2.2)
+    region = page[top : top + size, left : left + size]
+    np.minimum(region, PAPER - (PAPER - INK) * coverage, out=region)
+
+
+def finish(page: np.ndarray) -> np.ndarray:
+    return as_uint8(noisy(page, sigma=3, seed=1)).astype(np.float32)
+
+
+def test_components_match_a_flood_fill_on_random_masks():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        mask = rng.random((23, 31)) < 0.35
+        shapes = locate_module._Components(mask)
+        assert shapes.area.sum() == mask.sum()
+        assert shapes.count == _flood_fill_count(mask)
+        rebuilt = shapes.mask_of(np.ones(shapes.count, dtype=bool))
+        assert np.array_equal(rebuilt, mask)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))))
+def test_components_count_any_mask(mask):
+    assert locate_module._Components(mask).count == _flood_fill_count(mask)
+
+
+def _flood_fill_count(mask: np.ndarray) -> int:
+    seen = np.zeros_like(mask)
+    count = 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        count += 1
+        stack = [start]
+        seen[start] = True
+        while stack:
+            row, col = stack.pop()
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    r, c = row + dr, col + dc
+                    if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c] and not seen[r, c]:
+                        seen[r, c] = True
+                        stack.append((r, c))
+    return count
+
+
+@pytest.mark.parametrize("label", [1, 4, 7])
+def test_a_ruling_line_through_the_digit_is_taken_out(label):
+    page = sheet()
+    put_digit(page, label, 50, 74)
+    page[56:58, :] = 110.0  # a 2 px printed line across the whole crop, through the digit's upper half
+    assert correlation(to_mnist(finish(page)), clean(label)) >= MIN_CORRELATION
+
+
+def test_a_vertical_line_beside_the_digit_is_not_a_one():
+    page = sheet()
+    put_digit(page, 3, 50, 74)
+    page[:, 120:122] = 100.0
+    assert correlation(to_mnist(finish(page)), clean(3)) >= MIN_CORRELATION
+
+
+@pytest.mark.parametrize("side", ["left", "top", "right", "bottom"])
+def test_the_scanner_beds_dark_edge_is_not_the_digit(side):
+    page = sheet()
+    put_digit(page, 2, 54, 74)
+    bar = {"left": np.s_[:, :14], "top": np.s_[:12, :], "right": np.s_[:, -18:], "bottom": np.s_[-10:, :]}[side]
+    page[bar] = 12.0
+    assert correlation(to_mnist(finish(page)), clean(2)) >= MIN_CORRELATION
+
+
+def test_a_trailing_period_and_specks_are_left_out():
+    page = sheet()
+    put_digit(page, 9, 50, 70)
+    page[68:71, 95:98] = INK  # "9."
+    for row, col in ((10, 20), (100, 150), (30, 140), (115, 12)):
+        page[row : row + 2, col : col + 2] = INK
+    assert correlation(to_mnist(finish(page)), clean(9)) >= MIN_CORRELATION
+
+
+def test_printed_text_in_a_corner_is_not_the_digit():
+    page = Image.fromarray(as_uint8(sheet()))
+    text = wild.printed("Trykt for Nr.", 10)  # coverage 0..1 of the words
+    ink = np.asarray(page, dtype=np.float32)
+    height, width = text.shape
+    ink[4 : 4 + height, 4 : 4 + width] = np.minimum(ink[4 : 4 + height, 4 : 4 + width], PAPER - 170 * text)
+    put_digit(ink, 5, 55, 80)
+    assert correlation(to_mnist(finish(ink)), clean(5)) >= MIN_CORRELATION
+
+
+def test_a_broken_stroke_is_one_digit():
+    page = sheet()
+    put_digit(page, 3, 40, 70, size=40)
+    page[58:62, 70:110] = PAPER  # the 3 broken across its waist
+    assert correlation(to_mnist(finish(page)), clean(3)) >= 0.8
+
+
+def test_a_tiny_stretched_bitmap_is_grown_smoothly_with_mnists_margin():
+    digit = handwritten_digit(7)
+    rows, cols = np.nonzero(digit > 60)
+    box = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    tiny = np.asarray(Image.fromarray(box).resize((16, 16), Image.Resampling.BILINEAR))
+    binary = np.where(tiny > 100, 0, 255).astype(np.float32)  # binarised, dark on white, no margin
+    out = to_mnist(binary)
+    ink_rows, ink_cols = np.nonzero(out > 0)
+    assert 19 <= ink_rows.max() - ink_rows.min() + 1 <= 22  # the longer side fills MNIST's 20 px box
+    assert ink_cols.max() - ink_cols.min() + 1 <= 22
+    assert len(np.unique(out[out > 0])) > 20  # anti-aliased edges, not blocks of two or three levels
+    assert correlation(out, clean(7)) >= 0.7
+
+
+def test_a_bold_digit_filling_a_tiny_scan_is_read_the_right_way_round():
+    """USPS-style: a thick 0 covering half of its 16x16 box, dark on white; the ring is the ink."""
+    yy, xx = np.mgrid[:16, :16]
+    radius = np.hypot((yy - 7.5) / 7.5, (xx - 7.5) / 6.0)
+    scan = np.where((radius > 0.45) & (radius < 1.0), 0.0, 255.0).astype(np.float32)
+    out = to_mnist(scan)
+    assert out[14, 14] < 50 and out.max() == pytest.approx(255.0)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("negative-*")), ids=lambda path: path.stem)
+def test_fixture_negatives_have_no_digit(path):
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(load_gray(path, path.name))
+
+
+def test_nothing_but_lines_specks_text_or_a_bar_gets_a_confident_answer():
+    """The issue's rule: no image that is only clutter is answered with confidence >= 0.6."""
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    answered = []
+    for kind, generate in wild.NEGATIVES.items():
+        for index in range(15):
+            image = generate(np.random.default_rng([77, index, len(kind)]))
+            try:
+                pixels = to_mnist(np.asarray(image.convert("L"), dtype=np.float32), name=kind)
+            except NoDigitError:
+                continue
+            confidence = float(predictor.predict(pixels[None])[0].max())
+            if confidence >= 0.6:
+                answered.append((kind, index, round(confidence, 3)))
+    assert answered == []
+
+
+def test_the_builtin_model_reads_the_fixture_digits():
+    """Every fixture digit (form crops, pen on forms, tiny bitmaps, sloppy photos) is read right."""
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    paths = sorted(path for path in FIXTURES.glob("*-[0-9].*"))
+    assert len(paths) >= 16
+    pixels = np.stack([to_mnist(load_gray(path, path.name), name=path.name) for path in paths])
+    digits = predictor.predict(pixels).argmax(axis=1)
+    labels = [int(path.stem[-1]) for path in paths]
+    assert [p.name for p, d, label in zip(paths, digits, labels, strict=True) if d != label] == []
