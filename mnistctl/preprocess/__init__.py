@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistctl.errors import MnistctlError
 from mnistctl.preprocess.decode import MAX_PIXELS, InvalidImageError, NoDigitError, load_gray
-from mnistctl.preprocess.locate import bar_region, locate
+from mnistctl.preprocess.locate import bar_region, hysteresis, locate
 from mnistctl.preprocess.normalize import (
     CENTRE,
     DIGIT_BOX,
@@ -131,7 +131,10 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     if level * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
     faint = quantised > DARK_ZERO + DARK_STEPS * low  # everything above the paper's noise
-    found = locate(quantised > threshold, name, faint, quantised - np.float32(DARK_ZERO))
+    # Half-way between the paper's noise and the ink's threshold, grown from the ink: a thin pen's faint
+    # stroke stays in one piece.
+    strokes = hysteresis(quantised > threshold, quantised > (threshold + DARK_ZERO + DARK_STEPS * low) / 2)
+    found = locate(strokes, name, faint, quantised - np.float32(DARK_ZERO))
     digit_darkness = (float(quantised[found.digit].mean()) - DARK_ZERO) / DARK_STEPS
     if digit_darkness < _MIN_DARKNESS or digit_darkness * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (only faint marks: stains, noise or shadows)")
@@ -145,10 +148,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     if found.clutter.any():
         quantised = np.where(clutter, np.uint8(DARK_ZERO), quantised)
         low, threshold, level = ink_levels(quantised, name)
-        rows, cols = np.nonzero((quantised > threshold) & near_digit)
-        if rows.size:
-            top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-    core = found.digit | ((quantised > threshold) & near_digit)
+    # The box is that of the ink over the threshold; the faint fringe that joined broken strokes is left out.
+    rows, cols = np.nonzero((quantised > threshold) & near_digit)
+    if rows.size:
+        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    core = (quantised > threshold) & near_digit if rows.size else found.digit
     side = max(bottom - top, right - left)
     margin = max(1, math.ceil(0.06 * side))  # room for the anti-aliased edge around the core
     box = (top, bottom, left, right)

@@ -49,6 +49,8 @@ _LINE_THINNESS = 0.12
 _LINE_SKEW = 0.035
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
 _REMNANT = 0.5
+# ...or in line with one, within this share of the image's longer side of its end.
+_COLLINEAR = 0.25
 # Shapes no bigger than this many stroke widths (both sides) are specks or periods.
 _SPECK_STROKES = 2.5
 # A digit is at least this tall (pixels, and fraction of the image's shorter side: the digits of the
@@ -178,12 +180,17 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darknes
     """
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
-    lines = np.zeros_like(mask, dtype=bool)
+    lines = across = down = np.zeros_like(mask, dtype=bool)
     if tiny:
         strokes = mask
     else:
         unbarred = ~bar_region(mask)
-        strokes, lines = _without_lines(mask & unbarred, (mask if faint is None else faint | mask) & unbarred)
+        strokes, across, down = _without_lines(mask & unbarred, (mask if faint is None else faint | mask) & unbarred)
+        lines = across | down
+        # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
+        bars = mask & ~unbarred
+        across |= bars & ~unbarred.any(axis=1, keepdims=True)
+        down |= bars & ~unbarred.any(axis=0, keepdims=True)
     if not strokes.any():
         raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
     what = "lines and specks" if strokes is not mask and (mask & ~strokes).any() else "specks"
@@ -198,7 +205,7 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darknes
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     if strokes is not mask:
-        candidates &= ~_remnants(shapes, mask & ~strokes, stroke)
+        candidates &= ~_remnants(shapes, (across, down), stroke)
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     order = np.argsort(-_digit_likeness(shapes, stroke, tiny))
@@ -215,6 +222,16 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darknes
         digit = shapes.mask_of(group)
         return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit)
     raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
+
+
+def hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """The shapes of ``weak`` (a superset of ``strong``) that hold at least one ``strong`` pixel: a faint
+    thin stroke that breaks up at the ink's threshold stays whole, faint marks on their own are dropped."""
+    shapes = _Components(weak | strong)
+    sums = np.zeros((strong.shape[0], strong.shape[1] + 1), dtype=np.int64)
+    np.cumsum(strong, axis=1, out=sums[:, 1:])
+    per_run = sums[shapes.row, shapes.end] - sums[shapes.row, shapes.start]
+    return shapes.mask_of(np.bincount(shapes.label, weights=per_run, minlength=shapes.count) > 0)
 
 
 def bar_region(mask: np.ndarray) -> np.ndarray:
@@ -260,11 +277,12 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
     return found.cumsum()[:-1].reshape(height, width) > 0
 
 
-def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
-    one; and the lines' pixels (in ``faint``: a light printed line may not reach ``mask`` at all)."""
+    one; and the pixels of the horizontal and of the vertical lines (in ``faint``: a light printed line may
+    not reach ``mask`` at all)."""
     kept = mask.copy()
-    lines_found = np.zeros_like(mask, dtype=bool)
+    found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
     for transposed in (False, True):
         view = faint.T if transposed else faint
         width = view.shape[1]
@@ -286,42 +304,46 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
         is_line = straight & thin & (crossing | hairline)
         if not is_line.any():
             continue
+        # The line...
         line_pixels = lines.mask_of(is_line) & view
-        # A stroke crossing the line continues above and below it: keep the line's pixels in columns
-        # where ink reaches further than the line is thick (two pixels beyond its band on either side).
+        # ...except where a stroke crosses it: ink (not faint marks) continuing above and below the line,
+        # further than the line is thick (two pixels beyond its band on either side).
         band = int(np.ceil(thickness[is_line].max())) + 2
-        crossing = _runs_at_least(view.T, band + 2).T & line_pixels
+        ink = mask.T if transposed else mask
+        crossing = _runs_at_least(ink.T, band + 2).T & line_pixels
         removed = (line_pixels & ~crossing).T if transposed else line_pixels & ~crossing
         kept &= ~removed
-        lines_found |= removed
-    return kept, lines_found
+        found[transposed] |= removed
+    return kept, found[0], found[1]
 
 
-def _remnants(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
-    """Per shape: whether it is a sliver along the lines and bars just removed (their ragged edges, the part
-    of a line that drifted off its run): thin across them, long along them, and mostly beside them. A digit's
-    stroke crossing a line is long across it instead."""
-    pieces = _Components(removed)
-    along_rows = pieces.right - pieces.left >= pieces.bottom - pieces.top
+def _remnants(shapes: _Components, removed: tuple[np.ndarray, np.ndarray], stroke: float) -> np.ndarray:
+    """Per shape: whether it is a sliver along the lines and bars just removed (``removed``: the horizontal
+    ones, the vertical ones) -- their ragged edges, a faded stretch that their runs did not reach: thin
+    across them, long along them, and beside them or in line with them. A digit's stroke crossing a line is
+    long across it instead."""
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     thin = max(3.0, 2.5 * stroke)
     found = np.zeros(shapes.count, dtype=bool)
-    for horizontal in (True, False):
-        chosen = along_rows if horizontal else ~along_rows
-        if not chosen.any():
+    for horizontal, pixels in zip((True, False), removed, strict=True):
+        if not pixels.any():
             continue
         across, along = (tall, wide) if horizontal else (wide, tall)
         sliver = (across <= thin) & (along >= 2 * across)
-        found |= sliver & (_share_near(shapes, pieces.mask_of(chosen), stroke) >= _REMNANT)
+        # Near: within about a stroke across the line, and anywhere along its continuation.
+        across_reach = max(2, round(stroke))
+        along_reach = round(_COLLINEAR * max(shapes.shape))
+        reach = (across_reach, along_reach) if horizontal else (along_reach, across_reach)
+        found |= sliver & (_share_near(shapes, pixels, reach) >= _REMNANT)
     return found
 
 
-def _share_near(shapes: _Components, removed: np.ndarray, stroke: float) -> np.ndarray:
-    """Per shape: the share of its ink within about a stroke width of ``removed`` pixels."""
-    from mnistctl.preprocess.paper import sliding
+def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]) -> np.ndarray:
+    """Per shape: the share of its ink within ``reach`` (rows, columns) of ``removed`` pixels."""
+    from mnistctl.preprocess.paper import sliding_rows
 
-    reach = max(2, round(stroke))
-    near = sliding(removed.view(np.uint8), 2 * reach + 1, np.maximum)
+    near = sliding_rows(removed.view(np.uint8), 2 * reach[0] + 1, np.maximum)
+    near = sliding_rows(near.T, 2 * reach[1] + 1, np.maximum).T
     # Ink of each run lying near removed pixels, from per-row cumulative sums.
     sums = np.zeros((near.shape[0], near.shape[1] + 1), dtype=np.int64)
     np.cumsum(near, axis=1, out=sums[:, 1:])
