@@ -78,3 +78,55 @@ def test_stroke_width_changes_only_when_asked(strokes):
     # erosion changes it far more (and each happens to 20% of the digits).
     changed = np.count_nonzero((ratios < 0.6) | (ratios > 1.6))
     assert bool(changed) is strokes, sorted(ratios.round(2))
+
+
+def test_the_wild_profile_distorts_each_digit_its_own_way_and_keeps_some_clean():
+    from mnistctl.augment import augmented_dataset
+    from tests.synthetic import make_digits
+
+    images, labels = make_digits(128, seed=4)
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    batch, targets = next(iter(augmented_dataset(images.astype(np.float32), onehot, 128, 7, profile="wild")))
+    batch, targets = np.asarray(batch), np.asarray(targets)
+    assert batch.shape == (128, 28, 28) and batch.min() >= 0 and batch.max() <= 255.0 + 1e-3
+    assert sorted(targets.argmax(axis=1).tolist()) == sorted(labels.tolist())
+    # Inside tf.data, Keras' RandomElasticTransform once gave a whole batch one image; no two may be equal.
+    flat = batch.reshape(128, -1).round(1)
+    assert len({row.tobytes() for row in flat}) == 128
+    originals = {image.astype(np.float32).round(1).tobytes() for image in images}
+    clean = sum(row.tobytes() in originals for row in flat)
+    assert 0.1 * 128 <= clean <= 0.5 * 128  # about 30% are left as they are
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--augment-profile", "sparkly"), "unknown augmentation profile 'sparkly'"),
+        (("--no-augment", "--augment", "wild"), "--no-augment contradicts --augment wild"),
+    ],
+)
+def test_augment_profile_mistakes_are_usage_errors(data_home, args, message):
+    result = run_cli("train", "--arch", "fastcnn", *args, "--epochs", "1", "--limit", "100")
+    assert result.returncode == 2
+    assert message in result.stderr.decode() and "Traceback" not in result.stderr.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spelling", [("--augment", "wild"), ("--augment=wild",), ("--augment-profile", "wild")])
+def test_train_with_the_wild_profile_records_it(data_home, spelling):
+    result = run_cli("train", "--arch", "fastcnn", *spelling, "--epochs", "1", "--limit", "200", "--json")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    params = json.loads(result.stdout)["params"]
+    assert (params["augment"], params["augment_profile"]) == (True, "wild")
+    assert "augmented (wild)" in result.stderr.decode()
+
+
+def test_wildcnn_trains_wild_by_default_and_fits_litert_speed():
+    from mnistctl.training import TrainConfig
+
+    config = TrainConfig.create("wildcnn", seed=1)
+    assert (config.augment, config.augment_profile) == (True, "wild")
+    assert TrainConfig.create("wildcnn", seed=1, augment=False).augment_profile == ""
+    assert TrainConfig.create("fastcnn", seed=1, augment_profile="geometry").augment_strokes is False
+    model = get_arch("wildcnn").build()
+    assert 90_000 < model.count_params() < 120_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,39 @@ def test_predict_does_not_import_tensorflow(trained_home, test_digits, tmp_path)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tensorflow" not in result.stderr and "keras" not in result.stderr
+
+
+WILD = REPO / "tests" / "fixtures" / "wild"
+
+
+def test_confidences_are_flagged_and_min_confidence_gives_unsure_rows():
+    sure, unsure = WILD / "form_crop-3.jpg", WILD / "form_crop-6.jpg"
+    code, plain = predict_json("--model", "builtin", str(sure), str(unsure))
+    assert code == 0
+    confidences = {Path(r["file"]).name: r["confidence"] for r in plain["results"]}
+    threshold = (confidences["form_crop-3.jpg"] + confidences["form_crop-6.jpg"]) / 2
+    assert confidences["form_crop-6.jpg"] < threshold < confidences["form_crop-3.jpg"]
+    for row in plain["results"]:
+        assert row["low_confidence"] is (row["confidence"] < 0.6)
+
+    code, gated = predict_json("--model", "builtin", "--min-confidence", f"{threshold:.4f}", str(sure), str(unsure))
+    assert code == 0  # unsure is an answer, not an error
+    first, second = gated["results"]
+    assert first["digit"] == 3 and "unsure" not in first
+    assert second["digit"] is None and second["unsure"] is True and second["best_guess"] == 6
+    plain_text = run_cli("predict", "--model", "builtin", "--min-confidence", f"{threshold:.4f}", str(unsure))
+    assert plain_text.returncode == 0 and b"\tunsure\t" in plain_text.stdout
+
+
+def test_an_image_of_only_clutter_is_an_error_row_not_a_guess():
+    clutter, digit = WILD / "negative-only_lines.jpg", WILD / "form_crop-4.jpg"
+    code, result = predict_json("--model", "builtin", str(clutter), str(digit))
+    assert code == 1
+    lines, digit = result["results"]
+    assert "no digit found" in lines["error"] and "digit" not in lines
+    assert digit["digit"] == 4
+
+
+def test_min_confidence_must_be_a_probability():
+    result = run_cli("predict", "--model", "builtin", "--min-confidence", "1.5", str(WILD / "form_crop-4.jpg"))
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
