@@ -135,9 +135,10 @@ _mnistctl() {
             case "$prev" in
                 --model|-m) COMPREPLY=(); return ;;
                 --top-k|-k) COMPREPLY=(); return ;;
+                --min-confidence) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--model -m --top-k -k --raw --show --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--model -m --top-k -k --raw --show --min-confidence --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
