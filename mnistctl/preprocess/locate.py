@@ -148,6 +148,16 @@ class _Components:
         fill = self.area / np.maximum(tall * wide, 1)
         self.solid = (fill > _SOLID_FILL) & (np.minimum(tall, wide) > _SOLID_STROKES * stroke)
 
+    def labels(self) -> np.ndarray:
+        """An image of each pixel's shape number (-1 for no ink)."""
+        height, width = self.shape
+        flat = np.full(height * width, -1, dtype=np.int64)
+        lengths = self.end - self.start
+        if lengths.size:
+            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            flat[np.repeat(self.row * width + self.start, lengths) + offsets] = np.repeat(self.label, lengths)
+        return flat.reshape(height, width)
+
     def mask_of(self, keep: np.ndarray) -> np.ndarray:
         """The pixels of the components where ``keep`` (a boolean per component) is true."""
         height, width = self.shape
@@ -296,8 +306,21 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
         thickness = lines.area / np.maximum(span, 1)
         straight = lines.bottom - lines.top <= thickness + 2 + _LINE_SKEW * span
         thin = thickness <= np.maximum(2.0, _LINE_THINNESS * span)
+        # Where a line has ink over the digit's threshold, that ink must reach the edge: the paper's noise
+        # above the faint threshold can prolong a digit's straight stroke to the edge.
+        first, last = lines.left.copy(), lines.right.copy()
+        ink = mask.T if transposed else mask
+        owner = lines.labels()[ink]
+        owned = owner >= 0
+        if owned.any():
+            strong = np.zeros(lines.count, dtype=bool)
+            strong[owner[owned]] = True
+            columns = np.nonzero(ink)[1][owned]
+            first[strong], last[strong] = width, 0
+            np.minimum.at(first, owner[owned], columns)
+            np.maximum.at(last, owner[owned], columns + 1)
         edge = max(1, int(_LINE_EDGE * width))
-        reaches_edge = (lines.left < edge) | (lines.right > width - edge)
+        reaches_edge = (first < edge) | (last > width - edge)
         crossing = reaches_edge & (span >= _LINE_SPAN * width)
         # A free-standing line is longer than any digit stroke of its width would be.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness)
@@ -309,7 +332,6 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
         # ...except where a stroke crosses it: ink (not faint marks) continuing above and below the line,
         # further than the line is thick (two pixels beyond its band on either side).
         band = int(np.ceil(thickness[is_line].max())) + 2
-        ink = mask.T if transposed else mask
         crossing = _runs_at_least(ink.T, band + 2).T & line_pixels
         removed = (line_pixels & ~crossing).T if transposed else line_pixels & ~crossing
         kept &= ~removed

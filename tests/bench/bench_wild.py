@@ -12,12 +12,13 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
 - ``photos``: phone-photo-like JPEGs (``bench_photos.photo``);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
-Each model column runs ``python -m mnistctl predict --json`` in a subprocess from a checkout (``--before
-REPO_DIR:REF`` adds a column for another checkout, e.g. the code and builtin model before a change);
-accuracy counts "no digit found" rows as wrong. Also prints MNIST test accuracy via ``--raw``.
+Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
+and with ``--before CHECKOUT`` also the code (and its builtin model) from before a change, on the same
+models of HOME's registry. Accuracy counts "no digit found" rows as wrong; the MNIST test set is scored
+with ``--raw``.
 
-Run: python -m tests.bench.bench_wild --home HOME_WITH_MNIST [--count 500] [--model builtin]
-     [--before /tmp/before:builtin]
+Run: python -m tests.bench.bench_wild --home HOME_WITH_MNIST [--count 500] [--models builtin,mlp,cnn]
+     [--before /tmp/before]
 """
 
 from __future__ import annotations
@@ -108,41 +109,44 @@ def score(rows: list[dict], negatives: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--home", required=True, help="an MNISTCTL_HOME holding MNIST")
+    parser.add_argument("--home", required=True, help="an MNISTCTL_HOME holding MNIST (and the models to measure)")
     parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--model", default="builtin")
-    parser.add_argument("--before", action="append", default=[], metavar="CHECKOUT:REF")
+    parser.add_argument("--models", default="builtin", help="comma-separated refs, e.g. builtin,mlp,cnn")
+    parser.add_argument("--before", metavar="CHECKOUT", help="a checkout of the code before the change")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mnistctl-wild-"))
     sets = build_sets(work, args.count, args.home)
-    columns = [(f"{args.model} (this checkout)", REPO, args.model)]
-    for before in args.before:
-        checkout, _, ref = before.rpartition(":")
-        columns.append((f"{ref} ({checkout})", Path(checkout), ref))
-    table = ["| set | " + " | ".join(title for title, _, _ in columns) + " |", "| --- |" + " ---: |" * len(columns)]
-    for name, folder in sets.items():
-        cells = []
-        for _, checkout, ref in columns:
-            rows = predict(checkout, ref, folder, args.home, raw=name.endswith("(--raw)"))
-            cells.append(score(rows, negatives=name == "negatives"))
-        table.append(f"| {name} | " + " | ".join(cells) + " |")
-        print(table[-1], flush=True)
+    sections = []
+    for model in args.models.split(","):
+        columns = [("after (this checkout)", REPO)]
+        if args.before:
+            columns.insert(0, ("before", Path(args.before)))
+        table = [f"| {model}: set | " + " | ".join(title for title, _ in columns) + " |"]
+        table.append("| --- |" + " ---: |" * len(columns))
+        for name, folder in sets.items():
+            cells = []
+            for _, checkout in columns:
+                rows = predict(checkout, model, folder, args.home, raw=name.endswith("(--raw)"))
+                cells.append(score(rows, negatives=name == "negatives"))
+            table.append(f"| {name} | " + " | ".join(cells) + " |")
+            print(table[-1], flush=True)
+        sections += [*table, ""]
     body = "\n".join(
         [
             f"{run_line()}; {args.count} images per synthetic set, made from MNIST test digits. Sets: {work}.",
             "",
-            f"Command: `python -m tests.bench.bench_wild --home HOME --count {args.count}"
-            + "".join(f" --before {b}" for b in args.before)
+            f"Command: `python -m tests.bench.bench_wild --home HOME --count {args.count} --models {args.models}"
+            + (f" --before {args.before}" if args.before else "")
             + "`",
             "",
             "Cells: accuracy (no-digit rows count as wrong) / calibration error (15-bin ECE over answered rows)"
             f" / wrong answers with confidence >= {LOW}. Negatives: answers with confidence >= {LOW}.",
             "",
-            *table,
+            *sections,
         ]
     )
     print(body)
-    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Digits in the wild (bench_wild)", body)
+    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Digits in the wild (bench_wild)", body.rstrip())
 
 
 if __name__ == "__main__":
