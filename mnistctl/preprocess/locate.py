@@ -38,7 +38,7 @@ _LINE_GAP = 4
 # on a form cut into a crop do and a digit's straight strokes, inside their margin, do not...
 _LINE_EDGE = 0.02
 # ...covers this much of the image...
-_LINE_SPAN = 0.5
+_LINE_SPAN = 0.4
 # A line that reaches no edge is still a line when it covers this much of the image and is this many
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
 _FREE_LINE_SPAN = 0.6
@@ -51,8 +51,10 @@ _LINE_SKEW = 0.035
 _REMNANT = 0.5
 # ...or in line with one, within this share of the image's longer side of its end.
 _COLLINEAR = 0.25
-# Shapes no bigger than this many stroke widths (both sides) are specks or periods.
+# Shapes no bigger than this many stroke widths (both sides) are specks or periods...
 _SPECK_STROKES = 2.5
+# ...if less tall than this share of the tallest shape (a period after a 10 px digit is 3-4 px).
+_SPECK_SHARE = 0.5
 # A digit is at least this tall (pixels, and fraction of the image's shorter side: the digits of the
 # synthetic form crops measured 0.08-0.23 of the height, printed fine print 0.04-0.07).
 _MIN_DIGIT_PX = 6
@@ -210,7 +212,9 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darknes
         shapes.measure(darkness, stroke)
     tall = shapes.bottom - shapes.top
     wide = shapes.right - shapes.left
-    speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (np.maximum(tall, wide) < 0.35 * tall.max())
+    speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (
+        np.maximum(tall, wide) < _SPECK_SHARE * tall.max()
+    )
     candidates = ~speck & (tall >= max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width)))
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
