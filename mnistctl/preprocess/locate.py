@@ -80,7 +80,7 @@ _TEXT_HEIGHT = 0.25
 # A small group of strokes (under this share of the image's height) that is this much wider than tall
 # is a short printed word: the digits of form crops measured 0.08-0.23 of the height, and wider than
 # 1.16x their height in under 5% of cases; letters ran together in words measured 1.4-2.4x.
-_SMALL = 0.1
+_SMALL = 0.13
 _SHORT_WORD_ASPECT = 1.3
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
@@ -430,7 +430,8 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     if others.size == 0:
         return False
     overlap = np.minimum(shapes.bottom[others], shapes.bottom[seed]) - np.maximum(shapes.top[others], shapes.top[seed])
-    similar = others[(tall[others] >= 0.5 * size) & (tall[others] <= 1.6 * size) & (overlap >= 0.5 * size)]
+    # Capitals and descenders stand up to about twice a lower-case letter's height.
+    similar = others[(tall[others] >= 0.5 * size) & (tall[others] <= 2.0 * size) & (overlap >= 0.5 * size)]
     row = [seed]
     changed = True
     while changed:  # chain neighbours on the same line, letter by letter
