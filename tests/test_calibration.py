@@ -101,3 +101,9 @@ def test_without_held_out_images_a_model_says_it_is_not_calibrated(data_home):
     calibration = json.loads(result.stdout)["params"]["calibration"]
     assert calibration == {"temperature": 1.0, "images": 0, "fitted_on": None}
     assert "not calibrated (no held-out images: --val-split 0)" in result.stderr.decode()
+
+
+def test_models_show_says_how_a_version_is_calibrated():
+    shown = run_cli("models", "show", "builtin")
+    assert shown.returncode == 0
+    assert b"calibration" in shown.stdout and b"held-out images" in shown.stdout

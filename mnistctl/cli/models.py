@@ -117,6 +117,7 @@ def show(
             f"fingerprint {version.data_fingerprint[:12] or '-'}",
         ),
     ]
+    facts.append(("calibration", _calibration_fact(params.get("calibration"))))
     facts += [
         (key, f"{value:.4f}" if isinstance(value, float) else str(value)) for key, value in version.metrics.items()
     ]
@@ -235,3 +236,15 @@ def import_model(
         print_json(version_document(version))
         return
     print(f"registered {version.ref}: test accuracy {_accuracy(version)}")
+
+
+def _calibration_fact(calibration: Any) -> str:
+    """The temperature and where it came from, or why there is none (versions from before calibration)."""
+    if not isinstance(calibration, dict):
+        return "none (registered before calibration existed): confidences are the network's own"
+    if not calibration.get("fitted_on"):
+        return "none (no held-out images): confidences are the network's own"
+    return (
+        f"temperature {calibration['temperature']:.3f}, fitted on {calibration['images']:,} held-out images"
+        f" (calibration error {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f})"
+    )
