@@ -61,6 +61,8 @@ _MIN_DIGIT_PX = 6
 _MIN_DIGIT_FRACTION = 0.05
 # Fragments closer than this fraction of the height so far join it (a digit broken in two halves, a detached bar).
 _JOIN_GAP = 0.5
+# ...or closer than this many stroke widths (a small piece of a faint digit is no measure of its size).
+_JOIN_STROKES = 2.5
 # Fragments joining a digit are drawn with at least this share of its mean darkness.
 _SAME_INK = 0.5
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
@@ -333,10 +335,9 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
             continue
         # The line...
         line_pixels = lines.mask_of(is_line) & view
-        # ...except where a stroke crosses it: ink (not faint marks) continuing above and below the line,
-        # further than the line is thick (two pixels beyond its band on either side).
-        band = int(np.ceil(thickness[is_line].max())) + 2
-        crossing = _runs_at_least(ink.T, band + 2).T & line_pixels
+        # ...except where a stroke crosses or rests on it: ink (not faint marks) at least two pixels thicker
+        # across the line than the line is (a digit sitting on a ruling line keeps its bottom).
+        crossing = _runs_at_least(ink.T, int(np.ceil(thickness[is_line].max())) + 2).T & line_pixels
         removed = (line_pixels & ~crossing).T if transposed else line_pixels & ~crossing
         kept &= ~removed
         found[transposed] |= removed
@@ -406,6 +407,11 @@ def _digit_likeness(shapes: _Components, stroke: float, tiny: bool) -> np.ndarra
         touches = (shapes.top == 0) | (shapes.left == 0) | (shapes.bottom == height) | (shapes.right == width)
         score = np.where(touches, score * 0.25, score)
     score = np.where(wide > 3 * tall, score * 0.1, score)  # a dash, an underline
+    # A straight hairline (a piece of a ruling line the line search missed) comes after any other shape;
+    # alone, it may still be a "1".
+    across = np.minimum(tall, wide)
+    hairline = (across <= 2 * stroke + 1) & (np.maximum(tall, wide) >= 8 * across)
+    score = np.where(hairline & ~tiny, score * 0.05, score)
     fill = shapes.area / np.maximum(tall * wide, 1)
     blob = (fill > 0.85) & (np.minimum(tall, wide) > 4 * stroke)  # a stain, not strokes
     return np.where(blob, score * 0.01, score)
@@ -465,7 +471,9 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
             gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
             new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
             new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
-            if gap > _JOIN_GAP * (bottom - top) or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
+            if gap > max(_JOIN_GAP * (bottom - top), _JOIN_STROKES * stroke) or (
+                new_right - new_left > _MAX_ASPECT * (new_bottom - new_top)
+            ):
                 continue
             if bars[other] and max(new_right - new_left - (right - left), new_bottom - new_top - (bottom - top)) > (
                 _BAR_GROWTH * (bottom - top)
