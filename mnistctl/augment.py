@@ -34,7 +34,13 @@ WILD_ELASTIC = 0.5  # share of the distorted images that are also elastically wa
 WILD_ELASTIC_PX = 1.2  # ...by displacements of this standard deviation (pixels)
 WILD_THICKEN, WILD_MARKER, WILD_THIN = 0.2, 0.04, 0.15
 WILD_BLUR = 0.2
-WILD_LOW_RES = 0.25  # drawn at 12-22 px for the whole frame, i.e. a 16x16 scan's digit, then scaled back
+WILD_LOW_RES = (
+    0.35  # drawn at 10-22 px for the whole frame (a 16x16 scan's digit, a 10 px digit in a form), then scaled back
+)
+WILD_MIN_SIDE = 10
+# Targets of digits drawn this small are smoothed by this much (0.15: 0.865 for the right digit).
+WILD_UNSURE_SIDE = 14
+WILD_UNSURE_SMOOTHING = 0.15
 WILD_BINARISE = 0.5  # of the low-resolution ones: re-binarised as many scans are
 WILD_BREAKS = 0.1
 WILD_STRETCH = 0.08  # stretched to fill the 20x20 box, then always at low resolution
@@ -63,7 +69,7 @@ def augmented_dataset(
     transform = _wild(seed) if profile == "wild" else _standard(seed, strokes=profile == "standard")
 
     def augment(batch: Any, targets: Any) -> tuple[Any, Any]:
-        return transform(batch), targets
+        return transform(batch, targets)
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
@@ -73,7 +79,8 @@ def augmented_dataset(
 def augment_batch(images: np.ndarray, seed: int, profile: str = "wild") -> np.ndarray:
     """One augmented copy of ``images`` (N, 28, 28) in 0..255, for looking at a profile (and tests)."""
     transform = _wild(seed) if profile == "wild" else _standard(seed, strokes=profile == "standard")
-    return np.asarray(transform(np.asarray(images, dtype=np.float32)))
+    images = np.asarray(images, dtype=np.float32)
+    return np.asarray(transform(images, np.full((len(images), 10), 0.1, np.float32))[0])
 
 
 def _standard(seed: int, *, strokes: bool) -> Any:
@@ -98,11 +105,11 @@ def _standard(seed: int, *, strokes: bool) -> Any:
         batch = tf.where(draw < THICKEN_PROBABILITY, thick, batch)
         return tf.where(draw > 1 - THIN_PROBABILITY, thin, batch)
 
-    def transform(batch: Any) -> Any:
+    def transform(batch: Any, targets: Any) -> tuple[Any, Any]:
         batch = geometry(batch[..., None], training=True)
         if strokes:
             batch = stroke_width(batch)
-        return tf.squeeze(batch, -1)
+        return tf.squeeze(batch, -1), targets
 
     return transform
 
@@ -127,8 +134,8 @@ def _wild(seed: int) -> Any:
     def uniform(count: Any, low: float = 0.0, high: float = 1.0) -> Any:
         return generator.uniform([count, 1, 1, 1], low, high)
 
-    def transform(batch: Any) -> Any:
-        original = batch[..., None]
+    def transform(batch: Any, targets: Any) -> tuple[Any, Any]:
+        original, original_targets = batch[..., None], targets
         count = tf.shape(original)[0]
         batch = geometry(original, training=True)
         batch = tf.where(uniform(count) < WILD_ELASTIC, _elastic(batch, generator), batch)
@@ -154,13 +161,17 @@ def _wild(seed: int) -> Any:
         batch = tf.where(stretch, _stretched(batch), batch)
 
         # Low resolution: the whole batch at one random size (a size per image would need a loop).
-        side = generator.uniform([], 12, 23, dtype=tf.int32)
+        side = generator.uniform([], WILD_MIN_SIDE, 23, dtype=tf.int32)
         small = tf.image.resize(batch, tf.stack([side, side]), method="area")
         peak = tf.reduce_max(small, axis=[1, 2, 3], keepdims=True)
         binary = tf.where(small > peak * uniform(count, 0.45, 0.6), 255.0, 0.0)
         small = tf.where(uniform(count) < WILD_BINARISE, binary, small)
         coarse = tf.image.resize(small, [28, 28], method="bilinear")
-        batch = tf.where((uniform(count) < WILD_LOW_RES) | stretch, coarse, batch)
+        coarsened = (uniform(count) < WILD_LOW_RES) | stretch
+        batch = tf.where(coarsened, coarse, batch)
+        # A digit a dozen pixels tall is often unreadable: teach the network to say so rather than guess.
+        unsure = coarsened[:, 0, 0, :] & (side <= WILD_UNSURE_SIDE)
+        targets = tf.where(unsure, targets * (1 - WILD_UNSURE_SMOOTHING) + WILD_UNSURE_SMOOTHING / 10, targets)
 
         # A remnant of a ruling line along one edge, over part or all of it.
         vertical = uniform(count) < 0.5
@@ -181,8 +192,10 @@ def _wild(seed: int) -> Any:
         # Preprocessing scales every digit's peak to 255; so must this (area averaging and blur dim it).
         peak = tf.reduce_max(batch, axis=[1, 2, 3], keepdims=True)
         batch = tf.clip_by_value(batch * (255.0 / tf.maximum(peak, 1.0)), 0.0, 255.0)
-        batch = tf.where(uniform(count) < WILD_CLEAN, original, batch)
-        return tf.squeeze(batch, -1)
+        clean = uniform(count) < WILD_CLEAN
+        batch = tf.where(clean, original, batch)
+        targets = tf.where(clean[:, 0, 0, :], original_targets, targets)
+        return tf.squeeze(batch, -1), targets
 
     return transform
 

@@ -37,6 +37,8 @@ _LINE_GAP = 4
 # A line candidate is a line when it reaches (within this fraction of the width of) an edge, as lines
 # on a form cut into a crop do and a digit's straight strokes, inside their margin, do not...
 _LINE_EDGE = 0.02
+# Pixels of a line this many times darker than the line's median are a pen stroke drawn along it.
+_INK_ON_LINE = 1.6
 # ...covers this much of the image...
 _LINE_SPAN = 0.4
 # A line that reaches no edge is still a line when it covers this much of the image and is this many
@@ -199,7 +201,8 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darknes
         strokes = mask
     else:
         unbarred = ~bar_region(mask)
-        strokes, across, down = _without_lines(mask & unbarred, (mask if faint is None else faint | mask) & unbarred)
+        lenient = (mask if faint is None else faint | mask) & unbarred
+        strokes, across, down = _without_lines(mask & unbarred, lenient, darkness)
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
         bars = mask & ~unbarred
@@ -293,7 +296,9 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
     return found.cumsum()[:-1].reshape(height, width) > 0
 
 
-def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _without_lines(
+    mask: np.ndarray, faint: np.ndarray, darkness: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
     one; and the pixels of the horizontal and of the vertical lines (in ``faint``: a light printed line may
     not reach ``mask`` at all)."""
@@ -338,6 +343,11 @@ def _without_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
         # ...except where a stroke crosses or rests on it: ink (not faint marks) at least two pixels thicker
         # across the line than the line is (a digit sitting on a ruling line keeps its bottom).
         crossing = _runs_at_least(ink.T, int(np.ceil(thickness[is_line].max())) + 2).T & line_pixels
+        if darkness is not None:
+            # A pen stroke drawn along a light printed line is much darker than the rest of the line.
+            shade = darkness.T if transposed else darkness
+            typical = np.median(shade[line_pixels])
+            crossing |= line_pixels & ink & (shade > _INK_ON_LINE * max(float(typical), 1.0))
         removed = (line_pixels & ~crossing).T if transposed else line_pixels & ~crossing
         kept &= ~removed
         found[transposed] |= removed
@@ -424,6 +434,14 @@ def _gap(shapes: _Components, one: int, others: np.ndarray) -> tuple[np.ndarray,
     return rows, cols
 
 
+def _overlaps_across(shapes: _Components, row: list[int], other: int) -> bool:
+    """Whether ``other`` shares more than a pixel of columns with any shape of ``row``."""
+    return any(
+        min(shapes.right[member], shapes.right[other]) - max(shapes.left[member], shapes.left[other]) > 1
+        for member in row
+    )
+
+
 def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     """Whether ``seed`` is printed text: a word whose letters ran together (much wider than tall), or one of
     two or more similar shapes side by side on a line that is wider than a digit could be."""
@@ -443,7 +461,12 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     while changed:  # chain neighbours on the same line, letter by letter
         changed = False
         for other in similar:
-            if other not in row and min(_gap(shapes, member, np.array([other]))[1][0] for member in row) <= 0.6 * size:
+            # Letters stand side by side, a gap apart; pieces of one digit overlap.
+            if (
+                other not in row
+                and not _overlaps_across(shapes, row, other)
+                and (min(_gap(shapes, member, np.array([other]))[1][0] for member in row) <= 0.6 * size)
+            ):
                 row.append(int(other))
                 changed = True
     if len(row) < 2:
