@@ -37,18 +37,18 @@ _LINE_GAP = 4
 # A line candidate is a line when it reaches (within this fraction of the width of) an edge, as lines
 # on a form cut into a crop do and a digit's straight strokes, inside their margin, do not...
 _LINE_EDGE = 0.02
-# Pixels of a line this many times darker than the line's median are a pen stroke drawn along it.
-_INK_ON_LINE = 1.6
 # ...covers this much of the image...
 _LINE_SPAN = 0.4
-# A line that reaches no edge is still a line when it covers this much of the image and is this many
-# times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
-_FREE_LINE_SPAN = 0.6
-_FREE_LINE_RATIO = 30
 # ...is no thicker than this fraction of its length (a ruling line is thin; a bold "1" is not)...
 _LINE_THINNESS = 0.12
 # ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
 _LINE_SKEW = 0.035
+# A line that reaches no edge is still a line when it covers this much of the image and is this many
+# times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
+_FREE_LINE_SPAN = 0.6
+_FREE_LINE_RATIO = 30
+# Pixels of a line this many times darker than the line's median are a pen stroke drawn along it.
+_INK_ON_LINE = 1.6
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
 _REMNANT = 0.5
 # ...or in line with one, within this share of the image's longer side of its end.
@@ -61,7 +61,7 @@ _SPECK_SHARE = 0.5
 # synthetic form crops measured 0.08-0.23 of the height, printed fine print 0.04-0.07).
 _MIN_DIGIT_PX = 6
 _MIN_DIGIT_FRACTION = 0.05
-# Fragments closer than this fraction of the height so far join it (a digit broken in two halves, a detached bar).
+# Fragments closer than this share of the height so far join it (a digit broken in two, a detached bar)...
 _JOIN_GAP = 0.5
 # ...or closer than this many stroke widths (a small piece of a faint digit is no measure of its size).
 _JOIN_STROKES = 2.5
