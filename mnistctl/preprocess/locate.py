@@ -86,6 +86,9 @@ _TEXT_HEIGHT = 0.25
 # 1.16x their height in under 5% of cases; letters ran together in words measured 1.4-2.4x.
 _SMALL = 0.13
 _SHORT_WORD_ASPECT = 1.3
+# ...and whose middle rows cross at least this many strokes (measured: wide digits 1, a few 2 or 3; words
+# mostly 2 to 4).
+_WORD_STROKES = 2
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
 
@@ -236,9 +239,10 @@ def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darknes
         group = _grow(shapes, seed, ~speck, stroke)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
-        if not tiny and right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height:
-            continue  # a short printed word ("Nr", "No"): wider than a digit, and small
         digit = shapes.mask_of(group)
+        wide_and_small = right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height
+        if not tiny and wide_and_small and _strokes_across(digit[top:bottom, left:right]) >= _WORD_STROKES:
+            continue  # a short printed word ("Nr", "No"): wider than a digit, small, and letter after letter
         return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit)
     raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
 
@@ -432,6 +436,15 @@ def _gap(shapes: _Components, one: int, others: np.ndarray) -> tuple[np.ndarray,
     rows = np.maximum(0, np.maximum(shapes.top[others] - shapes.bottom[one], shapes.top[one] - shapes.bottom[others]))
     cols = np.maximum(0, np.maximum(shapes.left[others] - shapes.right[one], shapes.left[one] - shapes.right[others]))
     return rows, cols
+
+
+def _strokes_across(box: np.ndarray) -> float:
+    """How many strokes a horizontal line through the middle half of ``box`` (ink pixels) typically crosses:
+    mostly 1 for a wide digit, 2 or more for a printed word."""
+    height = box.shape[0]
+    middle = box[height // 4 : max(height // 4 + 1, 3 * height // 4)].astype(np.int8)
+    starts = np.diff(middle, axis=1, prepend=0) == 1
+    return float(np.median(starts.sum(axis=1)))
 
 
 def _overlaps_across(shapes: _Components, row: list[int], other: int) -> bool:
