@@ -18,6 +18,8 @@ ECE_BINS = 15
 # Temperatures outside this range mean the held-out data says something is wrong, not "calibrate".
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
+# A temperature is only fitted from held-out data with at least this many mistakes to learn from.
+MIN_MISTAKES = 10
 # float32 probabilities underflow to exactly 0; this keeps their logarithm finite and far below the rest.
 _TINY = 1e-30
 
@@ -71,7 +73,8 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
 def fit_temperature(labels: np.ndarray, probabilities: np.ndarray) -> Calibration:
     """The temperature that minimises the negative log-likelihood of ``labels`` under ``probabilities``.
 
-    The likelihood is unimodal in log T, so a golden-section search over log T finds it to 1e-4.
+    The likelihood is unimodal in log T, so a golden-section search over log T finds it to 1e-4. With
+    fewer than ``MIN_MISTAKES`` wrong answers, or an optimum at a bound, the temperature stays 1.0.
     """
     labels = np.asarray(labels, dtype=np.int64)
     logits = np.log(np.maximum(np.asarray(probabilities, dtype=np.float64), _TINY))
@@ -96,6 +99,12 @@ def fit_temperature(labels: np.ndarray, probabilities: np.ndarray) -> Calibratio
             b = low + ratio * (high - low)
             nll_b = nll(b)
     temperature = math.exp((low + high) / 2)
+    mistakes = int(np.count_nonzero(np.argmax(probabilities, axis=1) != labels))
+    at_a_bound = min(abs(math.log(temperature) - math.log(bound)) for bound in (MIN_TEMPERATURE, MAX_TEMPERATURE))
+    if mistakes < MIN_MISTAKES or at_a_bound < 1e-3:
+        # Without enough mistakes the likelihood only asks for ever more confidence (a perfect held-out set
+        # drives T to its lower bound): keep the network's own softmax rather than claim certainty.
+        temperature = 1.0
     after = calibrated(probabilities, temperature)
     return Calibration(
         temperature=temperature,

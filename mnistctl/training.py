@@ -449,24 +449,30 @@ def test_metrics(model: Any, images: np.ndarray, labels: np.ndarray, temperature
 def calibrate(model: Any, validation: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
     """Fit the temperature on the held-out images (never the test set, which reports on it).
 
-    Without held-out images (``--val-split 0``) the model stays uncalibrated, and says so.
+    Without held-out images (``--val-split 0``), or with too few mistakes among them to learn from, the
+    model stays uncalibrated, and says why.
     """
     import numpy as np
 
-    from mnistctl.calibration import fit_temperature
+    from mnistctl.calibration import MIN_MISTAKES, fit_temperature
 
     if validation is None:
-        return {"temperature": 1.0, "images": 0, "fitted_on": None}
+        return {"temperature": 1.0, "images": 0, "fitted_on": None, "reason": "no held-out images: --val-split 0"}
     images, targets = validation
     probabilities = np.asarray(model.predict(images, batch_size=512, verbose=0), dtype=np.float32)
-    fitted = fit_temperature(targets.argmax(axis=1), probabilities)
-    return {**fitted.to_dict(), "fitted_on": "validation"}
+    labels = targets.argmax(axis=1)
+    mistakes = int(np.count_nonzero(probabilities.argmax(axis=1) != labels))
+    if mistakes < MIN_MISTAKES:
+        reason = f"{mistakes} mistakes on {len(labels):,} held-out images, under {MIN_MISTAKES} to fit on"
+        return {"temperature": 1.0, "images": len(labels), "fitted_on": None, "reason": reason}
+    return {**fit_temperature(labels, probabilities).to_dict(), "fitted_on": "validation"}
 
 
 def describe_calibration(calibration: dict[str, Any]) -> str:
     """One line for the user: the fitted temperature and what it did, or why there is none."""
     if not calibration.get("fitted_on"):
-        return "not calibrated (no held-out images: --val-split 0); confidences are the network's own"
+        reason = calibration.get("reason", "no held-out images: --val-split 0")
+        return f"not calibrated ({reason}); confidences are the network's own"
     return (
         f"calibrated on {calibration['images']:,} held-out images: temperature {calibration['temperature']:.3f},"
         f" calibration error {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f}"

@@ -35,6 +35,13 @@ def test_fitting_recovers_the_temperature_that_made_the_labels():
     assert fitted.ece_after < 0.02 < fitted.ece_before
 
 
+def test_a_held_out_set_without_mistakes_leaves_the_temperature_alone():
+    rng = np.random.default_rng(2)
+    probabilities = softmax(rng.normal(0, 2, (200, 10)))
+    labels = probabilities.argmax(axis=1)  # every answer right: the likelihood would want T -> 0
+    assert fit_temperature(labels, probabilities).temperature == 1.0
+
+
 def test_calibrated_probabilities_keep_the_answer_and_sum_to_one():
     _, reported = overconfident_sample(2.0, count=500)
     for temperature in (0.5, 1.0, 3.0):
@@ -99,7 +106,12 @@ def test_without_held_out_images_a_model_says_it_is_not_calibrated(data_home):
     result = run_cli("train", "--arch", "mlp", "--epochs", "1", "--limit", "200", "--val-split", "0", "--json")
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     calibration = json.loads(result.stdout)["params"]["calibration"]
-    assert calibration == {"temperature": 1.0, "images": 0, "fitted_on": None}
+    assert calibration == {
+        "temperature": 1.0,
+        "images": 0,
+        "fitted_on": None,
+        "reason": "no held-out images: --val-split 0",
+    }
     assert "not calibrated (no held-out images: --val-split 0)" in result.stderr.decode()
 
 

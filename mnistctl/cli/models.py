@@ -243,7 +243,7 @@ def _calibration_fact(calibration: Any) -> str:
     if not isinstance(calibration, dict):
         return "none (registered before calibration existed): confidences are the network's own"
     if not calibration.get("fitted_on"):
-        return "none (no held-out images): confidences are the network's own"
+        return f"none ({calibration.get('reason', 'no held-out images')}): confidences are the network's own"
     return (
         f"temperature {calibration['temperature']:.3f}, fitted on {calibration['images']:,} held-out images"
         f" (calibration error {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f})"

@@ -7,7 +7,7 @@ edge, specks and a trailing period, printed text. Each is told from a digit by i
 - ruling lines: long, thin, straight runs that reach an edge of the image or cross most of it; where a
   stroke crosses a line, the stroke's pixels are kept;
 - specks and periods: compact blobs no bigger than a few stroke widths;
-- printed text: a row of three or more similar small shapes side by side.
+- printed text: a word whose letters ran together, or two or more similar small shapes side by side.
 
 What is left is grouped around the most digit-like shape (big, central, not touching the border, not a
 flat dash, not a solid blob), with the nearby fragments of a broken stroke. Normalised scans (at most
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistctl.preprocess.decode import NoDigitError
-from mnistctl.preprocess.paper import TINY_SIDE
+from mnistctl.preprocess.paper import TINY_SIDE, sliding_rows
 
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
 _BAR_FILL = 0.6
@@ -47,7 +47,7 @@ _LINE_SKEW = 0.035
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
 _FREE_LINE_SPAN = 0.6
 _FREE_LINE_RATIO = 30
-# Pixels of a line this many times darker than the line's median are a pen stroke drawn along it.
+# Pixels of a line this many times darker than the median of its ink are a pen stroke drawn along it.
 _INK_ON_LINE = 1.6
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
 _REMNANT = 0.5
@@ -61,7 +61,7 @@ _SPECK_SHARE = 0.5
 # synthetic form crops measured 0.08-0.23 of the height, printed fine print 0.04-0.07).
 _MIN_DIGIT_PX = 6
 _MIN_DIGIT_FRACTION = 0.05
-# Fragments closer than this share of the height so far join it (a digit broken in two, a detached bar)...
+# Fragments closer than this share of the seed's height join it (a digit broken in two, a detached bar)...
 _JOIN_GAP = 0.5
 # ...or closer than this many stroke widths (a small piece of a faint digit is no measure of its size).
 _JOIN_STROKES = 2.5
@@ -72,8 +72,8 @@ _SOLID_FILL = 0.7
 _SOLID_STROKES = 2.5
 # A straight fragment (at most this many strokes thick) joins a digit only if it makes the digit's box
 # grow by no more than this share of its height: a 5's detached bar does, a piece of ruling line does not.
-_BAR_STROKES = 2.5
-_BAR_GROWTH = 0.3
+_STRAIGHT_STROKES = 2.5
+_STRAIGHT_GROWTH = 0.3
 # A digit is never much wider than tall (a "0" or "2" is at most about 1.3x).
 _MAX_ASPECT = 1.6
 # A single shape this much wider than tall is a word whose letters ran together (the arc of a broken
@@ -336,23 +336,24 @@ def _without_lines(
             np.maximum.at(last, owner[owned], columns + 1)
         edge = max(1, int(_LINE_EDGE * width))
         reaches_edge = (first < edge) | (last > width - edge)
-        crossing = reaches_edge & (span >= _LINE_SPAN * width)
+        across_image = reaches_edge & (span >= _LINE_SPAN * width)
         # A free-standing line is longer than any digit stroke of its width would be.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness)
-        is_line = straight & thin & (crossing | hairline)
+        is_line = straight & thin & (across_image | hairline)
         if not is_line.any():
             continue
         # The line...
         line_pixels = lines.mask_of(is_line) & view
         # ...except where a stroke crosses or rests on it: ink (not faint marks) at least two pixels thicker
         # across the line than the line is (a digit sitting on a ruling line keeps its bottom).
-        crossing = _runs_at_least(ink.T, int(np.ceil(thickness[is_line].max())) + 2).T & line_pixels
+        stroke_over = _runs_at_least(ink.T, int(np.ceil(thickness[is_line].max())) + 2).T & line_pixels
         if darkness is not None:
             # A pen stroke drawn along a light printed line is much darker than the rest of the line.
             shade = darkness.T if transposed else darkness
-            typical = np.median(shade[line_pixels])
-            crossing |= line_pixels & ink & (shade > _INK_ON_LINE * max(float(typical), 1.0))
-        removed = (line_pixels & ~crossing).T if transposed else line_pixels & ~crossing
+            strong = line_pixels & ink
+            typical = np.median(shade[strong]) if strong.any() else 0.0
+            stroke_over |= line_pixels & ink & (shade > _INK_ON_LINE * max(float(typical), 1.0))
+        removed = (line_pixels & ~stroke_over).T if transposed else line_pixels & ~stroke_over
         kept &= ~removed
         found[transposed] |= removed
     return kept, found[0], found[1]
@@ -381,8 +382,6 @@ def _remnants(shapes: _Components, removed: tuple[np.ndarray, np.ndarray], strok
 
 def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]) -> np.ndarray:
     """Per shape: the share of its ink within ``reach`` (rows, columns) of ``removed`` pixels."""
-    from mnistctl.preprocess.paper import sliding_rows
-
     near = sliding_rows(removed.view(np.uint8), 2 * reach[0] + 1, np.maximum)
     near = sliding_rows(near.T, 2 * reach[1] + 1, np.maximum).T
     # Ink of each run lying near removed pixels, from per-row cumulative sums.
@@ -394,8 +393,6 @@ def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]
 
 def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
     """``mask`` with horizontal gaps of up to ``gap`` pixels between ink filled (a 1 x (gap + 1) closing)."""
-    from mnistctl.preprocess.paper import sliding_rows
-
     size = gap + 1
     grown = sliding_rows(mask.view(np.uint8).T, size, np.maximum).T
     return sliding_rows(grown.T, size, np.minimum).T.astype(bool)
@@ -417,15 +414,16 @@ def _digit_likeness(shapes: _Components, stroke: float, tiny: bool) -> np.ndarra
     centre_col = (shapes.left + shapes.right) / 2 / width - 0.5
     off_centre = np.hypot(centre_row, centre_col) / np.hypot(0.5, 0.5)
     score = shapes.area * tall * (1.0 - 0.6 * off_centre)
+    touches = (shapes.top == 0) | (shapes.left == 0) | (shapes.bottom == height) | (shapes.right == width)
     if not tiny:
-        touches = (shapes.top == 0) | (shapes.left == 0) | (shapes.bottom == height) | (shapes.right == width)
         score = np.where(touches, score * 0.25, score)
     score = np.where(wide > 3 * tall, score * 0.1, score)  # a dash, an underline
-    # A straight hairline (a piece of a ruling line the line search missed) comes after any other shape;
-    # alone, it may still be a "1".
-    across = np.minimum(tall, wide)
-    hairline = (across <= 2 * stroke + 1) & (np.maximum(tall, wide) >= 8 * across)
-    score = np.where(hairline & ~tiny, score * 0.05, score)
+    # A straight hairline running into the border (a piece of a ruling line the line search missed) comes
+    # after any other shape; alone, it may still be a "1".
+    if not tiny:
+        across = np.minimum(tall, wide)
+        hairline = (across <= 2 * stroke + 1) & (np.maximum(tall, wide) >= 8 * across) & touches
+        score = np.where(hairline, score * 0.05, score)
     fill = shapes.area / np.maximum(tall * wide, 1)
     blob = (fill > 0.85) & (np.minimum(tall, wide) > 4 * stroke)  # a stain, not strokes
     return np.where(blob, score * 0.01, score)
@@ -447,14 +445,6 @@ def _strokes_across(box: np.ndarray) -> float:
     return float(np.median(starts.sum(axis=1)))
 
 
-def _overlaps_across(shapes: _Components, row: list[int], other: int) -> bool:
-    """Whether ``other`` shares more than a pixel of columns with any shape of ``row``."""
-    return any(
-        min(shapes.right[member], shapes.right[other]) - max(shapes.left[member], shapes.left[other]) > 1
-        for member in row
-    )
-
-
 def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     """Whether ``seed`` is printed text: a word whose letters ran together (much wider than tall), or one of
     two or more similar shapes side by side on a line that is wider than a digit could be."""
@@ -462,31 +452,21 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     size = tall[seed]
     if shapes.right[seed] - shapes.left[seed] > _WORD_ASPECT * size and size < _TEXT_HEIGHT * shapes.shape[0]:
         return True
-    others = np.flatnonzero(usable)
-    others = others[others != seed]
-    if others.size == 0:
-        return False
-    overlap = np.minimum(shapes.bottom[others], shapes.bottom[seed]) - np.maximum(shapes.top[others], shapes.top[seed])
+    overlap = np.minimum(shapes.bottom, shapes.bottom[seed]) - np.maximum(shapes.top, shapes.top[seed])
     # Capitals and descenders stand up to about twice a lower-case letter's height.
-    similar = others[(tall[others] >= 0.5 * size) & (tall[others] <= 2.0 * size) & (overlap >= 0.5 * size)]
-    row = [seed]
-    changed = True
-    while changed:  # chain neighbours on the same line, letter by letter
-        changed = False
-        for other in similar:
-            # Letters stand side by side, a gap apart; pieces of one digit overlap.
-            if (
-                other not in row
-                and not _overlaps_across(shapes, row, other)
-                and (min(_gap(shapes, member, np.array([other]))[1][0] for member in row) <= 0.6 * size)
-            ):
-                row.append(int(other))
-                changed = True
-    if len(row) < 2:
-        return False
-    left = min(shapes.left[i] for i in row)
-    right = max(shapes.right[i] for i in row)
-    return right - left >= _TEXT_ASPECT * max(tall[i] for i in row)
+    similar = usable & (tall >= 0.5 * size) & (tall <= 2.0 * size) & (overlap >= 0.5 * size)
+    similar[seed] = False
+    # Chain letters outwards from the seed, nearest first: each a gap of at most 0.6 letters from the
+    # row so far, and side by side with it (pieces of one digit overlap; letters do not, but for a pixel).
+    left, right, members = shapes.left[seed], shapes.right[seed], 1
+    for other in np.flatnonzero(similar)[np.argsort(shapes.left[similar])]:
+        if shapes.left[other] >= right - 1 and shapes.left[other] - right <= 0.6 * size:
+            right, members = shapes.right[other], members + 1
+    for other in np.flatnonzero(similar)[np.argsort(-shapes.right[similar])]:
+        if shapes.right[other] <= left + 1 and left - shapes.right[other] <= 0.6 * size:
+            left, members = shapes.left[other], members + 1
+    row_height = max(size, int(tall[similar & (shapes.left >= left) & (shapes.right <= right)].max(initial=0)))
+    return members >= 2 and right - left >= _TEXT_ASPECT * row_height
 
 
 def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> np.ndarray:
@@ -495,7 +475,9 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     thin = np.minimum(tall, wide)
-    bars = (thin <= _BAR_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
+    straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
+    # Measured against the group so far, up to twice the seed's height: a chain of marks cannot snowball.
+    most = 2 * tall[seed]
     group = np.zeros(shapes.count, dtype=bool)
     group[seed] = True
     top, bottom, left, right = shapes.top[seed], shapes.bottom[seed], shapes.left[seed], shapes.right[seed]
@@ -507,12 +489,12 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
             gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
             new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
             new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
-            if gap > max(_JOIN_GAP * (bottom - top), _JOIN_STROKES * stroke) or (
+            if gap > max(_JOIN_GAP * min(bottom - top, most), _JOIN_STROKES * stroke) or (
                 new_right - new_left > _MAX_ASPECT * (new_bottom - new_top)
             ):
                 continue
-            if bars[other] and max(new_right - new_left - (right - left), new_bottom - new_top - (bottom - top)) > (
-                _BAR_GROWTH * (bottom - top)
+            if straight[other] and max(new_right - new_left - (right - left), new_bottom - new_top - (bottom - top)) > (
+                _STRAIGHT_GROWTH * (bottom - top)
             ):
                 continue  # a piece of a line that runs past the digit, not a stroke of it
             group[other] = True

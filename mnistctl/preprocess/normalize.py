@@ -21,8 +21,8 @@ CENTRE = 14.0
 
 # MNIST strokes are 2-3 px wide; thinner ones (a fine pen in a big photo) are thickened to this.
 _MIN_STROKE = 2.0
-# Crops less than this much larger than the final size are not thickened: a pixel of dilation there is
-# most of a final pixel, and fills small loops.
+# Crops scaled by this or more (less than twice the final size) are not thickened: a pixel of dilation
+# there is most of a final pixel, and fills small loops.
 _THICKEN_BELOW = 0.5
 # Large crops are reduced to this multiple of the final size first, so thickening works on few pixels.
 _OVERSAMPLE = 4
@@ -72,6 +72,8 @@ def fit_box(ink: np.ndarray, core: np.ndarray, scale: float) -> tuple[np.ndarray
         cols = resampling(0.0, 1 / middle, width, math.ceil(width * middle))
         small = (rows @ ink @ cols.T).astype(np.float32)
     stroke = _stroke_width(small, core, middle) * middle  # in intermediate pixels
+    if stroke <= 0:  # no ink at all: nothing to thicken (placed() says there is no digit)
+        return small, middle, 0.0
     target = _MIN_STROKE * middle / scale
     if stroke >= target - 1:
         return small, middle, 0.0

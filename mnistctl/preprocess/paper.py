@@ -122,6 +122,7 @@ def sliding(values: np.ndarray, size: int, op) -> np.ndarray:
 
 
 def sliding_rows(values: np.ndarray, size: int, op) -> np.ndarray:
+    """Max or min (``op``) over ``size`` consecutive rows, centred, edges repeated (``sliding`` along one axis)."""
     half = size // 2
     padded = np.concatenate([np.repeat(values[:1], half, axis=0), values, np.repeat(values[-1:], half, axis=0)])
     count = values.shape[0]
