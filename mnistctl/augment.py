@@ -76,13 +76,6 @@ def augmented_dataset(
     return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_batch(images: np.ndarray, seed: int, profile: str = "wild") -> np.ndarray:
-    """One augmented copy of ``images`` (N, 28, 28) in 0..255, for looking at a profile (and tests)."""
-    transform = _wild(seed) if profile == "wild" else _standard(seed, strokes=profile == "standard")
-    images = np.asarray(images, dtype=np.float32)
-    return np.asarray(transform(images, np.full((len(images), 10), 0.1, np.float32))[0])
-
-
 def _standard(seed: int, *, strokes: bool) -> Any:
     keras = import_keras()
     import tensorflow as tf

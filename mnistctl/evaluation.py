@@ -161,6 +161,23 @@ def mistake_title(mistake: Mistake) -> str:
     return f"{mistake.digit} ({percent(mistake.confidence)}) true {mistake.label}"
 
 
+# The image "as given" in a grid panel needs no more pixels than this on its longer side; a photo of
+# 40 megapixels would otherwise hold 160 MB per panel.
+THUMBNAIL_SIDE = 512
+
+
+def _thumbnail(gray: np.ndarray) -> np.ndarray:
+    """``gray`` area-averaged down to ``THUMBNAIL_SIDE`` on its longer side, when larger."""
+    from PIL import Image
+
+    height, width = gray.shape
+    if max(height, width) <= THUMBNAIL_SIDE:
+        return gray
+    scale = THUMBNAIL_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(gray, "F").resize(size, Image.Resampling.BOX))
+
+
 def save_worst_grid(report: FolderReport, path: Path, count: int | None = None) -> None:
     """Draw the worst mistakes to ``path``: each image as given beside the 28x28 the model saw."""
     from mnistctl.plots import mistakes_grid
@@ -168,7 +185,12 @@ def save_worst_grid(report: FolderReport, path: Path, count: int | None = None) 
 
     chosen = report.worst[:count] if count is not None else report.worst
     panels = [
-        (load_gray(report.folder.root / m.file, m.file.as_posix()), m.seen, mistake_title(m), m.file.as_posix())
+        (
+            _thumbnail(load_gray(report.folder.root / m.file, m.file.as_posix())),
+            m.seen,
+            mistake_title(m),
+            m.file.as_posix(),
+        )
         for m in chosen
     ]
     empty = f"no mistakes: {report.version.ref} got all {report.images:,} images right"

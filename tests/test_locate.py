@@ -7,7 +7,6 @@ a Pearson correlation with the clean digit's own preprocessing of at least MIN_C
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,11 @@ from PIL import Image
 
 from mnistctl.inference import Predictor
 from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
+from mnistctl.preprocess import locate as locate_module
 from mnistctl.registry import Registry
 from tests import wild
 from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, handwritten_digit, noisy
 
-locate_module = importlib.import_module("mnistctl.preprocess.locate")
 FIXTURES = Path(__file__).parent / "fixtures" / "wild"
 MIN_CORRELATION = 0.85
 PAPER, INK = 205.0, 45.0

@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistctl.errors import MnistctlError
 from mnistctl.preprocess.decode import MAX_PIXELS, InvalidImageError, NoDigitError, load_gray
-from mnistctl.preprocess.locate import bar_region, hysteresis, locate
+from mnistctl.preprocess.locate import bar_region, find_digit, hysteresis
 from mnistctl.preprocess.normalize import (
     CENTRE,
     DIGIT_BOX,
@@ -134,7 +134,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # Half-way between the paper's noise and the ink's threshold, grown from the ink: a thin pen's faint
     # stroke stays in one piece.
     strokes = hysteresis(quantised > threshold, quantised > (threshold + DARK_ZERO + DARK_STEPS * low) / 2)
-    found = locate(strokes, name, faint, quantised - np.float32(DARK_ZERO))
+    found = find_digit(strokes, name, faint, quantised - np.float32(DARK_ZERO))
     digit_darkness = (float(quantised[found.digit].mean()) - DARK_ZERO) / DARK_STEPS
     if digit_darkness < _MIN_DARKNESS or digit_darkness * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (only faint marks: stains, noise or shadows)")

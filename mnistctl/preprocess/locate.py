@@ -190,7 +190,9 @@ class Located:
     clutter: np.ndarray
 
 
-def locate(mask: np.ndarray, name: str, faint: np.ndarray | None = None, darkness: np.ndarray | None = None) -> Located:
+def find_digit(
+    mask: np.ndarray, name: str, faint: np.ndarray | None = None, darkness: np.ndarray | None = None
+) -> Located:
     """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none.
 
     ``darkness`` (per pixel, any scale) tells the pen's ink from fainter stains beside it.
