@@ -29,6 +29,7 @@ class EvaluationReport:
     backend: str
     seconds: float
     result: Evaluation
+    calibration_error: float
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class FolderReport:
 
 
 def evaluate_version(ref: str | None, split: str = "test", *, record: bool = True) -> EvaluationReport:
-    """Run the version ``ref`` names over ``split``; store accuracy and loss against it."""
+    """Run the version ``ref`` names over ``split``; store accuracy, loss and calibration error against it."""
+    from mnistctl.calibration import expected_calibration_error
     from mnistctl.data.loader import load
 
     registry = Registry()
@@ -65,15 +67,14 @@ def evaluate_version(ref: str | None, split: str = "test", *, record: bool = Tru
     images, labels = load(split)
     started = time.perf_counter()
     predictor = Predictor(registry, version)
-    result = evaluate(labels, predictor.predict(images))
+    probabilities = predictor.predict(images)
+    result = evaluate(labels, probabilities)
+    ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started
     if record:
-        registry.add_evaluation(
-            version.ref,
-            split,
-            {"accuracy": result.accuracy, "loss": result.loss, "images": len(labels), "backend": predictor.backend},
-        )
-    return EvaluationReport(version, split, len(labels), predictor.backend, seconds, result)
+        metrics = {"accuracy": result.accuracy, "loss": result.loss, "calibration_error": ece}
+        registry.add_evaluation(version.ref, split, {**metrics, "images": len(labels), "backend": predictor.backend})
+    return EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece)
 
 
 def folder_split(root: Path) -> str:

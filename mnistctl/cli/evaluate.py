@@ -86,13 +86,15 @@ def evaluate(
                 "images": report.images,
                 "backend": report.backend,
                 "seconds": round(report.seconds, 3),
+                "calibration_error": report.calibration_error,
                 **_metrics_json(result),
             }
         )
         return
     print(
         f"{report.version.ref} on {report.images:,} {report.split} images: accuracy {result.accuracy:.4f}, "
-        f"loss {result.loss:.4f} ({report.backend}, {report.seconds:.2f} s)"
+        f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
+        f"({report.backend}, {report.seconds:.2f} s)"
     )
     _print_metrics(result)
 
