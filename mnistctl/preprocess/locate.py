@@ -51,6 +51,8 @@ _FREE_LINE_RATIO = 30
 _INK_ON_LINE = 1.6
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
 _REMNANT = 0.5
+# ...if it is at most this many pixels wide across the line...
+_SLIVER_WIDTH = 3
 # ...or in line with one, within this share of the image's longer side of its end.
 _COLLINEAR = 0.25
 # Shapes no bigger than this many stroke widths (both sides) are specks or periods...
@@ -367,15 +369,15 @@ def _remnants(shapes: _Components, removed: tuple[np.ndarray, np.ndarray], strok
     across them, long along them, and beside them or in line with them. A digit's stroke crossing a line is
     long across it instead."""
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
-    thin = max(3.0, 2.5 * stroke)
+    thin = _SLIVER_WIDTH  # the ragged edge of a line, never as wide as a pen stroke beside it
     found = np.zeros(shapes.count, dtype=bool)
     for horizontal, pixels in zip((True, False), removed, strict=True):
         if not pixels.any():
             continue
         across, along = (tall, wide) if horizontal else (wide, tall)
         sliver = (across <= thin) & (along >= 2 * across)
-        # Near: within about a stroke across the line, and anywhere along its continuation.
-        across_reach = max(2, round(stroke))
+        # Near: touching the line, or anywhere along its continuation.
+        across_reach = 1  # a sliver touches the line; a "1" drawn beside it has paper between
         along_reach = round(_COLLINEAR * max(shapes.shape))
         reach = (across_reach, along_reach) if horizontal else (along_reach, across_reach)
         found |= sliver & (_share_near(shapes, pixels, reach) >= _REMNANT)
