@@ -45,8 +45,8 @@ _LINE_THINNESS = 0.12
 _LINE_SKEW = 0.035
 # A line that reaches no edge is still a line when it covers this much of the image and is this many
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
-_FREE_LINE_SPAN = 0.6
-_FREE_LINE_RATIO = 30
+_FREE_LINE_SPAN = 0.5
+_FREE_LINE_RATIO = 25
 # Pixels of a line this many times darker than the median of its ink are a pen stroke drawn along it.
 _INK_ON_LINE = 1.6
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
