@@ -341,8 +341,11 @@ def _without_lines(
         edge = max(1, int(_LINE_EDGE * width))
         reaches_edge = (first < edge) | (last > width - edge)
         across_image = reaches_edge & (span >= _LINE_SPAN * width)
-        # A free-standing line is longer than any digit stroke of its width would be.
+        # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
+        # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness)
+        for index in np.flatnonzero(hairline):
+            hairline[index] = not _turns_at_an_end(ink, lines, index)
         is_line = straight & thin & (across_image | hairline)
         if not is_line.any():
             continue
@@ -361,6 +364,20 @@ def _without_lines(
         kept &= ~removed
         found[transposed] |= removed
     return kept, found[0], found[1]
+
+
+def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int) -> bool:
+    """Whether ink leaves line ``index`` (running along the rows of ``ink``) sideways at either of its ends:
+    more than a couple of pixels above or below its band, within a few pixels of the end."""
+    top, bottom = lines.top[index], lines.bottom[index]
+    reach = 3 + (bottom - top)
+    for end in (lines.left[index], lines.right[index] - 1):
+        columns = slice(max(0, end - 3), end + 4)
+        above = ink[max(0, top - reach) : max(0, top - 2), columns]
+        below = ink[bottom + 2 : bottom + reach, columns]
+        if above.any() or below.any():
+            return True
+    return False
 
 
 def _remnants(shapes: _Components, removed: tuple[np.ndarray, np.ndarray], stroke: float) -> np.ndarray:
