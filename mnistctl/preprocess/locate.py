@@ -67,6 +67,8 @@ _MIN_DIGIT_FRACTION = 0.05
 _JOIN_GAP = 0.5
 # ...or closer than this many stroke widths (a small piece of a faint digit is no measure of its size).
 _JOIN_STROKES = 2.5
+# A printed-thin straight line lighter than this share of the darkest other shape's ink is not the pen.
+_PRINTED_INK = 0.8
 # Fragments joining a digit are drawn with at least this share of its mean darkness.
 _SAME_INK = 0.5
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
@@ -443,8 +445,12 @@ def _digit_likeness(shapes: _Components, stroke: float, tiny: bool) -> np.ndarra
     # after any other shape; alone, it may still be a "1".
     if not tiny:
         across = np.minimum(tall, wide)
-        hairline = (across <= 2 * stroke + 1) & (np.maximum(tall, wide) >= 8 * across) & touches
-        score = np.where(hairline, score * 0.05, score)
+        hairline = (across <= 2 * stroke + 1) & (np.maximum(tall, wide) >= 8 * across)
+        # ...and so does one, anywhere, that is as thin as print and lighter than the pen of another shape.
+        printed = hairline & (across <= _SLIVER_WIDTH)
+        if (~printed).any():
+            printed &= shapes.ink < _PRINTED_INK * float(shapes.ink[~printed].max())
+        score = np.where((hairline & touches) | printed, score * 0.05, score)
     fill = shapes.area / np.maximum(tall * wide, 1)
     blob = (fill > 0.85) & (np.minimum(tall, wide) > 4 * stroke)  # a stain, not strokes
     return np.where(blob, score * 0.01, score)
