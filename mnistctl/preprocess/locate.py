@@ -106,11 +106,7 @@ class _Components:
     def __init__(self, mask: np.ndarray) -> None:
         height, width = mask.shape
         self.shape = mask.shape
-        framed = np.zeros((height, width + 2), dtype=np.int8)
-        framed[:, 1:-1] = mask
-        steps = np.diff(framed, axis=1)
-        self.row, self.start = np.nonzero(steps == 1)
-        self.end = np.nonzero(steps == -1)[1]  # exclusive; runs come out in the same row-major order
+        self.row, self.start, self.end = _runs(mask)
         count = self.row.size
         stride = width + 2
         # Run a (row r) touches run b (row r + 1) when their columns overlap or meet at a corner.
@@ -121,8 +117,7 @@ class _Components:
         last = np.searchsorted(start_keys, below + self.end, side="right")
         links = np.maximum(last - first, 0)
         upper = np.repeat(np.arange(count), links)
-        offsets = np.arange(links.sum()) - np.repeat(np.cumsum(links) - links, links)
-        lower = np.repeat(first, links) + offsets
+        lower = np.repeat(first, links) + _ramps(links)
         parent = np.arange(count)
         while True:
             low = np.minimum(parent[upper], parent[lower])
@@ -150,38 +145,53 @@ class _Components:
         np.minimum.at(self.left, self.label, self.start)
         np.maximum.at(self.right, self.label, self.end)
 
+    def total(self, values: np.ndarray) -> np.ndarray:
+        """Per shape: the sum of ``values`` (an image of the mask's size) over the shape's pixels."""
+        sums = np.zeros((values.shape[0], values.shape[1] + 1), dtype=np.float64)
+        np.cumsum(values, axis=1, out=sums[:, 1:])
+        per_run = sums[self.row, self.end] - sums[self.row, self.start]
+        return np.bincount(self.label, weights=per_run, minlength=self.count)
+
     def measure(self, darkness: np.ndarray, stroke: float) -> None:
         """Per shape: ``ink``, its mean ``darkness`` (any per-pixel measure); ``solid``, whether it is a filled
         blob wider than a few strokes both ways (a stain, a thumb) rather than strokes."""
-        sums = np.zeros((darkness.shape[0], darkness.shape[1] + 1), dtype=np.float64)
-        np.cumsum(darkness, axis=1, out=sums[:, 1:])
-        per_run = sums[self.row, self.end] - sums[self.row, self.start]
-        self.ink = np.bincount(self.label, weights=per_run, minlength=self.count) / self.area
+        self.ink = self.total(darkness) / self.area
         tall, wide = self.bottom - self.top, self.right - self.left
         fill = self.area / np.maximum(tall * wide, 1)
         self.solid = (fill > _SOLID_FILL) & (np.minimum(tall, wide) > _SOLID_STROKES * stroke)
 
     def labels(self) -> np.ndarray:
         """An image of each pixel's shape number (-1 for no ink)."""
-        height, width = self.shape
-        flat = np.full(height * width, -1, dtype=np.int64)
-        lengths = self.end - self.start
-        if lengths.size:
-            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            flat[np.repeat(self.row * width + self.start, lengths) + offsets] = np.repeat(self.label, lengths)
-        return flat.reshape(height, width)
+        flat = np.full(self.shape[0] * self.shape[1], -1, dtype=np.int64)
+        flat[self._pixels(slice(None))] = np.repeat(self.label, self.end - self.start)
+        return flat.reshape(self.shape)
 
     def mask_of(self, keep: np.ndarray) -> np.ndarray:
         """The pixels of the components where ``keep`` (a boolean per component) is true."""
-        height, width = self.shape
-        chosen = keep[self.label]
-        rows, starts, lengths = self.row[chosen], self.start[chosen], (self.end - self.start)[chosen]
-        flat = np.zeros(height * width, dtype=bool)
-        if lengths.size:
-            first = rows * width + starts
-            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            flat[np.repeat(first, lengths) + offsets] = True
-        return flat.reshape(height, width)
+        flat = np.zeros(self.shape[0] * self.shape[1], dtype=bool)
+        flat[self._pixels(keep[self.label])] = True
+        return flat.reshape(self.shape)
+
+    def _pixels(self, runs: np.ndarray | slice) -> np.ndarray:
+        """Flat indices of the pixels of the chosen ``runs``, run after run."""
+        lengths = (self.end - self.start)[runs]
+        first = self.row[runs] * self.shape[1] + self.start[runs]
+        return np.repeat(first, lengths) + _ramps(lengths)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, start and end (exclusive) of every horizontal run of ink in ``mask``, in row-major order."""
+    height, width = mask.shape
+    framed = np.zeros((height, width + 2), dtype=np.int8)
+    framed[:, 1:-1] = mask
+    steps = np.diff(framed, axis=1)
+    rows, starts = np.nonzero(steps == 1)
+    return rows, starts, np.nonzero(steps == -1)[1]
+
+
+def _ramps(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n - 1 for each n in ``lengths``, concatenated (to expand runs into their pixels)."""
+    return np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 @dataclass(frozen=True)
@@ -257,10 +267,7 @@ def hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
     """The shapes of ``weak`` (a superset of ``strong``) that hold at least one ``strong`` pixel: a faint
     thin stroke that breaks up at the ink's threshold stays whole, faint marks on their own are dropped."""
     shapes = _Components(weak | strong)
-    sums = np.zeros((strong.shape[0], strong.shape[1] + 1), dtype=np.int64)
-    np.cumsum(strong, axis=1, out=sums[:, 1:])
-    per_run = sums[shapes.row, shapes.end] - sums[shapes.row, shapes.start]
-    return shapes.mask_of(np.bincount(shapes.label, weights=per_run, minlength=shapes.count) > 0)
+    return shapes.mask_of(shapes.total(strong) > 0)
 
 
 def bar_region(mask: np.ndarray) -> np.ndarray:
@@ -292,11 +299,7 @@ def bar_region(mask: np.ndarray) -> np.ndarray:
 def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
     """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
     height, width = mask.shape
-    framed = np.zeros((height, width + 2), dtype=np.int8)
-    framed[:, 1:-1] = mask
-    steps = np.diff(framed, axis=1)
-    rows, starts = np.nonzero(steps == 1)
-    ends = np.nonzero(steps == -1)[1]
+    rows, starts, ends = _runs(mask)
     long = ends - starts >= length
     found = np.zeros(height * width + 1, dtype=np.int32)
     np.add.at(found, rows[long] * width + starts[long], 1)
@@ -407,11 +410,7 @@ def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]
     """Per shape: the share of its ink within ``reach`` (rows, columns) of ``removed`` pixels."""
     near = sliding_rows(removed.view(np.uint8), 2 * reach[0] + 1, np.maximum)
     near = sliding_rows(near.T, 2 * reach[1] + 1, np.maximum).T
-    # Ink of each run lying near removed pixels, from per-row cumulative sums.
-    sums = np.zeros((near.shape[0], near.shape[1] + 1), dtype=np.int64)
-    np.cumsum(near, axis=1, out=sums[:, 1:])
-    touching = sums[shapes.row, shapes.end] - sums[shapes.row, shapes.start]
-    return np.bincount(shapes.label, weights=touching, minlength=shapes.count) / shapes.area
+    return shapes.total(near) / shapes.area
 
 
 def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
