@@ -70,6 +70,15 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
     return float(np.abs(gap).sum() / len(probabilities))
 
 
+def too_few_mistakes(labels: np.ndarray, probabilities: np.ndarray) -> str | None:
+    """Why ``probabilities`` cannot be calibrated on ``labels`` (fewer than ``MIN_MISTAKES`` wrong answers:
+    the likelihood then only asks for ever more confidence), or None when they can."""
+    mistakes = int(np.count_nonzero(np.argmax(probabilities, axis=1) != np.asarray(labels)))
+    if mistakes >= MIN_MISTAKES:
+        return None
+    return f"{mistakes} mistakes on {len(labels):,} held-out images, under {MIN_MISTAKES} to fit on"
+
+
 def fit_temperature(labels: np.ndarray, probabilities: np.ndarray) -> Calibration:
     """The temperature that minimises the negative log-likelihood of ``labels`` under ``probabilities``.
 
@@ -99,11 +108,10 @@ def fit_temperature(labels: np.ndarray, probabilities: np.ndarray) -> Calibratio
             b = low + ratio * (high - low)
             nll_b = nll(b)
     temperature = math.exp((low + high) / 2)
-    mistakes = int(np.count_nonzero(np.argmax(probabilities, axis=1) != labels))
     at_a_bound = min(abs(math.log(temperature) - math.log(bound)) for bound in (MIN_TEMPERATURE, MAX_TEMPERATURE))
-    if mistakes < MIN_MISTAKES or at_a_bound < 1e-3:
-        # Without enough mistakes the likelihood only asks for ever more confidence (a perfect held-out set
-        # drives T to its lower bound): keep the network's own softmax rather than claim certainty.
+    if too_few_mistakes(labels, probabilities) or at_a_bound < 1e-3:
+        # A perfect held-out set drives T to its lower bound: keep the network's own softmax rather than
+        # claim certainty.
         temperature = 1.0
     after = calibrated(probabilities, temperature)
     return Calibration(

@@ -454,16 +454,15 @@ def calibrate(model: Any, validation: tuple[np.ndarray, np.ndarray] | None) -> d
     """
     import numpy as np
 
-    from mnistctl.calibration import MIN_MISTAKES, fit_temperature
+    from mnistctl.calibration import fit_temperature, too_few_mistakes
 
     if validation is None:
         return {"temperature": 1.0, "images": 0, "fitted_on": None, "reason": "no held-out images: --val-split 0"}
     images, targets = validation
     probabilities = np.asarray(model.predict(images, batch_size=512, verbose=0), dtype=np.float32)
     labels = targets.argmax(axis=1)
-    mistakes = int(np.count_nonzero(probabilities.argmax(axis=1) != labels))
-    if mistakes < MIN_MISTAKES:
-        reason = f"{mistakes} mistakes on {len(labels):,} held-out images, under {MIN_MISTAKES} to fit on"
+    reason = too_few_mistakes(labels, probabilities)
+    if reason:
         return {"temperature": 1.0, "images": len(labels), "fitted_on": None, "reason": reason}
     return {**fit_temperature(labels, probabilities).to_dict(), "fitted_on": "validation"}
 
