@@ -149,10 +149,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
         quantised = np.where(clutter, np.uint8(DARK_ZERO), quantised)
         low, threshold, level = ink_levels(quantised, name)
     # The box is that of the ink over the threshold; the faint fringe that joined broken strokes is left out.
-    rows, cols = np.nonzero((quantised > threshold) & near_digit)
+    inked = (quantised > threshold) & near_digit
+    rows, cols = np.nonzero(inked)
     if rows.size:
         top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-    core = (quantised > threshold) & near_digit if rows.size else found.digit
+    core = inked if rows.size else found.digit
     side = max(bottom - top, right - left)
     margin = max(1, math.ceil(0.06 * side))  # room for the anti-aliased edge around the core
     box = (top, bottom, left, right)
