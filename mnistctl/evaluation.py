@@ -30,6 +30,7 @@ class EvaluationReport:
     seconds: float
     result: Evaluation
     calibration_error: float
+    recorded: bool  # stored against the version (not for the builtin model, nor in a read-only home)
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,13 @@ def evaluate_version(ref: str | None, split: str = "test", *, record: bool = Tru
     result = evaluate(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started
+    recorded = False
     if record:
         metrics = {"accuracy": result.accuracy, "loss": result.loss, "calibration_error": ece}
-        registry.add_evaluation(version.ref, split, {**metrics, "images": len(labels), "backend": predictor.backend})
-    return EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece)
+        recorded = registry.add_evaluation(
+            version.ref, split, {**metrics, "images": len(labels), "backend": predictor.backend}
+        )
+    return EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece, recorded)
 
 
 def folder_split(root: Path) -> str:
@@ -134,8 +138,9 @@ def evaluate_folder(
         Mistake(folder.files[kept[i]], int(labels[i]), int(predicted[i]), float(confidence[i]), images[i])
         for i in order
     )
+    recorded = False
     if record:
-        registry.add_evaluation(
+        recorded = registry.add_evaluation(
             version.ref,
             folder_split(folder.root),
             {
@@ -148,7 +153,9 @@ def evaluate_folder(
                 "backend": predictor.backend,
             },
         )
-    return FolderReport(version, folder, len(kept), predictor.backend, seconds, result, ece, skipped, mistakes, raw)
+    return FolderReport(
+        version, folder, len(kept), predictor.backend, seconds, result, ece, recorded, skipped, mistakes, raw
+    )
 
 
 def percent(confidence: float, decimals: int = 0) -> str:

@@ -32,6 +32,7 @@ class Predictor:
     def __init__(self, registry: Registry, version: ModelVersion, backend: str = "auto") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}")
+        version.check_usable()
         if backend == "auto":
             backend = "litert" if "model.tflite" in version.artifacts and litert_available() else "keras"
         self.version = version

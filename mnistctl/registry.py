@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl.errors import MnistctlError, UsageError
+from mnistctl.jsonsafe import json_safe
 from mnistctl.paths import ENV_CRASH_POINT, ENV_HOME, ENV_MODEL, home
 from mnistctl.store import ArtifactStore, GcPlan
 
@@ -28,6 +29,8 @@ DB_NAME = "registry.db"
 BUILTIN_NAME = "builtin"
 BUSY_TIMEOUT_S = 120.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_VERSION = 2**63 - 1  # SQLite's largest integer; a larger NAME:VERSION can name nothing
+DEFAULT_ALIAS = "default"  # the alias "models default" moves; used when no REF is given
 
 # Each entry upgrades the schema by one version; never edit a shipped entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -73,6 +76,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX artifacts_by_sha ON artifacts(sha256);
     """,
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -84,6 +93,10 @@ class ModelNotFoundError(MnistctlError):
 
 class RegistryUnavailableError(MnistctlError):
     """registry.db cannot be opened, is not a database, or stayed locked too long."""
+
+
+class DamagedVersionError(MnistctlError):
+    """A version's registry record cannot be read in full, so it must not be used to predict."""
 
 
 class EmptyRegistryError(MnistctlError):
@@ -119,10 +132,19 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     evaluations: tuple[dict[str, Any], ...] = ()
     builtin: bool = False  # shipped inside the package, not stored in the registry
+    damaged: tuple[str, ...] = ()  # columns whose JSON could not be read (shown as empty; see _hydrate)
 
     @property
     def ref(self) -> str:
         return BUILTIN_NAME if self.builtin else f"{self.name}:{self.version}"
+
+    def check_usable(self) -> None:
+        """Refuse a damaged version: without its params (calibration, safe mode) its answers would be wrong."""
+        if self.damaged:
+            raise DamagedVersionError(
+                f"the registry record of {self.ref} is damaged ({', '.join(self.damaged)} unreadable)",
+                hint=f'remove it with "mnistctl models rm {self.ref}" and train or import it again',
+            )
 
     @property
     def temperature(self) -> float:
@@ -159,6 +181,17 @@ def builtin_version() -> ModelVersion:
     )
 
 
+def _builtin_for(ref: str) -> ModelVersion:
+    """The builtin model for ``builtin`` or ``builtin:1``; it has one version and no aliases."""
+    _, version, alias = parse_ref(ref)
+    if version not in (None, 1) or alias is not None:
+        raise ModelNotFoundError(
+            f"no model {ref!r}: the builtin model has one version and no aliases",
+            hint='write "builtin" (or "builtin:1")',
+        )
+    return builtin_version()
+
+
 def _refuse_builtin(version: ModelVersion, action: str) -> None:
     if version.builtin:
         raise UsageError(f"the builtin model is part of the package and cannot be {action}")
@@ -166,7 +199,7 @@ def _refuse_builtin(version: ModelVersion, action: str) -> None:
 
 def check_name(value: str, what: str = "model name") -> str:
     """Names and aliases: letters, digits, '.', '_', '-'; not starting with punctuation."""
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):
         raise UsageError(f"invalid {what} {value!r}", hint="use letters, digits, '.', '_' or '-' (max 64)")
     return value
 
@@ -180,16 +213,30 @@ def check_new_name(value: str) -> str:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """``NAME`` / ``NAME:VERSION`` / ``NAME@ALIAS`` -> (name, version, alias)."""
+    """``NAME`` / ``NAME:VERSION`` / ``NAME@ALIAS`` -> (name, version, alias).
+
+    An empty or blank ref is a usage error, never "no ref": ``models rm ""`` must not mean the newest.
+    """
+    if not ref.strip():
+        raise UsageError("empty model reference", hint="write NAME, NAME:VERSION or NAME@ALIAS, e.g. mlp:2")
     if "@" in ref:
         name, alias = ref.split("@", 1)
         return check_name(name), None, check_name(alias, "alias")
     if ":" in ref:
         name, version = ref.split(":", 1)
-        if not version.isdigit() or int(version) < 1:
-            raise UsageError(f"invalid version in {ref!r}", hint="write NAME:VERSION with VERSION >= 1, e.g. mlp:2")
+        # isascii(): "²" is a digit to str.isdigit() but not to int(); the bound keeps SQLite's integers.
+        if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= MAX_VERSION:
+            raise UsageError(
+                f"invalid version in {ref!r}",
+                hint=f"write NAME:VERSION with 1 <= VERSION <= {MAX_VERSION}, e.g. mlp:2",
+            )
         return check_name(name), int(version), None
     return check_name(ref), None, None
+
+
+def _dumps(value: Any) -> str:
+    """Strict JSON for a column: a NaN metric is stored as null, never as ``NaN`` that parsers reject."""
+    return json.dumps(json_safe(value), allow_nan=False)
 
 
 def _now() -> str:
@@ -217,22 +264,52 @@ class Registry:
         if not create and not self.db_path.exists():
             yield None
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        read_only = not create and not self._writable()
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
         try:
-            connection = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            connection = self._open_read_only() if read_only else self._open()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         try:
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._migrate(connection)
+            if not read_only:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+                connection.execute("PRAGMA foreign_keys=ON")
+                self._migrate(connection)
             yield connection
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         finally:
             connection.close()
+
+    def _writable(self) -> bool:
+        """Whether this process may write the database and the folder its journal files go in."""
+        if not (os.access(self.root, os.W_OK) and os.access(self.db_path, os.W_OK)):
+            return False
+        # os.access says yes to root everywhere, even on a read-only mount; statvfs knows about the mount.
+        flag = getattr(os, "ST_RDONLY", 1)
+        try:
+            return not os.statvfs(self.root).f_flag & flag
+        except (OSError, AttributeError):  # no statvfs (Windows): trust os.access
+            return True
+
+    def _open(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read a registry in a home we may not write (a read-only mount, another user's files)."""
+        uri = self.db_path.resolve().as_uri()
+        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError:
+            connection.close()
+        # A WAL database needs its -shm file, which cannot be created in a read-only folder. Nobody can be
+        # writing there either, so the file is read as immutable (no locks, no journal).
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
     def _unavailable(self, exc: sqlite3.Error) -> RegistryUnavailableError:
         if "locked" in str(exc):
@@ -312,12 +389,12 @@ class Registry:
                     name,
                     version,
                     arch,
-                    json.dumps(params),
-                    json.dumps(metrics),
-                    json.dumps(layers),
+                    _dumps(params),
+                    _dumps(metrics),
+                    _dumps(layers),
                     weights_sha256,
                     data_fingerprint,
-                    json.dumps(environment),
+                    _dumps(environment),
                     run_id,
                     _now(),
                 ),
@@ -339,6 +416,9 @@ class Registry:
         with self._write() as db:
             # Look the version up again under the write lock: it cannot vanish or change id before we write.
             target = self._lookup(db, ref)
+            if alias == DEFAULT_ALIAS:  # one default across all names (see set_default)
+                db.execute("DELETE FROM aliases WHERE alias = ?", (DEFAULT_ALIAS,))
+                db.execute("DELETE FROM settings WHERE key = 'default_model'")
             db.execute(
                 "INSERT INTO aliases (name, alias, version_id) VALUES (?, ?, ?) "
                 "ON CONFLICT(name, alias) DO UPDATE SET version_id = excluded.version_id",
@@ -372,15 +452,18 @@ class Registry:
                 self.store.execute_gc(plan)
         return plan
 
-    def add_evaluation(self, ref: str, split: str, metrics: dict[str, Any]) -> None:
+    def add_evaluation(self, ref: str, split: str, metrics: dict[str, Any]) -> bool:
+        """Record an evaluation; False where it cannot be: the builtin model, or a home this process cannot write
+        (evaluating is reading, and works there too)."""
         target = self.resolve(ref)
-        if target.builtin:
-            return  # the builtin model's metrics are part of the package
+        if target.builtin or not self._writable():
+            return False  # the builtin model's metrics are part of the package
         with self._write() as db:
             db.execute(
                 "INSERT INTO evaluations (version_id, split, metrics, created_at) VALUES (?, ?, ?, ?)",
-                (target.id, split, json.dumps(metrics), _now()),
+                (target.id, split, _dumps(metrics), _now()),
             )
+        return True
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -396,18 +479,71 @@ class Registry:
             return [self._hydrate(db, row) for row in rows] + shipped
 
     def resolve(self, ref: str | None = None) -> ModelVersion:
-        """The version a ref names; no ref: ``$MNISTCTL_MODEL``, the newest version, or the builtin model."""
+        """The version a ref names. No ref (None): ``$MNISTCTL_MODEL``, the default set by ``models default``,
+        the newest version, or the builtin model, in that order. An empty ref is a usage error."""
         from mnistctl import builtin
 
-        ref = ref or os.environ.get(ENV_MODEL) or None
+        if ref is None:
+            ref = os.environ.get(ENV_MODEL, "").strip() or None
         if ref is not None and parse_ref(ref)[0] == BUILTIN_NAME:
-            return builtin_version()
+            return _builtin_for(ref)
         with self._connect(create=False) as db:
+            if ref is None and db is not None:
+                chosen = self._default(db)
+                if chosen is not None:
+                    return chosen
             if db is None or db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is None:
                 if ref is None and builtin.available():
                     return builtin_version()
+                if ref is not None:
+                    raise EmptyRegistryError(
+                        f"no model {ref!r}: nothing is registered yet",
+                        hint='train one first ("mnistctl train --arch mlp"), or use --model builtin',
+                    )
                 raise EmptyRegistryError("no model is registered yet")
             return self._lookup(db, ref)
+
+    def default_ref(self) -> str | None:
+        """The ref ``models default`` chose, if any (not ``$MNISTCTL_MODEL``, not "newest")."""
+        with self._connect(create=False) as db:
+            chosen = self._default(db) if db is not None else None
+        return None if chosen is None else chosen.ref
+
+    def _default(self, db: sqlite3.Connection) -> ModelVersion | None:
+        row = db.execute(
+            "SELECT v.* FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.alias = ? ORDER BY v.id DESC",
+            (DEFAULT_ALIAS,),
+        ).fetchone()
+        if row is not None:
+            return self._hydrate(db, row)
+        try:
+            setting = db.execute("SELECT value FROM settings WHERE key = 'default_model'").fetchone()
+        except sqlite3.OperationalError:  # a registry from before settings, opened read-only (not migrated)
+            setting = None
+        return builtin_version() if setting is not None and setting[0] == BUILTIN_NAME else None
+
+    def set_default(self, ref: str | None) -> ModelVersion | None:
+        """Make ``ref`` the model used when no REF is given (``None``: forget the choice, use the newest)."""
+        target = None if ref is None else self.resolve(ref)
+        with self._write() as db:
+            db.execute("DELETE FROM aliases WHERE alias = ?", (DEFAULT_ALIAS,))
+            db.execute("DELETE FROM settings WHERE key = 'default_model'")
+            if target is not None and target.builtin:
+                db.execute("INSERT INTO settings (key, value) VALUES ('default_model', ?)", (BUILTIN_NAME,))
+            elif target is not None:
+                target = self._lookup(db, target.ref)  # under the write lock: it cannot vanish before we write
+                db.execute(
+                    "INSERT INTO aliases (name, alias, version_id) VALUES (?, ?, ?)",
+                    (target.name, DEFAULT_ALIAS, target.id),
+                )
+        return None if target is None else self.resolve(target.ref)
+
+    @staticmethod
+    def _not_found(ref: str, known: list[str]) -> ModelNotFoundError:
+        names = ", ".join([*known, BUILTIN_NAME])
+        return ModelNotFoundError(
+            f"no model {ref!r} in the registry", hint=f'known names: {names}; see "mnistctl models list"'
+        )
 
     def _lookup(self, db: sqlite3.Connection, ref: str | None) -> ModelVersion:
         """Resolve ``ref`` on an open connection (inside a write transaction, nothing can change under it)."""
@@ -427,11 +563,7 @@ class Registry:
         else:
             row = db.execute("SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
         if row is None:
-            known = [r[0] for r in db.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
-            raise ModelNotFoundError(
-                f"no model {ref!r} in the registry",
-                hint=f'known names: {", ".join(known) or "none"}; see "mnistctl models list"',
-            )
+            raise self._not_found(ref, [r[0] for r in db.execute("SELECT DISTINCT name FROM versions ORDER BY name")])
         return self._hydrate(db, row)
 
     def artifact(self, version: ModelVersion, kind: str) -> bytes:
@@ -451,6 +583,20 @@ class Registry:
 
     @staticmethod
     def _hydrate(db: sqlite3.Connection, row: sqlite3.Row) -> ModelVersion:
+        """A version from its row. A column whose JSON is damaged (a disk error, a hand edit) reads as empty and
+        is named in ``damaged``, so that the version can still be listed, shown and removed."""
+        damaged: list[str] = []
+
+        def parsed(column: str, text: object, empty: Any) -> Any:
+            try:
+                value = json.loads(text)  # type: ignore[arg-type]
+            except (TypeError, ValueError, RecursionError):
+                value = None
+            if not isinstance(value, type(empty)):
+                damaged.append(column)
+                return empty
+            return value
+
         artifacts = {
             a["kind"]: Artifact(a["kind"], a["sha256"], a["bytes"])
             for a in db.execute("SELECT kind, sha256, bytes FROM artifacts WHERE version_id = ?", (row["id"],))
@@ -458,26 +604,28 @@ class Registry:
         aliases = tuple(
             r[0] for r in db.execute("SELECT alias FROM aliases WHERE version_id = ? ORDER BY alias", (row["id"],))
         )
-        evaluations = tuple(
-            {"split": r["split"], "created_at": r["created_at"], **json.loads(r["metrics"])}
-            for r in db.execute(
-                "SELECT split, metrics, created_at FROM evaluations WHERE version_id = ? ORDER BY id", (row["id"],)
-            )
-        )
+        evaluations = []
+        for r in db.execute(
+            "SELECT split, metrics, created_at FROM evaluations WHERE version_id = ? ORDER BY id", (row["id"],)
+        ):
+            metrics = parsed("evaluations", r["metrics"], {})
+            if metrics:
+                evaluations.append({"split": r["split"], "created_at": r["created_at"], **metrics})
         return ModelVersion(
             id=row["id"],
             name=row["name"],
             version=row["version"],
             arch=row["arch"],
-            params=json.loads(row["params"]),
-            metrics=json.loads(row["metrics"]),
-            layers=json.loads(row["layers"]),
+            params=parsed("params", row["params"], {}),
+            metrics=parsed("metrics", row["metrics"], {}),
+            layers=parsed("layers", row["layers"], []),
             weights_sha256=row["weights_sha256"],
             data_fingerprint=row["data_fingerprint"],
-            environment=json.loads(row["environment"]),
+            environment=parsed("environment", row["environment"], {}),
             run_id=row["run_id"],
             created_at=row["created_at"],
             artifacts=artifacts,
             aliases=aliases,
-            evaluations=evaluations,
+            evaluations=tuple(evaluations),
+            damaged=tuple(dict.fromkeys(damaged)),
         )

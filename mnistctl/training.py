@@ -40,6 +40,11 @@ CONFIG_FILE = "run.json"
 CHECKPOINT_PATTERN = "checkpoint-{epoch}.keras"
 STATE_FILE = "state.json"
 PROGRESS_INTERVAL_S = 0.1
+# Bounds on numeric flags: beyond them a value is a typo, and it would fail deep inside Keras or NumPy.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 20
+MAX_LIMIT = 1 << 40
+MAX_SEED = 2**32 - 1
 
 
 class TrainingInterrupted(MnistctlError):
@@ -98,9 +103,16 @@ class TrainConfig:
         recipe = get_arch(arch).recipe
         if not 0.0 <= val_split < 1.0:
             raise UsageError(f"--val-split must be in [0, 1), got {val_split}")
-        for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--limit", limit)):
-            if value is not None and value < 1:
-                raise UsageError(f"{flag} must be at least 1, got {value}")
+        for flag, value, most in (
+            ("--epochs", epochs, MAX_EPOCHS),
+            ("--batch-size", batch_size, MAX_BATCH_SIZE),
+            ("--limit", limit, MAX_LIMIT),
+        ):
+            if value is not None and not 1 <= value <= most:
+                raise UsageError(f"{flag} must be between 1 and {most:,}, got {value:,}")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            # NumPy's and TensorFlow's generators take 32-bit seeds; a larger one failed deep inside them.
+            raise UsageError(f"--seed must be between 0 and {MAX_SEED:,}, got {seed:,}")
         if learning_rate is not None and learning_rate <= 0:
             raise UsageError(f"--lr must be positive, got {learning_rate}")
         if augment_profile is not None and augment_profile not in AUGMENT_PROFILES:
@@ -119,7 +131,7 @@ class TrainConfig:
         strokes = {"standard": True, "geometry": False}.get(augment_profile, recipe.augment_strokes)
         return cls(
             arch=arch,
-            name=check_new_name(name or arch),
+            name=check_new_name(arch if name is None else name),  # "" is refused, not taken as "no name"
             epochs=epochs or recipe.epochs,
             batch_size=batch_size or recipe.batch_size,
             learning_rate=recipe.learning_rate if learning_rate is None else learning_rate,
@@ -156,7 +168,7 @@ class TrainListener(Protocol):
         """After validation, with the epoch's metrics."""
 
     def stage(self, message: str) -> None:
-        """A step after training: evaluating, converting, registering."""
+        """A step outside the epochs, as a line to show: "loading TensorFlow…", the calibration, "registering…"."""
 
 
 @dataclass
@@ -339,6 +351,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     test_images, test_labels = load("test")
     data_fingerprint = fingerprint()
 
+    listener.stage("loading TensorFlow…")  # 6-12 s of silence otherwise
     from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
     from mnistctl.tf_runtime import import_keras
 
@@ -351,7 +364,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     atomic_write_bytes(run / CONFIG_FILE, json.dumps(asdict(config), indent=2).encode())
 
     (x_train, y_train), validation = split_data(train_images, train_labels, config)
-    seed_everything(config.seed + state.epochs_done, config.deterministic)
+    seed_everything((config.seed + state.epochs_done) % (MAX_SEED + 1), config.deterministic)
     if state.epochs_done and state.checkpoint and (run / state.checkpoint).is_file():
         model = keras.models.load_model(run / state.checkpoint)
     else:
@@ -391,7 +404,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
                 hint=f'resume with "mnistctl train --resume {run_id}"',
             ) from None
 
-    listener.stage("evaluating on the test set")
+    listener.stage("evaluating on the test set…")
     model = final_model(model, config)
     calibration = calibrate(model, validation)
     listener.stage(describe_calibration(calibration))
@@ -401,13 +414,13 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         **{key: values[-1] for key, values in state.history.items() if values},
         "epochs_trained": state.epochs_done,
     }
-    listener.stage("converting to TFLite")
+    listener.stage("converting to TFLite…")
     artifacts = {
         "model.keras": keras_bytes(model),
         "model.tflite": tflite_bytes(model),
         "history.json": json.dumps({"history": state.history, "epoch_seconds": state.epoch_seconds}, indent=2).encode(),
     }
-    listener.stage("registering")
+    listener.stage("registering…")
     params = {
         **asdict(config),
         "train_samples": len(x_train),

@@ -72,7 +72,7 @@ def test_unknown_ref_is_one_line_with_exit_1(two_versions):
     result = run_cli("models", "show", "cnn")
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines() == [
-        "Error: no model 'cnn' in the registry; known names: mlp; see \"mnistctl models list\""
+        "Error: no model 'cnn' in the registry; known names: mlp, builtin; see \"mnistctl models list\""
     ]
 
 

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mnistctl.jsonsafe import json_safe
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -26,8 +28,8 @@ def stderr_console() -> Console:
 
 
 def print_json(document: Any) -> None:
-    """One JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    """One JSON document on stdout; NaN and infinities are written as null (strict parsers reject NaN)."""
+    sys.stdout.write(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
 
 
 def hint(message: str) -> None:
@@ -57,3 +59,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for row in cells:
         sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def announce_model(ref: str) -> None:
+    """``model: REF`` on stderr when stdout is piped, so a script's log says which model answered (a terminal
+    shows it in the table's title; ``--json`` documents carry it too)."""
+    if not sys.stdout.isatty():
+        print(f"model: {ref}", file=sys.stderr)

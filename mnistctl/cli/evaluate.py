@@ -10,16 +10,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mnistctl.cli import env_read_by_library
 from mnistctl.cli._output import hint, print_json, print_table, stdout_console
 from mnistctl.errors import UsageError
+from mnistctl.paths import ENV_MODEL
 
 if TYPE_CHECKING:
     from mnistctl.evaluation import FolderReport
     from mnistctl.metrics import Evaluation
+    from mnistctl.registry import ModelVersion
 
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", metavar="REF", help="NAME, NAME:VERSION or NAME@ALIAS (default: the newest)."),
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="REF",
+        help="NAME, NAME:VERSION or NAME@ALIAS (default: the newest).",
+        envvar=ENV_MODEL,
+        show_envvar=True,
+        callback=env_read_by_library,
+    ),
 ]
 WORST_SHOWN = 5  # mistakes listed in the text output; --json and --save-worst take --worst
 SKIPPED_SHOWN = 10
@@ -59,7 +70,10 @@ def evaluate(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Evaluate a model: accuracy, loss, per-class table, confusion table, most confused pairs."""
+    """Evaluate a model on MNIST or on a labelled folder of images.
+
+    Accuracy, loss, per-class table, confusion table, most confused pairs.
+    """
     if data is not None:
         if split is not None:
             raise UsageError("--data and --split are alternatives", hint="evaluate on a folder or on an MNIST split")
@@ -76,6 +90,7 @@ def evaluate(
     from mnistctl.evaluation import evaluate_version
 
     report = evaluate_version(model, (split or Split.test).value)
+    _note_unrecorded(report.version, report.recorded)
     result = report.result
     _save_confusion(result, save_confusion, f"{report.version.ref} on {report.split}")
     if json_output:
@@ -115,6 +130,7 @@ def _evaluate_folder(
         if figure is not None:
             figure_format(figure)  # a bad name fails now, not after scoring thousands of images
     report = evaluate_folder(model, data, raw=raw, worst=worst or WORST_COUNT)
+    _note_unrecorded(report.version, report.recorded)
     _save_confusion(report.result, save_confusion, f"{report.version.ref} on {data}")
     if report.folder.ignored:
         ignored = report.folder.ignored
@@ -215,3 +231,8 @@ def _print_metrics(result: "Evaluation") -> None:
         print_table(None, header, [[str(t), *map(str, row)] for t, row in enumerate(result.confusion.tolist())])
     pairs = ", ".join(f"{t} as {p} ({n})" for t, p, n in result.most_confused())
     print(f"\nmost confused: {pairs or 'none'}")
+
+
+def _note_unrecorded(version: "ModelVersion", recorded: bool) -> None:
+    if not recorded and not version.builtin:
+        hint(f"note: not recorded against {version.ref}: the home folder is read-only")

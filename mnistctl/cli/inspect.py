@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnistctl.cli._output import hint, print_json, print_table, stdout_console
+from mnistctl.cli._output import announce_model, hint, print_json, print_table, stdout_console
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.errors import UsageError
 
@@ -53,7 +53,11 @@ def inspect(
     seed: Annotated[int | None, typer.Option(metavar="S", help="Pick a random sample instead of the first N.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Grids of wrong or right predictions, training samples, confusion, curves or the layer table."""
+    """Show a model's wrong or right digits, confusion, curves, layers.
+
+    Grids of wrong or right predictions or of training samples, the confusion matrix, training curves
+    or the layer table.
+    """
     modes = {
         "wrong": wrong,
         "right": right,
@@ -78,6 +82,7 @@ def inspect(
         _show_samples(samples or 0, seed, save, json_output)
         return
     version = registry.resolve(model)
+    announce_model(version.ref)
     if mode == "summary":
         _show_summary(version, json_output)
     elif mode == "history":

@@ -3,6 +3,7 @@
 ``list`` and ``show`` read SQLite and JSON only; TensorFlow is imported by export/import alone.
 """
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -61,17 +62,27 @@ def version_document(version: "ModelVersion") -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
 def _accuracy(version: "ModelVersion") -> str:
-    value = version.metrics.get("test_accuracy")
-    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+    return _number(version.metrics.get("test_accuracy"))
 
 
 @app.command("list")
 def list_models(json_output: JsonFlag = False) -> None:
     """List every registered version, newest first."""
-    versions = _registry().list()
+    registry = _registry()
+    versions = registry.list()
+    default = registry.default_ref()
     if json_output:
-        print_json({"models": [version_document(v) | {"layers": None} for v in versions]})
+        print_json(
+            {
+                "default": default,
+                "models": [version_document(v) | {"layers": None} for v in versions],
+            }
+        )
         return
     if not versions:
         hint('no models yet; train one with "mnistctl train --arch mlp"')
@@ -81,14 +92,62 @@ def list_models(json_output: JsonFlag = False) -> None:
             v.ref,
             v.arch,
             _accuracy(v),
-            f"{v.params.get('total_params', sum(layer['params'] for layer in v.layers)):,}",
+            _count(v.params.get("total_params", sum(layer.get("params", 0) for layer in v.layers))),
             v.params.get("epochs", "-"),
             v.created_at.replace("T", " ")[:16],
-            ", ".join(v.aliases),
+            _aliases(v, default),
         )
         for v in versions
     ]
     print_table(None, ("model", "arch", "test acc", "params", "epochs", "created (UTC)", "aliases"), rows)
+    damaged = [v.ref for v in versions if v.damaged]
+    if damaged:
+        hint(f'damaged registry records: {", ".join(damaged)}; remove them with "mnistctl models rm REF --yes"')
+
+
+def _aliases(version: "ModelVersion", default: str | None) -> str:
+    aliases = list(version.aliases)
+    if version.builtin and default == version.ref:
+        aliases.append("default")
+    if version.damaged:
+        aliases.append(f"DAMAGED ({', '.join(version.damaged)})")
+    return ", ".join(aliases)
+
+
+def _count(value: Any) -> str:
+    """Whole numbers with thousands separators; anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+@app.command("default")
+def default(
+    ref: Annotated[
+        str | None, typer.Argument(metavar="[REF]", help="The version to use when no --model is given.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Forget the choice: use the newest version again.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Show or set the model used when no --model is given (before the newest version)."""
+    registry = _registry()
+    if clear and ref is not None:
+        raise UsageError("give a REF or --clear, not both")
+    if clear or ref is not None:
+        version = registry.set_default(None if clear else ref)
+        chosen = None if version is None else version.ref
+    else:
+        chosen = registry.default_ref()
+    used = registry.resolve(None).ref if chosen is None else chosen
+    if json_output:
+        print_json({"default": chosen, "used": used})
+        return
+    if chosen is None:
+        print(f"no default set; commands use {used} (the newest version, or builtin)")
+    else:
+        print(f"default model: {chosen}")
+    from mnistctl.paths import ENV_MODEL
+
+    if os.environ.get(ENV_MODEL, "").strip():
+        hint(f"note: {ENV_MODEL}={os.environ[ENV_MODEL].strip()} is set and comes first")
 
 
 @app.command("show")
@@ -104,28 +163,33 @@ def show(
     params = version.params
     facts = [
         ("model", version.ref + (f" ({', '.join('@' + a for a in version.aliases)})" if version.aliases else "")),
+    ]
+    if version.damaged:
+        facts.append(("DAMAGED", f"{', '.join(version.damaged)} unreadable; remove it with models rm {version.ref}"))
+    facts += [
         ("arch", version.arch),
         ("created", version.created_at),
         (
             "trained",
-            f"{params.get('epochs')} epochs, batch {params.get('batch_size')}, "
+            f"{_count(params.get('epochs'))} {_epochs_word(params.get('epochs'))}, "
+            f"batch {_count(params.get('batch_size'))}, "
             f"{params.get('optimizer')} lr {params.get('learning_rate')}, seed {params.get('seed')}",
         ),
         (
             "data",
-            f"{params.get('train_samples', '-')} train / {params.get('val_samples', '-')} validation images, "
-            f"fingerprint {version.data_fingerprint[:12] or '-'}",
+            f"{_count(params.get('train_samples', '-'))} train / {_count(params.get('val_samples', '-'))} "
+            f"validation images, fingerprint {version.data_fingerprint[:12] or '-'}",
         ),
     ]
     facts.append(("calibration", _calibration_fact(params.get("calibration"))))
     facts += [
-        (key, f"{value:.4f}" if isinstance(value, float) else str(value)) for key, value in version.metrics.items()
+        (key, f"{value:.4f}" if isinstance(value, float) else _count(value)) for key, value in version.metrics.items()
     ]
     for evaluation in version.evaluations:
         facts.append(
             (
                 f"evaluated ({evaluation['split']})",
-                f"accuracy {evaluation.get('accuracy', 0):.4f} at {evaluation['created_at']}",
+                f"accuracy {_number(evaluation.get('accuracy'))} at {evaluation['created_at']}",
             )
         )
     facts += [(kind, f"{a.bytes:,} bytes, sha256 {a.sha256[:12]}") for kind, a in sorted(version.artifacts.items())]
@@ -135,14 +199,14 @@ def show(
     print()
     layer_rows = [
         (
-            layer["name"],
-            layer["type"],
-            str(tuple(layer["output_shape"])) if layer["output_shape"] else "?",
-            f"{layer['params']:,}",
+            layer.get("name", "?"),
+            layer.get("type", "?"),
+            str(tuple(layer["output_shape"])) if layer.get("output_shape") else "?",
+            _count(layer.get("params", "?")),
         )
         for layer in version.layers
     ]
-    total = sum(layer["params"] for layer in version.layers)
+    total = sum(layer.get("params", 0) for layer in version.layers)
     layer_rows.append(("total", "", "", f"{total:,}"))
     print_table(None, ("layer", "type", "output shape", "params"), layer_rows)
 
@@ -187,7 +251,10 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Delete artifact blobs that no version references (left by interrupted registrations)."""
+    """Delete artifact blobs that no version references.
+
+    Interrupted registrations can leave such blobs behind.
+    """
     plan = _registry().gc(dry_run=dry_run)
     if json_output:
         print_json({"dry_run": dry_run, "bytes": plan.bytes, "blobs": [str(p) for p in plan.paths]})
@@ -206,7 +273,10 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Write a version's model as .keras, .h5, .tflite or a SavedModel folder."""
+    """Write a version's model as .keras, .h5, .tflite or a SavedModel.
+
+    A SavedModel is written as a folder.
+    """
     from mnistctl.model_io import export_model
 
     if output.exists() and not force:
@@ -228,10 +298,15 @@ def import_model(
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Register a Keras model file (taking 28x28 digits, giving 10 class probabilities)."""
-    from mnistctl.model_io import import_model_file
+    """Register a Keras model file as a new version.
+
+    The model must take 28x28 digits and give 10 class probabilities.
+    """
+    from mnistctl.model_io import import_model_file, import_notes
 
     version = import_model_file(path, name=name, unsafe=unsafe)
+    for note in import_notes(version):
+        hint(note)
     if json_output:
         print_json(version_document(version))
         return
@@ -248,3 +323,7 @@ def _calibration_fact(calibration: Any) -> str:
         f"temperature {calibration['temperature']:.3f}, fitted on {calibration['images']:,} held-out images"
         f" (calibration error {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f})"
     )
+
+
+def _epochs_word(epochs: Any) -> str:
+    return "epoch" if epochs == 1 else "epochs"

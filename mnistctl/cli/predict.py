@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mnistctl.cli._output import print_json, stdout_console
+from mnistctl.cli._output import announce_model, print_json, stdout_console
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.data.folder import IMAGE_SUFFIXES
 
@@ -65,7 +65,9 @@ def predict(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Recognise handwritten digits in images: photos, scans and crops of forms work too.
+    """Recognise handwritten digits in images, photos and scans.
+
+    Crops of forms work too.
 
     Confidences are calibrated probabilities; below 0.6 they are flagged as low. An image with no
     digit-like strokes (only lines, specks or printed text) is an error row, not a guess.
@@ -78,6 +80,7 @@ def predict(
 
     registry = Registry()
     version = registry.resolve(model)
+    announce_model(version.ref)
     entries = expand_paths(paths)
     readable = [(sys.stdin.buffer.read() if path is None else path, name) for name, path, error in entries if not error]
     processed = iter(preprocess_many(readable, raw=raw))

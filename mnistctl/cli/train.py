@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnistctl.archs import AUGMENT_PROFILES, arch_names
+from mnistctl.archs import AUGMENT_PROFILES, arch_names, get_arch
 from mnistctl.cli._output import hint, print_json, stderr_console
 from mnistctl.errors import UsageError
 
@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from mnistctl.training import TrainConfig, TrainResult
 
 ArchChoice = Enum("ArchChoice", {name: name for name in arch_names()}, type=str)  # type: ignore[misc]
+
+
+def _recipe_defaults(field: str) -> str:
+    """E.g. "mlp 128, cnn 128, fastcnn 256": each architecture's recipe value, for --help."""
+    return ", ".join(f"{name} {getattr(get_arch(name).recipe, field)}" for name in arch_names())
+
 
 EPOCH_HEADER = f"{'epoch':>7}  {'loss':>8}  {'accuracy':>8}  {'val_loss':>8}  {'val_acc':>8}  {'seconds':>7}"
 
@@ -98,7 +104,7 @@ class RichTrainProgress:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-        hint(f"{message}…")
+        hint(message)
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -128,9 +134,20 @@ def train(
     arch: Annotated[
         ArchChoice | None, typer.Option("--arch", help="Architecture to train.", show_default=False)
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, metavar="N", help="Epochs (default: the recipe's).")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, metavar="B", help="Batch size (default 128).")] = None,
-    lr: Annotated[float | None, typer.Option(metavar="X", help="Learning rate (default: the recipe's).")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help=f"Epochs (default: the recipe's — {_recipe_defaults('epochs')})."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, metavar="B", help=f"Batch size (default: the recipe's — {_recipe_defaults('batch_size')})."
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(metavar="X", help=f"Learning rate (default: the recipe's — {_recipe_defaults('learning_rate')})."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(metavar="S", help="Seed: identical weights and metrics per seed.")] = None,
     val_split: Annotated[float, typer.Option(metavar="F", help="Fraction of training images held out.")] = 0.1,
     limit: Annotated[int | None, typer.Option(min=1, metavar="N", help="Train on the first N images only.")] = None,
@@ -160,11 +177,18 @@ def train(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Train an architecture, evaluate it on the 10,000 test images and register a new version."""
+    """Train an architecture, test it and register a new version.
+
+    The trained model is evaluated on the 10,000 test images before it is registered.
+    """
+    started = time.perf_counter()
+    if name is not None and not name.strip():
+        raise UsageError("--name is empty", hint="give a model name, or drop --name to use the arch's")
+    if resume is not None and not resume.strip():
+        raise UsageError("--resume is empty", hint='give a RUN_ID, or "--resume" alone for the latest run')
     from mnistctl.training import TrainConfig, find_run
     from mnistctl.training import train as run_training
 
-    started = time.perf_counter()
     if resume is not None:
         given = {
             "--epochs": epochs,
@@ -224,5 +248,17 @@ def _report(result: "TrainResult", json_output: bool, wall_seconds: float) -> No
     metrics = version.metrics
     print(
         f"registered {version.ref}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
-        f" ({metrics['epochs_trained']} epochs, {result.train_seconds:.1f} s training, {wall_seconds:.1f} s in all)"
+        f" ({_time_spent(metrics['epochs_trained'], result, wall_seconds)})"
     )
+
+
+def _time_spent(epochs: int, result: "TrainResult", wall_seconds: float) -> str:
+    """E.g. "1 epoch, 3.2 s training, 9.8 s in all"; after --resume the training time covers every session
+    of the run, so this process's own time is named as such (it can be shorter than the training time)."""
+    count = f"{epochs:,} epoch" + ("" if epochs == 1 else "s")
+    if result.resumed_from_epoch:
+        return (
+            f"{count}, {result.train_seconds:.1f} s training across sessions, "
+            f"{wall_seconds:.1f} s in this session from epoch {result.resumed_from_epoch + 1}"
+        )
+    return f"{count}, {result.train_seconds:.1f} s training, {wall_seconds:.1f} s in all"
