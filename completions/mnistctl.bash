@@ -5,7 +5,7 @@ _mnistctl() {
     local cmdpath="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "$cmdpath/${COMP_WORDS[i]}" in
-            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
+            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/default|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
         esac
     done
     case "$cmdpath" in
@@ -71,12 +71,19 @@ _mnistctl() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
             else
-                COMPREPLY=($(compgen -W "alias export gc import list rm show" -- "$cur"))
+                COMPREPLY=($(compgen -W "alias default export gc import list rm show" -- "$cur"))
             fi
             ;;
         "/models/alias")
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/default")
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--clear --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -25,8 +25,9 @@ class ClassReport:
 class Evaluation:
     accuracy: float
     loss: float
-    confusion: np.ndarray  # (10, 10) int, rows true, columns predicted
+    confusion: np.ndarray  # (10, 10) int, rows true, columns predicted; unanswered images are in no cell
     per_class: tuple[ClassReport, ...]
+    unanswered: int = 0  # images whose probabilities were not finite (a broken model): counted wrong
 
     def most_confused(self, count: int = 5) -> list[tuple[int, int, int]]:
         """The ``count`` largest off-diagonal cells as (true, predicted, how many), largest first."""
@@ -43,19 +44,35 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def answered(probabilities: np.ndarray) -> np.ndarray:
+    """Which rows of ``probabilities`` (N, 10) are an answer at all: a row holding NaN or infinity is not."""
+    return np.isfinite(probabilities).all(axis=1)
+
+
 def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean categorical cross-entropy, probabilities clipped as Keras does (1e-7)."""
+    """Mean categorical cross-entropy, probabilities clipped as Keras does (1e-7).
+
+    A row that is no answer (NaN, infinity) scores as probability 0 for the true class, the worst there is,
+    so one broken output cannot turn the whole loss into NaN.
+    """
     picked = probabilities[np.arange(len(labels)), labels.astype(np.int64)]
+    picked = np.where(answered(probabilities), picked, 0.0)
     return float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
 
 
 def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
-    """All metrics for true ``labels`` (N,) and predicted ``probabilities`` (N, 10)."""
-    predictions = probabilities.argmax(axis=1)
-    matrix = confusion_matrix(labels, predictions)
+    """All metrics for true ``labels`` (N,) and predicted ``probabilities`` (N, 10).
+
+    Rows that are no answer (NaN, infinity) count as wrong: argmax would otherwise read NaN as a confident
+    vote for some digit and give a broken model a score.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    probabilities = np.asarray(probabilities)
+    ok = answered(probabilities)
+    matrix = confusion_matrix(labels[ok], probabilities[ok].argmax(axis=1))
     true_positive = np.diag(matrix).astype(np.float64)
     predicted = matrix.sum(axis=0)
-    support = matrix.sum(axis=1)
+    support = np.bincount(labels, minlength=NUM_CLASSES)  # every image, answered or not
     precision = np.divide(true_positive, predicted, out=np.zeros(NUM_CLASSES), where=predicted > 0)
     recall = np.divide(true_positive, support, out=np.zeros(NUM_CLASSES), where=support > 0)
     denominator = precision + recall
@@ -65,4 +82,5 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
         for digit in range(NUM_CLASSES)
     )
     accuracy = float(true_positive.sum() / max(len(labels), 1))
-    return Evaluation(accuracy, log_loss(labels, probabilities), matrix, per_class)
+    unanswered = int(len(labels) - np.count_nonzero(ok))
+    return Evaluation(accuracy, log_loss(labels, probabilities), matrix, per_class, unanswered)

@@ -228,7 +228,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
         if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= MAX_VERSION:
             raise UsageError(
                 f"invalid version in {ref!r}",
-                hint=f"write NAME:VERSION with 1 <= VERSION <= {MAX_VERSION}, e.g. mlp:2",
+                hint="write NAME:VERSION with a whole version number from 1, e.g. mlp:2",
             )
         return check_name(name), int(version), None
     return check_name(ref), None, None

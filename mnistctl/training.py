@@ -8,6 +8,7 @@ removed. A run that was interrupted or killed resumes from its last completed ep
 from __future__ import annotations
 
 import json
+import math
 import platform
 import secrets
 import shutil
@@ -113,8 +114,8 @@ class TrainConfig:
         if seed is not None and not 0 <= seed <= MAX_SEED:
             # NumPy's and TensorFlow's generators take 32-bit seeds; a larger one failed deep inside them.
             raise UsageError(f"--seed must be between 0 and {MAX_SEED:,}, got {seed:,}")
-        if learning_rate is not None and learning_rate <= 0:
-            raise UsageError(f"--lr must be positive, got {learning_rate}")
+        if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
+            raise UsageError(f"--lr must be a positive number, got {learning_rate}")
         if augment_profile is not None and augment_profile not in AUGMENT_PROFILES:
             raise UsageError(
                 f"unknown augmentation profile {augment_profile!r}",

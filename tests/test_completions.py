@@ -52,3 +52,18 @@ def test_fish_completes_commands_and_options():
     command = f"source {script}; complete -C 'mnistctl down'; complete -C 'mnistctl download --mi'"
     result = subprocess.run(["fish", "-c", command], capture_output=True, text=True, check=True)
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["download", "--mirror"]
+
+
+def test_tree_knows_choices_and_paths():
+    # Typer 0.28 keeps choices and path types on Click's param.type; 0.29 on its own param.type_descriptor.
+    from mnistctl.cli.completion import _all, command_tree
+
+    nodes = {node.key: node for node in _all(command_tree())}
+    assert nodes["/completion"].argument_choices == ["bash", "zsh", "fish"]
+    options = {name: option for option in nodes["/evaluate"].options for name in option.names}
+    assert options["--split"].choices == ["test", "train"]
+    assert options["--data"].wants_path and options["--save-confusion"].wants_path
+    assert not options["--model"].wants_path and not options["--model"].choices
+    assert {name: option for option in nodes["/download"].options for name in option.names}["--from"].wants_path
+    assert "strongcnn" in {name: o for o in nodes["/train"].options for name in o.names}["--arch"].choices
+    assert nodes["/models/import"].wants_path_argument

@@ -76,4 +76,5 @@ def test_import_of_a_file_that_is_not_a_model(data_home, tmp_path):
     path.write_text("not a zip")
     result = run_cli("models", "import", str(path), "--name", "junk", timeout=300)
     assert result.returncode == 1
-    assert result.stderr.decode().startswith("Error: cannot load")
+    assert result.stderr.decode().startswith(f"Error: {path} is not a .keras file (not a zip archive)")
+    assert registered_refs() == []

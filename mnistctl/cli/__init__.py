@@ -1,26 +1,145 @@
-"""The ``mnistctl`` Typer app: assembles one module per command and runs it with one error table.
+"""The ``mnistctl`` Typer app: a table of commands, each imported and built only when it runs; one error table.
 
-Nothing heavy is imported here: ``mnistctl --help`` and shell completion must stay fast. The command
-modules deliberately do without ``from __future__ import annotations``: Typer would then evaluate
-every annotation string at start-up, re-running each ``typer.Option(...)``, about 0.1 s in all.
+Nothing heavy is imported here: ``mnistctl --help`` and shell completion must stay fast. ``mnistctl --help`` prints
+the table's one-line summaries without importing a command module; ``mnistctl NAME`` imports and builds NAME alone
+(lazy loading, as large Click apps do). The command modules deliberately do without ``from __future__ import
+annotations``: Typer would then evaluate every annotation string at start-up, re-running each ``typer.Option(...)``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Annotated
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, NamedTuple
 
 import typer
+import typer.core
+import typer.main
 
 from mnistctl import __version__
-from mnistctl.cli import completion, download, evaluate, inspect, models, predict, train
 from mnistctl.cli._errors import report
 from mnistctl.errors import ExitCode
-from mnistctl.paths import debug_enabled
+from mnistctl.paths import ENV_DEBUG, ENV_HOME, ENV_MIRROR, ENV_MODEL, ENV_NO_DEFAULT_MIRRORS, debug_enabled
+
+
+class CommandEntry(NamedTuple):
+    module: str  # in mnistctl.cli
+    attribute: str  # the command function, or the typer.Typer of a command group
+    summary: str  # the first line of the command's help; tests/test_help.py keeps the two equal
+
+
+# In the order ``mnistctl --help`` lists them. A summary must fit the 80 columns Click formats help in.
+COMMANDS: dict[str, CommandEntry] = {
+    "download": CommandEntry("download", "download", "Fetch and verify MNIST, or import an offline copy."),
+    "train": CommandEntry("train", "train", "Train an architecture, test it and register a new version."),
+    "evaluate": CommandEntry("evaluate", "evaluate", "Evaluate a model on MNIST or on a labelled folder of images."),
+    "predict": CommandEntry("predict", "predict", "Recognise handwritten digits in images, photos and scans."),
+    "inspect": CommandEntry("inspect", "inspect", "Show a model's wrong or right digits, confusion, curves, layers."),
+    "completion": CommandEntry("completion", "completion", "Print a shell completion script."),
+    "models": CommandEntry("models", "app", "The model registry: list, show, alias, rm, gc, export, import."),
+}
+
+# The variables every command reads, shown at the end of ``mnistctl --help``.
+ENVIRONMENT = [
+    (ENV_HOME, "Home folder (default: the user data dir)."),
+    (ENV_MODEL, "Model used when no --model is given."),
+    (ENV_MIRROR, "Mirrors to try first (space/comma separated)."),
+    (ENV_NO_DEFAULT_MIRRORS, "1: never try the public mirrors."),
+    (ENV_DEBUG, "1: tracebacks, TensorFlow's own messages."),
+]
+
+
+def env_read_by_library(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """Callback of an option whose ``envvar=`` is there for ``--help``: the library reads the variable itself, with
+    its own rules (commas between mirrors, a blank MNISTCTL_MODEL meaning none), so drop what Click took from it."""
+    source = ctx.get_parameter_source(param.name or "")
+    return None if source is not None and source.name == "ENVIRONMENT" else value
+
+
+def _build(name: str) -> typer.core.TyperCommand | typer.core.TyperGroup:
+    entry = COMMANDS[name]
+    target = getattr(importlib.import_module(f"mnistctl.cli.{entry.module}"), entry.attribute)
+    # Built as app.command(name) / app.add_typer(group, name=name) would build it under the root app.
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+        return typer.main.get_command(holder).commands[name]
+    holder.command(name)(target)
+    return typer.main.get_command(holder)
+
+
+def _unset_help_is_false(command: Any, ctx: typer.Context) -> None:
+    """Give ``--help`` the default False, for ``command`` and every command below it.
+
+    Typer 0.29 runs an unset flag's None through pydantic (whose import is 40-50 ms); a bool skips that, so
+    ``mnistctl models list`` and ``mnistctl predict --help`` never import it.
+    """
+    option = command.get_help_option(ctx)
+    if option is not None:
+        option.default = False
+    for child in getattr(command, "commands", {}).values():
+        _unset_help_is_false(child, ctx)
+
+
+class _LazyCommands(Mapping[str, Any]):
+    """``COMMANDS`` as Click's name -> command mapping: a command is imported and built when first looked up."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = _build(name)
+        return self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMANDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: knows every command by name and summary, builds only the one that runs."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands()
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            _unset_help_is_false(command, ctx)
+        return command
+
+    def get_help_option(self, ctx: typer.Context) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.default = False  # see _unset_help_is_false
+        return option
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry.summary) for name, entry in COMMANDS.items()])
+
+    def format_epilog(self, ctx: typer.Context, formatter: Any) -> None:
+        with formatter.section("Environment"):
+            formatter.write_dl(ENVIRONMENT)
+
 
 app = typer.Typer(
     name="mnistctl",
+    cls=LazyGroup,
     help="Handwritten-digit recognition on MNIST: download, train, evaluate, predict, inspect.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,20 +165,20 @@ def _root(
     """Handwritten-digit recognition on MNIST: download, train, evaluate, predict, inspect."""
 
 
-app.command("download")(download.download)
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("predict")(predict.predict)
-app.command("inspect")(inspect.inspect)
-app.add_typer(models.app, name="models")
-app.command("completion")(completion.completion)
-
-
 def _quiet_libraries() -> None:
     # TensorFlow reads these when it is first imported; set them before any command can import it.
     if not debug_enabled():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    # Only train's flags are rewritten (see train._normalise_argv); other command lines need not import train.
+    if not any(word in ("--resume", "--augment") or word.startswith("--augment=") for word in argv):
+        return argv
+    from mnistctl.cli.train import _normalise_argv
+
+    return _normalise_argv(argv)
 
 
 def _usage_error(exc: typer.TyperException) -> int:
@@ -75,7 +194,7 @@ def _usage_error(exc: typer.TyperException) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0 (ok), 1 (runtime error), 2 (usage error) or 130 (interrupted)."""
     _quiet_libraries()
-    argv = train._normalise_argv(sys.argv[1:] if argv is None else argv)
+    argv = _normalise_argv(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, prog_name="mnistctl", standalone_mode=False)
     except typer.TyperException as exc:

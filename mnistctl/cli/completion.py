@@ -49,12 +49,20 @@ def _first_line(text: str | None) -> str:
     return re.sub(r"\s+", " ", line).rstrip(".")
 
 
+# Typer up to 0.28 describes a parameter with a Click type (param.type); 0.29 with its own param.type_descriptor.
 def _choices(param: object) -> list[str]:
-    choices = getattr(getattr(param, "type", None), "choices", None) or ()
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        choices = descriptor.choices or ()
+    else:
+        choices = getattr(getattr(param, "type", None), "choices", None) or ()
     return [str(getattr(choice, "value", choice)) for choice in choices]
 
 
 def _is_path(param: object) -> bool:
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        return bool(descriptor.is_path or descriptor.is_file)
     return type(getattr(param, "type", None)).__name__ in ("Path", "TyperPath", "File")
 
 
