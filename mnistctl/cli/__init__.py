@@ -38,7 +38,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "predict": CommandEntry("predict", "predict", "Recognise handwritten digits in images, photos and scans."),
     "inspect": CommandEntry("inspect", "inspect", "Show a model's wrong or right digits, confusion, curves, layers."),
     "completion": CommandEntry("completion", "completion", "Print a shell completion script."),
-    "models": CommandEntry("models", "app", "The model registry: list, show, alias, rm, gc, export, import."),
+    "models": CommandEntry("models", "app", "Registry: list, show, default, alias, rm, gc, export, import."),
 }
 
 # The variables every command reads, shown at the end of ``mnistctl --help``.

@@ -26,7 +26,7 @@ ModelOption = Annotated[
         "--model",
         "-m",
         metavar="REF",
-        help="NAME, NAME:VERSION or NAME@ALIAS (default: the newest).",
+        help='NAME, NAME:VERSION or NAME@ALIAS (default: MNISTCTL_MODEL, then "models default", then the newest).',
         envvar=ENV_MODEL,
         show_envvar=True,
         callback=env_read_by_library,

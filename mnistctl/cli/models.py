@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="models",
-    help="The model registry: list, show, alias, rm, gc, export, import.",
+    help="Registry: list, show, default, alias, rm, gc, export, import.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -127,7 +127,10 @@ def default(
     clear: Annotated[bool, typer.Option("--clear", help="Forget the choice: use the newest version again.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Show or set the model used when no --model is given (before the newest version)."""
+    """Show or set the model used when no --model is given.
+
+    It comes after MNISTCTL_MODEL and before the newest version; --clear forgets it.
+    """
     registry = _registry()
     if clear and ref is not None:
         raise UsageError("give a REF or --clear, not both")

@@ -437,7 +437,7 @@ def cases() -> list[Case]:
             ["train", "--arch", "mlp", "--epochs", "5000"],
             (130,),
             home="data",
-            interrupt_after=12,
+            interrupt_after=15,
             timeout=120,
         ),
     ]
