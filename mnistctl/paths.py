@@ -14,6 +14,8 @@ ENV_NO_DEFAULT_MIRRORS = "MNISTCTL_NO_DEFAULT_MIRRORS"
 ENV_DEBUG = "MNISTCTL_DEBUG"
 ENV_MODEL = "MNISTCTL_MODEL"
 ENV_KERAS_HOME = "KERAS_HOME"
+# Seconds to wait for another mnistctl that holds a dataset folder's lock (default 600).
+ENV_LOCK_TIMEOUT = "MNISTCTL_LOCK_TIMEOUT"
 # Test hook: the registry kills its own process with SIGKILL at this named point.
 ENV_CRASH_POINT = "MNISTCTL_CRASH_POINT"
 

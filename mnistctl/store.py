@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistctl.errors import MnistctlError
-from mnistctl.fsutil import atomic_write_bytes, sha256_file
+from mnistctl.fsutil import STALE_TEMP_AGE, atomic_write_bytes, sha256_file, stale_temps
 
 
 class CorruptArtifactError(MnistctlError):
@@ -82,10 +82,22 @@ class ArtifactStore:
                     if blob.is_file() and not blob.name.endswith(".tmp"):
                         yield folder.name + blob.name
 
+    def stale_temps(self, older_than: float = STALE_TEMP_AGE) -> list[Path]:
+        """Temp files of blob writes that died (killed mid-write), older than ``older_than`` seconds.
+
+        Only old ones: a registration writing a blob right now has a fresh temp file of its own.
+        """
+        if not self.root.is_dir():
+            return []
+        folders = (folder for folder in sorted(self.root.iterdir()) if folder.is_dir() and len(folder.name) == 2)
+        return [path for folder in folders for path in stale_temps(folder, older_than=older_than)]
+
     def plan_gc(self, referenced: Iterable[str]) -> GcPlan:
+        """Unreferenced blobs, and temp files of blob writes that died long ago."""
         keep = set(referenced)
         paths = tuple(self.path_for(digest) for digest in self.iter_digests() if digest not in keep)
-        return GcPlan(paths, sum(path.stat().st_size for path in paths))
+        paths += tuple(self.stale_temps())
+        return GcPlan(paths, sum(_size(path) for path in paths))
 
     def execute_gc(self, plan: GcPlan) -> None:
         for path in plan.paths:
@@ -93,3 +105,11 @@ class ArtifactStore:
                 path.unlink()
             with contextlib.suppress(OSError):
                 os.rmdir(path.parent)  # only succeeds when the fan-out folder is now empty
+
+
+def _size(path: Path) -> int:
+    """Bytes of ``path``; 0 when something else removed it meanwhile."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -396,7 +396,8 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
                 epochs=config.epochs,
                 initial_epoch=state.epochs_done,
                 validation_data=validation,
-                callbacks=_keras_callbacks(listener, run, state, config),
+                # TerminateOnNaN: a diverged run stops at once instead of running its remaining epochs.
+                callbacks=[*_keras_callbacks(listener, run, state, config), keras.callbacks.TerminateOnNaN()],
                 verbose=0,
             )
         except KeyboardInterrupt:
@@ -405,6 +406,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
                 hint=f'resume with "mnistctl train --resume {run_id}"',
             ) from None
 
+    _refuse_diverged(model, run, config)
     listener.stage("evaluating on the test set…")
     model = final_model(model, config)
     calibration = calibrate(model, validation)
@@ -443,6 +445,23 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     )
     shutil.rmtree(run, ignore_errors=True)
     return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
+
+
+class TrainingDivergedError(MnistctlError):
+    """The weights became NaN or infinite: nothing usable to register."""
+
+
+def _refuse_diverged(model: Any, run: Path, config: TrainConfig) -> None:
+    """Never register NaN weights (they would print "9 nan" forever after); the run's checkpoints are as bad."""
+    import numpy as np
+
+    if all(np.isfinite(np.asarray(variable.numpy())).all() for variable in model.weights):
+        return
+    shutil.rmtree(run, ignore_errors=True)
+    raise TrainingDivergedError(
+        f"training diverged: the weights became NaN or infinite (learning rate {config.learning_rate:g})",
+        hint="train again with a smaller --lr, e.g. a tenth of it",
+    )
 
 
 def test_metrics(model: Any, images: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 Faults are set per file name: "404", "500" (for the first N requests), "drop" (close half way
 through a full-file response), "corrupt" (flip a byte, same length), "html" (a web page instead
-of gzip), "hang" (never answer), "ignore-range" (answer 200 with the whole file to a Range request).
+of gzip), "hang" (never answer), "ignore-range" (answer 200 with the whole file to a Range request),
+"stall" (send half the file, then hang), "endless" (no Content-Length: the file, then junk until the
+client hangs up) and "bad-length" (a Content-Length that is not a number).
 Every request is logged with its Range header so tests can assert how the client behaved.
 """
 
@@ -94,6 +96,9 @@ class MirrorServer:
             self._reply(handler, 200, b"<html><body>Please log in</body></html>" * 5, "text/html")
             return
         data = path.read_bytes()
+        if fault in ("endless", "bad-length"):
+            self._send_unbounded(handler, data, "many" if fault == "bad-length" else None)
+            return
         if fault == "corrupt":
             data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
         start = 0
@@ -107,12 +112,31 @@ class MirrorServer:
         if start:
             handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         handler.end_headers()
-        if fault == "drop":
+        if fault in ("drop", "stall"):
             self._send(handler, body[: len(body) // 2])
             handler.wfile.flush()
+            if fault == "stall":
+                self._stop.wait(30)
             handler.close_connection = True
             return
         self._send(handler, body)
+
+    def _send_unbounded(self, handler: BaseHTTPRequestHandler, data: bytes, length: str | None) -> None:
+        """The file with no honest Content-Length, then junk until the client hangs up (at most 64 MB)."""
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/gzip")
+        if length is not None:
+            handler.send_header("Content-Length", length)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        junk = b"\0" * 65536
+        try:
+            self._send(handler, data)
+            for _ in range(1024):
+                self._send(handler, junk)
+        except OSError:
+            pass  # the client stopped reading: exactly what it should do
 
     def _reply(self, handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
         handler.send_response(status)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mnistctl.data.idx import check_images, check_labels, decompress_if_gzip, parse_idx, to_idx
+from mnistctl.data.idx import check_images, check_labels, decompress_if_gzip, parse_idx, read_idx_file, to_idx
 from mnistctl.errors import InvalidDataError
 
 shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
@@ -92,3 +92,33 @@ def test_labels_must_be_digits():
     for bad in (np.array([0, 10]), np.array([-1, 3]), np.zeros((2, 2), np.uint8), np.array([0.5])):
         with pytest.raises(InvalidDataError):
             check_labels(bad, "bad")
+
+
+@settings(max_examples=30)
+@given(arrays(np.uint8, shapes), st.booleans())
+def test_idx_files_stream_back_gzipped_or_raw(tmp_path_factory, array, compressed):
+    path = tmp_path_factory.mktemp("idx") / "data-idx-ubyte"
+    encoded = to_idx(array)
+    path.write_bytes(gzip.compress(encoded) if compressed else encoded)
+    np.testing.assert_array_equal(read_idx_file(path), array)
+
+
+@settings(max_examples=30)
+@given(arrays(np.uint8, shapes), st.data())
+def test_streamed_truncated_or_overlong_gzip_is_an_invalid_data_error(tmp_path_factory, array, data):
+    path = tmp_path_factory.mktemp("idx") / "data-idx-ubyte.gz"
+    compressed = gzip.compress(to_idx(array))
+    if data.draw(st.booleans()):
+        damaged = compressed[: data.draw(st.integers(2, len(compressed) - 1))]
+    else:
+        damaged = gzip.compress(to_idx(array) + data.draw(st.binary(min_size=1, max_size=8)))
+    path.write_bytes(damaged)
+    with pytest.raises(InvalidDataError):
+        read_idx_file(path)
+
+
+def test_decompressing_stops_past_the_bound():
+    bomb = gzip.compress(bytes(1 << 20), compresslevel=1)
+    assert len(decompress_if_gzip(bomb, "ok", max_bytes=1 << 20)) == 1 << 20
+    with pytest.raises(InvalidDataError, match="expands to more than"):
+        decompress_if_gzip(bomb, "bomb", max_bytes=1000)

@@ -51,6 +51,11 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         _runtime,
     ),
     ErrorRule(
+        _oserror_with(errno.EROFS),
+        lambda exc: f"read-only file system{_filename(exc)}; point {ENV_HOME} at a writable folder",
+        _runtime,
+    ),
+    ErrorRule(
         _is(PermissionError),
         lambda exc: f"permission denied{_filename(exc)}; check its permissions or point {ENV_HOME} elsewhere",
         _runtime,

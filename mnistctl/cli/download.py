@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mnistctl.cli import env_read_by_library
 from mnistctl.cli._output import hint, print_json, print_table, stderr_console
 from mnistctl.errors import UsageError
+from mnistctl.paths import ENV_MIRROR
 
 if TYPE_CHECKING:
     from mnistctl.data.download import DatasetResult
@@ -82,7 +84,12 @@ def download(
     mirror: Annotated[
         list[str] | None,
         typer.Option(
-            "--mirror", metavar="URL", help="Try this mirror first (repeatable; a file:// URL or folder works)."
+            "--mirror",
+            metavar="URL",
+            help="Try this mirror first (repeatable; a file:// URL or folder works).",
+            envvar=ENV_MIRROR,
+            show_envvar=True,
+            callback=env_read_by_library,
         ),
     ] = None,
     from_path: Annotated[
@@ -93,20 +100,29 @@ def download(
         bool,
         typer.Option("--no-default-mirrors", help="Use only --mirror / MNISTCTL_MIRROR, never the public mirrors."),
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Fetch again even if verified files are present.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Fetch again even if verified files are present; with --from, let an unofficial copy replace them.",
+        ),
+    ] = False,
     timeout: Annotated[
         float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds to wait on a silent connection.")
     ] = 30.0,
     retries: Annotated[int, typer.Option(min=0, metavar="N", help="Retries per mirror after a transient failure.")] = 3,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Fetch MNIST (sha256-verified, resumable) or import an offline copy."""
-    if from_path is not None and (mirror or force or no_default_mirrors):
-        raise UsageError("--from imports a local copy; drop --mirror, --no-default-mirrors and --force")
+    """Fetch and verify MNIST, or import an offline copy.
+
+    Downloads are sha256-verified and resume after a broken connection.
+    """
+    if from_path is not None and (mirror or no_default_mirrors):
+        raise UsageError("--from imports a local copy; drop --mirror and --no-default-mirrors")
     if from_path is not None:
         from mnistctl.data.importer import import_dataset
 
-        result = import_dataset(from_path)
+        result = import_dataset(from_path, force=force, on_wait=hint)
     else:
         from mnistctl.data.download import RetryPolicy
         from mnistctl.data.download import download as fetch

@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import stat
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mnistctl import __version__
 from mnistctl.data import spec as dataset_spec
@@ -135,7 +136,7 @@ def download(
     if not sources:
         raise DownloadError("no mirror to try", hint="pass --mirror URL (or set MNISTCTL_MIRROR)")
     result = DatasetResult(DATASET_NAME, folder)
-    with folder_lock(folder):
+    with folder_lock(folder, on_wait=listener.note):
         records = read_manifest(folder)
         for spec in files:
             present = None if force else _verified_copy(folder, spec, records.get(spec.name))
@@ -156,6 +157,9 @@ def _verified_copy(folder: Path, spec: DataFile, known: FileRecord | None) -> Fi
     path = folder / spec.name
     if not path.is_file():
         return None
+    size = path.stat().st_size
+    if size != spec.size and (known is None or size != known.bytes):
+        return None  # no need to hash a file of the wrong size (it may be huge)
     digest = sha256_file(path)
     if known is not None and digest == known.sha256:
         return known
@@ -227,16 +231,59 @@ def _transfer(url: str, tmp: Path, spec: DataFile, listener: DownloadListener, p
 
 
 def _copy_local(url: str, tmp: Path, spec: DataFile, listener: DownloadListener) -> None:
+    """Copy a ``file://`` mirror's file; its faults fail the mirror, ours (a full disk) stop the download."""
     path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
     try:
-        with open(path, "rb") as source, open(tmp, "wb") as sink:
-            for chunk in iter(lambda: source.read(CHUNK_SIZE), b""):
-                sink.write(chunk)
-                listener.advanced(spec, len(chunk))
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # /dev/zero or a FIFO would never end (or never start): refuse before reading a byte.
+            raise _MirrorFailed("not a regular file")
+        if info.st_size != spec.size:
+            raise _MirrorFailed(f"is {info.st_size} bytes, expected {spec.size}")
+        source = open(path, "rb")  # noqa: SIM115 -- closed below; its errors are the mirror's fault
     except FileNotFoundError:
         raise _MirrorFailed("not found") from None
     except OSError as exc:
         raise _MirrorFailed(exc.strerror or str(exc)) from None
+    with source, _Sink(tmp, "wb") as sink:
+        while sink.written <= spec.size:  # one byte past the size is enough to know it grew
+            try:
+                chunk = source.read(min(CHUNK_SIZE, spec.size + 1 - sink.written))
+            except OSError as exc:
+                raise _MirrorFailed(exc.strerror or str(exc)) from None
+            if not chunk:
+                break
+            sink.write(chunk)
+            listener.advanced(spec, len(chunk))
+    if sink.written != spec.size:
+        raise _MirrorFailed(f"changed size while being copied (expected {spec.size} bytes)")
+
+
+class _Sink:
+    """The temp file a download writes. Its errors (a full disk, a read-only or unwritable folder)
+    are ours, not the mirror's: they carry the file's path and stop the download at once."""
+
+    def __init__(self, path: Path, mode: str) -> None:
+        self.path = path
+        self.written = 0
+        self._file = self._guard(open, path, mode)
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._guard(self._file.close)  # a buffered write may only fail here, on flush
+
+    def write(self, chunk: bytes) -> None:
+        self._guard(self._file.write, chunk)
+        self.written += len(chunk)
+
+    def _guard(self, action: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return action(*args)
+        except OSError as exc:
+            # Same errno (a PermissionError stays one), plus the path the one-line message names.
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
 
 
 def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: DownloadListener, timeout: float) -> None:
@@ -273,13 +320,11 @@ def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: Downl
             listener.restarted(spec)
         elif have and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
             raise _MirrorFailed(f"bad Content-Range {response.headers.get('Content-Range')!r}")
-        length = response.headers.get("Content-Length")
-        if length is not None and have + int(length) != spec.size:
-            kind = response.headers.get("Content-Type", "unknown type")
-            raise _MirrorFailed(f"serves {have + int(length)} bytes of {kind}, expected {spec.size}")
+        _check_length(response, have, spec)
         written = have
         try:
-            with open(tmp, mode) as sink:
+            with _Sink(tmp, mode) as sink:
+                # Never read past the pinned size: a server streaming junk forever costs nothing.
                 while written < spec.size:
                     chunk = response.read(min(CHUNK_SIZE, spec.size - written))
                     if not chunk:
@@ -296,6 +341,18 @@ def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: Downl
             raise _TransientError(f"connection dropped at {written} of {spec.size} bytes ({_describe(exc)})") from None
     if written < spec.size:
         raise _TransientError(f"connection closed at {written} of {spec.size} bytes")
+
+
+def _check_length(response: http.client.HTTPResponse, have: int, spec: DataFile) -> None:
+    """Fail the mirror when its Content-Length says the file is not the one we want."""
+    length = response.headers.get("Content-Length")
+    if length is None:
+        return
+    if not length.strip().isdigit():
+        raise _MirrorFailed(f"sends a bad Content-Length {length[:40]!r}")
+    if have + int(length) != spec.size:
+        kind = response.headers.get("Content-Type", "unknown type")
+        raise _MirrorFailed(f"serves {have + int(length)} bytes of {kind}, expected {spec.size}")
 
 
 def _describe(exc: BaseException) -> str:

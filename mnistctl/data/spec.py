@@ -12,6 +12,9 @@ from dataclasses import dataclass
 DATASET_NAME = "mnist"
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
+# The most images one file may hold. MNIST has 60,000 (EMNIST digits 240,000); the bound keeps a
+# hostile or mistaken file (a 4 GB gzip bomb, an npz of millions of blank images) to ~235 MB of pixels.
+MAX_IMAGES = 300_000
 
 
 @dataclass(frozen=True)
