@@ -396,8 +396,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
                 epochs=config.epochs,
                 initial_epoch=state.epochs_done,
                 validation_data=validation,
-                # TerminateOnNaN: a diverged run stops at once instead of running its remaining epochs.
-                callbacks=[*_keras_callbacks(listener, run, state, config), keras.callbacks.TerminateOnNaN()],
+                callbacks=[*_keras_callbacks(listener, run, state, config), _stop_on_nan(keras)],
                 verbose=0,
             )
         except KeyboardInterrupt:
@@ -445,6 +444,19 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     )
     shutil.rmtree(run, ignore_errors=True)
     return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
+
+
+def _stop_on_nan(keras: Any) -> Any:
+    """Stop a diverged run at once instead of running its remaining epochs (Keras' own TerminateOnNaN does
+    the same but prints to stdout, which is for results)."""
+
+    class StopOnNaN(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNaN()
 
 
 class TrainingDivergedError(MnistctlError):

@@ -157,3 +157,12 @@ def test_train_flags_are_validated(data_home):
     assert run_cli("train", "--arch", "mlp", "--val-split", "1.5").returncode == 2
     assert run_cli("train", "--arch", "mlp", "--epochs", "0").returncode == 2
     assert run_cli("train", "--arch", "mlp", "--name", "bad name").returncode == 2
+
+
+def test_diverged_training_registers_nothing_and_says_so(data_home):
+    # Before: the NaN weights were registered and predict printed "9 nan" from then on.
+    result = run_cli("train", "--arch", "mlp", "--lr", "1e12", "--limit", "200", "--epochs", "3")
+    assert result.returncode == 1, result.stderr.decode()
+    assert "diverged" in result.stderr.decode() and "--lr" in result.stderr.decode()
+    assert result.stdout == b"" and "Traceback" not in result.stderr.decode()
+    assert registered_refs() == []
