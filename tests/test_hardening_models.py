@@ -385,3 +385,13 @@ def test_a_truncated_h5_file_says_so(tmp_path):
     path.write_bytes(whole.read_bytes()[:3000])
     line = _refusal(run_cli("models", "import", str(path), "--name", "cut", timeout=300))
     assert line.startswith(f"Error: {path} is a truncated .h5 file")
+
+
+def test_models_show_says_where_an_import_came_from(tmp_path):
+    # Before: "trained  None epochs, batch None, None lr None" and "registered before calibration existed".
+    path = _save(_digits_model(activation=None), tmp_path / "logits.keras")
+    _import(path, "lg")
+    shown = run_cli("models", "show", "lg").stdout.decode()
+    assert "None epochs" not in shown and "lr None" not in shown
+    assert str(path.resolve()) in shown and "softmax added" in shown
+    assert "imported models are not calibrated" in shown

@@ -169,22 +169,30 @@ def show(
     ]
     if version.damaged:
         facts.append(("DAMAGED", f"{', '.join(version.damaged)} unreadable; remove it with models rm {version.ref}"))
-    facts += [
-        ("arch", version.arch),
-        ("created", version.created_at),
-        (
-            "trained",
-            f"{_count(params.get('epochs'))} {_epochs_word(params.get('epochs'))}, "
-            f"batch {_count(params.get('batch_size'))}, "
-            f"{params.get('optimizer')} lr {params.get('learning_rate')}, seed {params.get('seed')}",
-        ),
-        (
-            "data",
-            f"{_count(params.get('train_samples', '-'))} train / {_count(params.get('val_samples', '-'))} "
-            f"validation images, fingerprint {version.data_fingerprint[:12] or '-'}",
-        ),
-    ]
-    facts.append(("calibration", _calibration_fact(params.get("calibration"))))
+    facts += [("arch", version.arch), ("created", version.created_at)]
+    if version.arch == "imported":
+        facts.append(("imported", _import_fact(params)))
+    else:
+        facts.append(
+            (
+                "trained",
+                f"{_count(params.get('epochs'))} {_epochs_word(params.get('epochs'))}, "
+                f"batch {_count(params.get('batch_size'))}, "
+                f"{params.get('optimizer')} lr {params.get('learning_rate')}, seed {params.get('seed')}",
+            )
+        )
+        facts.append(
+            (
+                "data",
+                f"{_count(params.get('train_samples', '-'))} train / {_count(params.get('val_samples', '-'))} "
+                f"validation images, fingerprint {version.data_fingerprint[:12] or '-'}",
+            )
+        )
+    calibration = params.get("calibration")
+    if version.arch == "imported" and calibration is None:
+        facts.append(("calibration", "none (imported models are not calibrated): confidences are the network's own"))
+    else:
+        facts.append(("calibration", _calibration_fact(calibration)))
     facts += [
         (key, f"{value:.4f}" if isinstance(value, float) else _count(value)) for key, value in version.metrics.items()
     ]
@@ -330,3 +338,13 @@ def _calibration_fact(calibration: Any) -> str:
 
 def _epochs_word(epochs: Any) -> str:
     return "epoch" if epochs == 1 else "epochs"
+
+
+def _import_fact(params: dict[str, Any]) -> str:
+    """Where an imported model came from, and what was added to it."""
+    fact = f"from {params.get('source', '?')} (sha256 {str(params.get('source_sha256', '?'))[:12]})"
+    if params.get("added_softmax"):
+        fact += ", softmax added (the file ends in logits)"
+    if params.get("unsafe"):
+        fact += ", loaded with --unsafe"
+    return fact
