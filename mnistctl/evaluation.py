@@ -53,6 +53,7 @@ class FolderReport:
     seconds: float  # reading, preprocessing and inference
     result: Evaluation
     calibration_error: float
+    recorded: bool  # stored against the version (not for the builtin model, nor in a read-only home)
     skipped: tuple[tuple[Path, str], ...]  # (file relative to the folder, why)
     worst: tuple[Mistake, ...]  # the most confident mistakes, most confident first
     raw: bool

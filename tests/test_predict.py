@@ -136,7 +136,7 @@ def test_unknown_model_is_one_line(trained_home, tmp_path):
     result = run_cli("predict", "x.png", "--model", "nope")
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines() == [
-        "Error: no model 'nope' in the registry; known names: mlp; see \"mnistctl models list\""
+        "Error: no model 'nope' in the registry; known names: mlp, builtin; see \"mnistctl models list\""
     ]
 
 

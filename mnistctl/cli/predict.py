@@ -40,6 +40,27 @@ def expand_paths(arguments: list[str]) -> list[tuple[str, Path | None, str | Non
     return found
 
 
+def with_stdin(
+    entries: list[tuple[str, Path | None, str | None]],
+) -> list[tuple[str, Path | bytes | None, str | None]]:
+    """``entries`` with the image bytes on stdin in place of each "-" (read up to the byte limit), or the error
+    that stopped the reading: an error row, like any other unreadable image."""
+    from mnistctl.preprocess.decode import InvalidImageError, read_capped
+
+    found: list[tuple[str, Path | bytes | None, str | None]] = []
+    for name, path, error in entries:
+        if name != "-" or path is not None or error:
+            found.append((name, path, error))
+        elif sys.stdin is None or sys.stdin.isatty():  # waiting for a person to type a PNG would look like a hang
+            found.append((name, None, "stdin is a terminal, not an image; pipe one in: mnistctl predict - < digit.png"))
+        else:
+            try:
+                found.append((name, read_capped(sys.stdin.buffer, name), None))
+            except InvalidImageError as exc:
+                found.append((name, None, str(exc)))
+    return found
+
+
 def predict(
     paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Image files, folders, globs, or - for stdin.")],
     model: ModelOption = None,
@@ -81,8 +102,8 @@ def predict(
     registry = Registry()
     version = registry.resolve(model)
     announce_model(version.ref)
-    entries = expand_paths(paths)
-    readable = [(sys.stdin.buffer.read() if path is None else path, name) for name, path, error in entries if not error]
+    entries = with_stdin(expand_paths(paths))
+    readable = [(source, name) for name, source, error in entries if not error]
     processed = iter(preprocess_many(readable, raw=raw))
     inputs: list[np.ndarray] = []
     rows: list[dict] = []

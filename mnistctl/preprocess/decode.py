@@ -1,8 +1,9 @@
 """Stage 1, decode: any image file or stdin bytes -> float32 grey levels 0..255, safely.
 
-Every failure -- an empty, truncated, corrupt or unsupported file, or one over ``MAX_PIXELS`` -- is an
-``InvalidImageError`` naming the file; nothing from Pillow escapes. ``NoDigitError`` (raised by the later
-stages) is the "decodes fine, but shows no digit" case.
+Every failure -- an empty, truncated, corrupt or unsupported file, or one over a limit (``MAX_BYTES``,
+``MAX_PIXELS``, ``DECODE_BUDGET``) -- is an ``InvalidImageError`` naming the file; nothing from Pillow escapes.
+Large images come out reduced (see ``load_gray``), so that one image costs a bounded amount of memory.
+``NoDigitError`` (raised by the later stages) is the "decodes fine, but shows no digit" case.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import contextlib
 import io
 import math
 import re
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -24,10 +27,43 @@ if TYPE_CHECKING:
 MAX_PIXELS = 40_000_000
 """Larger images are refused before their pixels are decoded (decompression-bomb guard)."""
 
+MAX_BYTES = 64_000_000
+"""Larger inputs -- a file, or stdin -- are refused by their size, unread (stdin: after ``MAX_BYTES + 1`` bytes).
+
+A digit needs a few KB; a 40-megapixel phone photo is 10-25 MB as JPEG, a 40-megapixel grey scan 40 MB even
+uncompressed. Only uncompressed colour near the pixel limit is refused by this rather than by ``MAX_PIXELS``.
+"""
+
+DECODE_BUDGET = 200_000_000
+"""Decoding one image may hold this much memory at once (bytes): its pixels, what its decoder keeps beside
+them, and its encoded bytes when they are in memory (stdin). With the rest of ``predict`` (about 55 MB) a
+process stays under 300 MB. Pillow stores at most 4 bytes a pixel, so this admits every image up to
+``MAX_PIXELS``, except where a decoder needs much more (see ``_decode_cost``): a WebP over 12 megapixels, a
+progressive JPEG with unsubsampled colour (4:4:4, CMYK) over 25-33 megapixels, a TIFF stored in one huge strip.
+"""
+
 # JPEGs larger than twice this are decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, several
 # times faster), never below this: the later stages look at no more than 1024 pixels a side anyway.
 _DRAFT_SIDE = 768
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+# Reading stdin a chunk at a time, so that an endless stream stops at the limit.
+_CHUNK = 1 << 20
+# Large images are converted to grey a band of about this many pixels at a time, each band reduced at once:
+# besides the decoded image, no full-size copy (a float32 one is 160 MB at the pixel limit) ever exists.
+_BAND_PIXELS = 1 << 20
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_WIDE = ("I", "F", "I;16S")
+_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
+# EXIF orientation -> what turns the stored pixels upright (the table of Pillow's ImageOps.exif_transpose).
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda pixels: pixels[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda pixels: pixels[::-1, ::-1],  # ROTATE_180
+    4: lambda pixels: pixels[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda pixels: pixels.T,  # TRANSPOSE
+    6: lambda pixels: np.rot90(pixels, -1),  # ROTATE_270 (counter-clockwise)
+    7: lambda pixels: pixels[::-1, ::-1].T,  # TRANSVERSE
+    8: lambda pixels: np.rot90(pixels),  # ROTATE_90
+}
 
 
 class InvalidImageError(MnistctlError):
@@ -42,6 +78,22 @@ class NoDigitError(InvalidImageError):
     default_hint = "check that the image shows a digit, dark on light paper or light on dark"
 
 
+def read_capped(stream: BinaryIO, name: str) -> bytes:
+    """All of ``stream`` (stdin), read a chunk at a time; over ``MAX_BYTES`` it stops and raises ``InvalidImageError``.
+
+    At most ``MAX_BYTES + 1`` bytes are read, so an endless stream (``< /dev/zero``) costs no more than a file.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while total <= MAX_BYTES:
+        chunk = stream.read(min(_CHUNK, MAX_BYTES + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    raise _too_many_bytes(name)
+
+
 def load_gray(source: Path | bytes, name: str) -> np.ndarray:
     """Decode an image into float32 grey levels 0..255 (H x W), upright as its EXIF orientation says.
 
@@ -49,27 +101,24 @@ def load_gray(source: Path | bytes, name: str) -> np.ndarray:
     by their own range, so a dim image stays dim and ``--raw`` sees what was saved; 32-bit and float
     images, see ``_wide_to_8bit``. Transparent pixels are composited onto the backdrop described in
     ``_composite``. JPEGs over 1536 px are decoded at reduced scale, no smaller than 768 px (see
-    ``_DRAFT_SIDE``). Every failure -- an empty, truncated, corrupt or unsupported file, or one over
-    ``MAX_PIXELS`` -- raises ``InvalidImageError`` naming ``name``; nothing from Pillow escapes.
+    ``_DRAFT_SIDE``); other images of 2048 px or more come out reduced by a whole factor, to no less than
+    ``paper.WORK_SIDE`` (1024) a side, the most the later stages look at. Every failure -- an empty,
+    truncated, corrupt or unsupported file, one over ``MAX_BYTES`` or ``MAX_PIXELS``, or one whose decoder
+    would need more than ``DECODE_BUDGET`` -- raises ``InvalidImageError`` naming ``name``; nothing from
+    Pillow escapes.
     """
     import warnings
 
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     # Pillow warns above this and raises above twice this; both are turned into our error below.
     # (This is process-wide, and stricter than Pillow's default of ~89 megapixels.)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        size = len(source)
-        opened: Path | io.BytesIO = io.BytesIO(source)
-    else:
-        try:
-            size = Path(source).stat().st_size
-        except OSError as exc:
-            raise InvalidImageError(f"cannot read {name}: {exc.strerror or exc}", hint="check the path") from None
-        opened = Path(source)
+    size, opened, held = _opened(source, name)
     if size == 0:
         raise InvalidImageError(f"{name} is empty (0 bytes)", hint="check that the file was written completely")
+    if size > MAX_BYTES:
+        raise _too_many_bytes(name, size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -82,10 +131,15 @@ def load_gray(source: Path | bytes, name: str) -> np.ndarray:
                 if image.format in ("JPEG", "MPO") and max(width, height) > 2 * _DRAFT_SIDE:
                     ratio = _DRAFT_SIDE / max(width, height)
                     image.draft("L", (math.ceil(width * ratio), math.ceil(height * ratio)))
+                cost = _decode_cost(image, width, height, size) + held
+                if cost > DECODE_BUDGET:
+                    raise InvalidImageError(
+                        f"{name} ({width}x{height} {image.format}) would need about {cost / 1e6:,.0f} MB to decode,"
+                        f" over the {DECODE_BUDGET // 1_000_000} MB limit",
+                        hint="scale it down, or save it as PNG or baseline JPEG",
+                    )
                 image.load()
-                with contextlib.suppress(Exception):  # a malformed EXIF block: use the pixels as stored
-                    ImageOps.exif_transpose(image, in_place=True)
-                return _gray_pixels(image, name)
+                return _upright(_gray_pixels(image, name), _orientation(image))
     except InvalidImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -105,6 +159,27 @@ def load_gray(source: Path | bytes, name: str) -> np.ndarray:
         raise _corrupt(name, exc) from None
 
 
+def _opened(source: Path | bytes, name: str) -> tuple[int, Path | io.BytesIO, int]:
+    """The input's size in bytes, what to hand ``Image.open``, and how many of its bytes are in memory."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return len(source), io.BytesIO(source), len(source)
+    try:
+        status = Path(source).stat()
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read {name}: {exc.strerror or exc}", hint="check the path") from None
+    if not stat.S_ISREG(status.st_mode):  # a pipe or a device would be read without end
+        raise InvalidImageError(f"{name} is not a regular file", hint="save the image to a file first")
+    return status.st_size, Path(source), 0
+
+
+def _too_many_bytes(name: str, size: int | None = None) -> InvalidImageError:
+    measured = f" ({size / 1e6:,.0f} MB)" if size is not None else ""
+    return InvalidImageError(
+        f"{name} is over the {MAX_BYTES // 1_000_000} MB limit{measured}",
+        hint="scale it down or save it as JPEG (a digit needs far fewer bytes)",
+    )
+
+
 def _too_large(name: str, size: str) -> InvalidImageError:
     return InvalidImageError(
         f"{name} is {size}, over the {MAX_PIXELS:,}-pixel limit", hint="scale it down (a digit needs far fewer)"
@@ -116,30 +191,109 @@ def _corrupt(name: str, exc: BaseException) -> InvalidImageError:
     return InvalidImageError(f"{name} is truncated or corrupt ({reason})", hint="export or download the image again")
 
 
+def _decode_cost(image: PILImage, width: int, height: int, size: int) -> int:
+    """Bytes that decoding ``image`` (``width`` x ``height`` as stored, ``size`` bytes encoded) holds at once.
+
+    Its pixels as Pillow stores them (after any JPEG draft), plus what its decoder keeps beside them. Errs high.
+    """
+    pixels = image.size[0] * image.size[1] * (1 if image.mode in ("1", "L", "P") else 4)
+    if image.format == "WEBP":
+        # Pillow's WebP decoder holds the whole file, two full RGBA canvases and a copy of the frame.
+        return pixels + size + 12 * width * height
+    if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
+        # A progressive JPEG is decoded from full-size DCT coefficients (2 bytes each, every component at its
+        # own sampling), whatever the draft scale.
+        layers = getattr(image, "layer", None) or [(0, 1, 1, 0)] * len(image.getbands())
+        most = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
+        return pixels + sum(2 * width * height * h * v // most for _, h, v, _ in layers)
+    if image.format == "TIFF":
+        # libtiff decodes a strip (or a tile) at a time into a buffer of its own; a strip may be the whole image.
+        tags = image.tag_v2
+        bits = tags.get(258) or (1,)
+        samples = int(tags.get(277) or len(bits))
+        per_pixel = sum(bits) if len(bits) == samples else bits[0] * samples
+        block = (int(tags[322]), int(tags[323])) if 322 in tags and 323 in tags else (width, tags.get(278, height))
+        return pixels + block[0] * min(int(block[1]), height) * per_pixel // 8
+    return pixels
+
+
+def _orientation(image: PILImage) -> int:
+    """The EXIF orientation (1 upright); a malformed EXIF block counts as none: the pixels are used as stored."""
+    with contextlib.suppress(Exception):
+        return int(image.getexif().get(0x0112, 1))
+    return 1
+
+
+def _upright(gray: np.ndarray, orientation: int) -> np.ndarray:
+    # Turning the grey result equals turning the image first (every step before is per pixel or per block,
+    # and the composite's statistics do not depend on the order), and it moves 1 byte a pixel, not 4.
+    turn = _UPRIGHT.get(orientation)
+    return np.ascontiguousarray(turn(gray)) if turn else gray
+
+
 def _gray_pixels(image: PILImage, name: str) -> np.ndarray:
+    """Grey levels of a loaded image, as float32, reduced by a whole factor when it has 2048 px or more a side."""
+    from mnistctl.preprocess.paper import WORK_SIDE  # here: paper imports this module
+
+    factor = max(1, max(image.size) // WORK_SIDE)
     mode = image.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return np.asarray(image).astype(np.float32) / 257.0
-    if mode in ("I", "F", "I;16S"):
-        return _wide_to_8bit(np.asarray(image))
-    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info:
-        return _composite(image.convert("RGBA"))
-    if mode != "L":
-        try:
-            image = image.convert("L")
-        except ValueError:  # e.g. LAB, which Pillow converts only through a colour profile
-            raise InvalidImageError(
-                f"{name} uses the {mode} colour mode, which cannot be converted to grey",
-                hint="save it as RGB or greyscale",
-            ) from None
-    return np.asarray(image, dtype=np.float32)
+    if mode in _SIXTEEN_BIT:
+        return _reduced(image, factor, lambda band: np.asarray(band).astype(np.float32) / 257.0)
+    if mode in _WIDE:
+        return _wide_to_8bit(image, factor)
+    if mode in _ALPHA or "transparency" in image.info:
+        return _composite(image, factor)
+    try:
+        return _reduced(image, factor, lambda band: np.asarray(band.convert("L"), dtype=np.float32))
+    except ValueError:  # e.g. LAB, which Pillow converts only through a colour profile
+        raise InvalidImageError(
+            f"{name} uses the {mode} colour mode, which cannot be converted to grey",
+            hint="save it as RGB or greyscale",
+        ) from None
 
 
-def _wide_to_8bit(values: np.ndarray) -> np.ndarray:
+def _bands(image: PILImage, factor: int) -> Iterator[PILImage]:
+    """The image in horizontal bands of about ``_BAND_PIXELS``, a multiple of ``factor`` rows high."""
+    width, height = image.size
+    rows = factor * max(1, _BAND_PIXELS // (width * factor))
+    if rows >= height:
+        yield image
+        return
+    for top in range(0, height, rows):
+        yield image.crop((0, top, width, min(height, top + rows)))
+
+
+def _shrink(values: np.ndarray, factor: int) -> np.ndarray:
+    """Each ``factor`` x ``factor`` block averaged (blocks cut by the edge, over the pixels they have)."""
+    if factor == 1:
+        return values
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(values).reduce(factor))
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _reduced(image: PILImage, factor: int, grey: Callable[[PILImage], np.ndarray]) -> np.ndarray:
+    """``grey`` (a band -> float32 grey levels) over the whole image, band by band, reduced by ``factor``."""
+    return _joined([_shrink(grey(band), factor) for band in _bands(image, factor)])
+
+
+def _wide_to_8bit(image: PILImage, factor: int) -> np.ndarray:
     """32-bit integer or float pixels, by their range: 0..1 is a fraction of white, 0..255 is kept,
     0..65535 is 16-bit full scale; anything else (negative values, say) is stretched to 0..255."""
-    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(values.min()), float(values.max())
+    low, high = math.inf, -math.inf
+
+    def cleaned(band: PILImage) -> np.ndarray:
+        nonlocal low, high
+        values = np.nan_to_num(np.asarray(band).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+        return values
+
+    # The mapping is linear, so applying it after reducing gives what applying it before would.
+    values = _reduced(image, factor, cleaned)
     if low >= 0 and high <= 1:
         return values * np.float32(255.0)
     if low >= 0 and high <= 255:
@@ -149,24 +303,48 @@ def _wide_to_8bit(values: np.ndarray) -> np.ndarray:
     return (values - low) * np.float32(255.0 / (high - low))
 
 
-def _composite(rgba: PILImage) -> np.ndarray:
+def _composite(image: PILImage, factor: int) -> np.ndarray:
     """Flatten transparency onto the backdrop a digit would be drawn on.
 
     When the opaque pixels are a minority they are the ink: they go onto the colour that contrasts with
     them (white behind dark ink, as a viewer shows it; black behind light ink, as a dark theme does), so
     a white-on-transparent digit works as well as a black one. When they are the majority they are a
     picture (paper with transparent margins): the transparent parts take the picture's typical tone.
+
+    The statistics are gathered at full size, band by band; the composite, tone x alpha + backdrop x
+    (1 - alpha), is linear in (tone x alpha, alpha), so it is computed from those two reduced.
     """
-    tone = np.asarray(rgba.convert("L"), dtype=np.float32)
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    coverage = float(alpha.mean())
+    histogram = np.zeros(256, np.int64)  # tones of the pixels more opaque than not
+    sums = np.zeros(2)  # alpha, tone x alpha
+    alphas: list[np.ndarray] = []
+
+    def premultiplied(band: PILImage) -> np.ndarray:
+        rgba = band.convert("RGBA")
+        tone = np.asarray(rgba.convert("L"))
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        ink = tone.astype(np.float32) * alpha
+        histogram[:] += np.bincount(tone[alpha > 0.5], minlength=256)
+        sums[:] += alpha.sum(dtype=np.float64), ink.sum(dtype=np.float64)
+        alphas.append(_shrink(alpha, factor))
+        return ink
+
+    ink = _reduced(image, factor, premultiplied)
+    alpha = _joined(alphas)
+    coverage = sums[0] / (image.size[0] * image.size[1])
     if coverage >= 1.0:
-        return tone
+        return ink  # the tone itself: alpha is 1 everywhere
     if coverage == 0.0:
-        return np.full_like(tone, 255.0)  # nothing visible: blank, to_mnist says so
+        return np.full_like(ink, 255.0)  # nothing visible: blank, to_mnist says so
     if coverage < 0.5:
-        ink_tone = float((tone * alpha).sum() / alpha.sum())
-        backdrop = 0.0 if ink_tone > 127.5 else 255.0
+        backdrop = 0.0 if sums[1] / sums[0] > 127.5 else 255.0
     else:
-        backdrop = float(np.median(tone[alpha > 0.5])) if (alpha > 0.5).any() else 255.0
-    return tone * alpha + np.float32(backdrop) * (1.0 - alpha)
+        backdrop = _median(histogram) if histogram.any() else 255.0
+    return ink + np.float32(backdrop) * (1.0 - alpha)
+
+
+def _median(histogram: np.ndarray) -> float:
+    """The median of the values a histogram of whole numbers counts (the mean of the middle two, as numpy's)."""
+    cdf = histogram.cumsum()
+    count = int(cdf[-1])
+    lower, upper = cdf.searchsorted([(count - 1) // 2, count // 2], side="right")
+    return (int(lower) + int(upper)) / 2
