@@ -395,3 +395,16 @@ def test_models_show_says_where_an_import_came_from(tmp_path):
     assert "None epochs" not in shown and "lr None" not in shown
     assert str(path.resolve()) in shown and "softmax added" in shown
     assert "imported models are not calibrated" in shown
+
+
+def test_predict_gives_an_error_row_not_nan(tmp_path):
+    # Before: "9 nan" (and "NaN" in --json) from a model whose output is not finite.
+    from PIL import Image
+
+    _register_broken_version("broken")
+    image = tmp_path / "d.png"
+    Image.fromarray(np.pad(np.full((18, 3), 255, np.uint8), ((5, 5), (12, 13)))).save(image)
+    result = run_cli("predict", "--model", "broken", "--json", str(image), timeout=300)
+    assert result.returncode == 1, result.stderr.decode()[-2000:]
+    (row,) = _strict_json(result.stdout)["results"]
+    assert "no answer" in row["error"] and "digit" not in row

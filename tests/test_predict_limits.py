@@ -301,3 +301,13 @@ def test_reduced_transparent_image_is_the_reduced_composite(opaque):
     full = tone * a + backdrop * (1 - a)
     expected = np.asarray(Image.fromarray(full.astype(np.float32)).reduce(2))
     np.testing.assert_allclose(load_gray(buffer.getvalue(), "ink.png"), expected, atol=1e-3)
+
+
+def test_a_pipe_or_device_is_refused_by_the_decoder_not_called_missing(tmp_path):
+    # Before: "no such file or folder" for a path that exists.
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    result = run_cli("predict", str(fifo), "/dev/zero", timeout=60)
+    assert result.returncode == 1
+    out = result.stdout.decode()
+    assert "no such file" not in out and out.count("not a regular file") == 2, out

@@ -28,7 +28,8 @@ def expand_paths(arguments: list[str]) -> list[tuple[str, Path | None, str | Non
             if not images:
                 found.append((argument, None, f"no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
             found += [(str(p), p, None) for p in images]
-        elif path.is_file():
+        elif path.is_file() or (path.exists() and not GLOB_CHARS & set(argument)):
+            # Not a regular file (a pipe, a device, a <(...) substitution): the decoder says why it is refused.
             found.append((argument, path, None))
         elif GLOB_CHARS & set(argument):
             import glob
@@ -119,6 +120,10 @@ def predict(
         batch = np.stack(inputs)
         probabilities = Predictor(registry, version).predict(batch)
         for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
+            if not np.isfinite(probs).all():
+                # A model can still fail on one input (e.g. an overflow): no answer beats a made-up one.
+                row.update(error="the model gave no answer for this image (NaN or infinite output)")
+                continue
             order = np.argsort(probs)[::-1][:top_k]
             confidence = float(probs[order[0]])
             row.update(
@@ -134,7 +139,7 @@ def predict(
         print_json({"model": version.ref, "results": [{k: v for k, v in r.items() if k != "_image"} for r in rows]})
     else:
         _print_rows(rows, version.ref, show)
-    if len(ok_rows) != len(rows):
+    if any("error" in row for row in rows):
         raise typer.Exit(1)
 
 
