@@ -222,6 +222,25 @@ def test_writes_to_a_read_only_home_fail_with_one_line(read_only_home):
 # -- item 15: which model answered, and a default model --------------------------------------------------------
 
 
+def _register_copy(name: str, *, params: dict | None = None, with_artifacts: bool = True) -> None:
+    """Register mlp:1's record again under ``name`` (a second model without a second training)."""
+    from mnistctl.registry import Registry
+
+    registry = Registry()
+    first = registry.resolve("mlp:1")
+    registry.register(
+        name=name,
+        arch=first.arch,
+        params={**first.params, **(params or {})},
+        metrics=first.metrics,
+        layers=first.layers,
+        weights_sha256=first.weights_sha256,
+        data_fingerprint=first.data_fingerprint,
+        environment=first.environment,
+        artifacts={kind: registry.artifact(first, kind) for kind in first.artifacts} if with_artifacts else {},
+    )
+
+
 def test_piped_predict_names_its_model_on_stderr(trained_home, tmp_path):
     result = run_cli("predict", str(_digit_png(tmp_path / "d.png")))
     assert result.returncode == 0, _stderr(result)
@@ -229,22 +248,8 @@ def test_piped_predict_names_its_model_on_stderr(trained_home, tmp_path):
 
 
 def test_models_default_is_used_before_the_newest(trained_home, tmp_path):
-    from mnistctl.registry import Registry
-
     image = str(_digit_png(tmp_path / "d.png"))
-    registry = Registry()
-    first = registry.resolve("mlp:1")
-    registry.register(
-        name="other",
-        arch=first.arch,
-        params=first.params,
-        metrics=first.metrics,
-        layers=first.layers,
-        weights_sha256=first.weights_sha256,
-        data_fingerprint=first.data_fingerprint,
-        environment=first.environment,
-        artifacts={kind: registry.artifact(first, kind) for kind in first.artifacts},
-    )
+    _register_copy("other")  # now the newest version
     assert "model: other:1" in _stderr(run_cli("predict", image))
     chosen = run_cli("models", "default", "mlp:1")
     assert chosen.returncode == 0 and "mlp:1" in chosen.stdout.decode(), _stderr(chosen)
@@ -266,19 +271,8 @@ def test_models_default_is_used_before_the_newest(trained_home, tmp_path):
 def test_default_alias_is_one_across_names(trained_home):
     from mnistctl.registry import Registry
 
+    _register_copy("other", with_artifacts=False)
     registry = Registry()
-    first = registry.resolve("mlp:1")
-    registry.register(
-        name="other",
-        arch=first.arch,
-        params=first.params,
-        metrics=first.metrics,
-        layers=first.layers,
-        weights_sha256=first.weights_sha256,
-        data_fingerprint=first.data_fingerprint,
-        environment=first.environment,
-        artifacts={},
-    )
     registry.set_alias("mlp:1", "default")
     registry.set_alias("other:1", "default")
     assert registry.default_ref() == "other:1"
@@ -299,21 +293,7 @@ def test_unknown_model_in_an_empty_home_names_builtin():
 
 
 def test_models_show_prints_thousands_separators(trained_home):
-    from mnistctl.registry import Registry
-
-    registry = Registry()
-    first = registry.resolve("mlp:1")
-    registry.register(
-        name="big",
-        arch=first.arch,
-        params={**first.params, "train_samples": 54000, "val_samples": 6000, "epochs": 1},
-        metrics=first.metrics,
-        layers=first.layers,
-        weights_sha256=first.weights_sha256,
-        data_fingerprint=first.data_fingerprint,
-        environment=first.environment,
-        artifacts={},
-    )
+    _register_copy("big", params={"train_samples": 54000, "val_samples": 6000, "epochs": 1}, with_artifacts=False)
     shown = run_cli("models", "show", "big").stdout.decode()
     assert "54,000 train / 6,000 validation" in shown
     assert "1 epoch," in shown and "1 epochs" not in shown
