@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mnistctl.errors import MnistctlError
+
 ENV_HOME = "MNISTCTL_HOME"
 ENV_MIRROR = "MNISTCTL_MIRROR"
 ENV_NO_DEFAULT_MIRRORS = "MNISTCTL_NO_DEFAULT_MIRRORS"
@@ -21,13 +23,28 @@ ENV_CRASH_POINT = "MNISTCTL_CRASH_POINT"
 
 
 def home() -> Path:
-    """The home folder: ``$MNISTCTL_HOME`` or the platform's user data dir."""
-    configured = os.environ.get(ENV_HOME)
+    """The home folder: ``$MNISTCTL_HOME`` (blank means unset) or the platform's user data dir.
+
+    A ``$MNISTCTL_HOME`` that exists but is not a folder (a file, a dangling symlink) is refused here, once,
+    instead of surfacing as "File exists" or "Not a directory" from whichever write comes first.
+    """
+    configured = os.environ.get(ENV_HOME, "").strip()
     if configured:
-        return Path(configured).expanduser()
+        path = Path(configured).expanduser()
+        if path.is_symlink() and not path.exists():
+            raise HomeFolderError(f"{ENV_HOME}={configured} is a symlink to a missing folder")
+        if path.exists() and not path.is_dir():
+            raise HomeFolderError(f"{ENV_HOME}={configured} is a file, not a folder")
+        return path
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("mnistctl", appauthor=False))
+
+
+class HomeFolderError(MnistctlError):
+    """``$MNISTCTL_HOME`` names something that cannot be the home folder."""
+
+    default_hint = f"point {ENV_HOME} at a folder (it is created when missing) or unset it"
 
 
 def runs_dir() -> Path:

@@ -483,8 +483,8 @@ class Registry:
         the newest version, or the builtin model, in that order. An empty ref is a usage error."""
         from mnistctl import builtin
 
-        if ref is None:
-            ref = os.environ.get(ENV_MODEL, "").strip() or None
+        if ref is None and os.environ.get(ENV_MODEL, "").strip():
+            return self._resolve_env_model(os.environ[ENV_MODEL].strip())
         if ref is not None and parse_ref(ref)[0] == BUILTIN_NAME:
             return _builtin_for(ref)
         with self._connect(create=False) as db:
@@ -502,6 +502,15 @@ class Registry:
                     )
                 raise EmptyRegistryError("no model is registered yet")
             return self._lookup(db, ref)
+
+    def _resolve_env_model(self, ref: str) -> ModelVersion:
+        """``$MNISTCTL_MODEL``'s version; an error says the ref came from the variable (no flag names it)."""
+        try:
+            return self.resolve(ref)
+        except MnistctlError as exc:
+            exc.message = f"{ENV_MODEL}={ref}: {exc.message}"
+            exc.hint = f"{exc.hint}; or change or unset {ENV_MODEL}" if exc.hint else f"change or unset {ENV_MODEL}"
+            raise
 
     def default_ref(self) -> str | None:
         """The ref ``models default`` chose, if any (not ``$MNISTCTL_MODEL``, not "newest")."""

@@ -108,15 +108,19 @@ def download(
         ),
     ] = False,
     timeout: Annotated[
-        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds to wait on a silent connection.")
+        float, typer.Option(min=0.1, max=3600, metavar="SECONDS", help="Seconds to wait on a silent connection.")
     ] = 30.0,
-    retries: Annotated[int, typer.Option(min=0, metavar="N", help="Retries per mirror after a transient failure.")] = 3,
+    retries: Annotated[
+        int, typer.Option(min=0, max=100, metavar="N", help="Retries per mirror after a transient failure.")
+    ] = 3,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Fetch and verify MNIST, or import an offline copy.
 
     Downloads are sha256-verified and resume after a broken connection.
     """
+    if timeout != timeout:  # NaN passes every range check
+        raise UsageError("--timeout must be a number of seconds, got nan")
     if from_path is not None and (mirror or no_default_mirrors):
         raise UsageError("--from imports a local copy; drop --mirror and --no-default-mirrors")
     if from_path is not None:

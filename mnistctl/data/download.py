@@ -25,7 +25,7 @@ from mnistctl.data import spec as dataset_spec
 from mnistctl.data.idx import GZIP_MAGIC
 from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, write_manifest
 from mnistctl.data.spec import DATASET_NAME, DEFAULT_MIRRORS, DataFile
-from mnistctl.errors import DownloadError
+from mnistctl.errors import DownloadError, UsageError
 from mnistctl.fsutil import fsync_dir, sha256_file, temp_path_for
 from mnistctl.paths import dataset_dir, default_mirrors_disabled, env_mirrors, keras_cached_npz
 
@@ -33,6 +33,7 @@ CHUNK_SIZE = 64 * 1024
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
+MAX_BACKOFF = 30.0  # the doubling stops here: --retries 40 must not mean sleeping for centuries
 
 
 class DownloadListener(Protocol):
@@ -102,8 +103,20 @@ class RetryPolicy:
 
 def normalise_mirror(mirror: str) -> str:
     """Accept URLs and bare folder paths; always end with '/' so file names join onto it."""
+    if not mirror.strip():
+        # An empty --mirror (or an empty entry) would otherwise mean "the current folder".
+        raise UsageError("empty mirror", hint="give a URL (https://..., file://...) or a folder path")
     if "://" not in mirror:
         mirror = Path(mirror).expanduser().resolve().as_uri()
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+        parts.port  # noqa: B018 -- parsing the port is what refuses "http://host:x/"
+    except ValueError as exc:
+        raise UsageError(f"invalid mirror URL {mirror!r} ({exc})", hint="check --mirror and MNISTCTL_MIRROR") from None
+    if parts.scheme not in ("http", "https", "file"):
+        raise UsageError(
+            f"unsupported mirror URL {mirror!r}", hint="use http://, https:// or file:// (or a folder path)"
+        )
     return mirror if mirror.endswith("/") else mirror + "/"
 
 
@@ -225,9 +238,14 @@ def _transfer(url: str, tmp: Path, spec: DataFile, listener: DownloadListener, p
             failures_in_a_row = 0 if progressed else failures_in_a_row + 1
             if failures_in_a_row > policy.retries:
                 raise _MirrorFailed(f"{exc}, gave up after {policy.retries} retries") from None
-            delay = policy.backoff * (2 ** max(failures_in_a_row - 1, 0))
+            delay = retry_delay(policy.backoff, failures_in_a_row)
             listener.note(f"{spec.name}: {exc}; retrying in {delay:.1f}s")
             time.sleep(delay)
+
+
+def retry_delay(backoff: float, failures_in_a_row: int) -> float:
+    """Seconds before the next try: ``backoff`` doubled per failure in a row, at most ``MAX_BACKOFF``."""
+    return min(backoff * 2 ** min(max(failures_in_a_row - 1, 0), 32), MAX_BACKOFF)
 
 
 def _copy_local(url: str, tmp: Path, spec: DataFile, listener: DownloadListener) -> None:

@@ -15,7 +15,7 @@ from mnistctl.data import spec as dataset_spec
 from mnistctl.data.idx import check_images, check_labels, check_pair, read_idx_file
 from mnistctl.data.manifest import read_manifest
 from mnistctl.data.spec import DATASET_NAME, SPLITS, file_for
-from mnistctl.errors import DataMissingError, UsageError
+from mnistctl.errors import DataMissingError, InvalidDataError, UsageError
 from mnistctl.paths import dataset_dir
 
 
@@ -32,13 +32,23 @@ def _verified_path(folder: Path, name: str) -> Path:
     return path
 
 
+def _read_verified(path: Path) -> np.ndarray:
+    """A verified file's array; one that no longer decodes was damaged on disk since, and download repairs it."""
+    try:
+        return read_idx_file(path)
+    except InvalidDataError as exc:
+        raise InvalidDataError(
+            exc.message, hint='it changed on disk since it was verified; run "mnistctl download" to fetch it again'
+        ) from None
+
+
 def load(split: str = "train", *, folder: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images (N x 28 x 28 uint8) and labels (N uint8) of ``split`` ("train" or "test")."""
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}", hint="use one of: " + ", ".join(SPLITS))
     folder = folder or dataset_dir(DATASET_NAME)
-    images = read_idx_file(_verified_path(folder, file_for(split, "images").name))
-    labels = read_idx_file(_verified_path(folder, file_for(split, "labels").name))
+    images = _read_verified(_verified_path(folder, file_for(split, "images").name))
+    labels = _read_verified(_verified_path(folder, file_for(split, "labels").name))
     check_images(images, f"{split} images")
     labels = check_labels(labels, f"{split} labels")
     check_pair(images, labels, split)

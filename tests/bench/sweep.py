@@ -431,7 +431,7 @@ def cases() -> list[Case]:
         Case(
             "rm damaged version", ["models", "rm", "mlp:1", "--yes"], (0,), setup=damage_params, changes_registry=True
         ),
-        Case("home is a file", ["models", "list"], (0, 1), env={"MNISTCTL_HOME": "/etc/hostname"}),
+        Case("home is a file", ["models", "list"], (1,), "not a folder", env={"MNISTCTL_HOME": "/etc/hostname"}),
         Case(
             "train interrupted",
             ["train", "--arch", "mlp", "--epochs", "5000"],
