@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,8 @@ class FolderReport:
 
 
 def evaluate_version(ref: str | None, split: str = "test", *, record: bool = True) -> EvaluationReport:
-    """Run the version ``ref`` names over ``split``; store accuracy, loss and calibration error against it."""
+    """Run the version ``ref`` names over ``split``; store accuracy, loss and calibration error against it
+    (``record=False``: the caller does, with ``record_evaluation``, once its own outputs are written)."""
     from mnistctl.calibration import expected_calibration_error
     from mnistctl.data.loader import load
 
@@ -73,13 +74,26 @@ def evaluate_version(ref: str | None, split: str = "test", *, record: bool = Tru
     result = evaluate(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started
-    recorded = False
-    if record:
-        metrics = {"accuracy": result.accuracy, "loss": result.loss, "calibration_error": ece}
-        recorded = registry.add_evaluation(
-            version.ref, split, {**metrics, "images": len(labels), "backend": predictor.backend}
-        )
-    return EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece, recorded)
+    report = EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece, False)
+    return replace(report, recorded=record_evaluation(report, registry)) if record else report
+
+
+def record_evaluation(report: EvaluationReport | FolderReport, registry: Registry | None = None) -> bool:
+    """Store a report's accuracy, loss and calibration error against its version, under its split (or its
+    folder); False where it cannot be stored (the builtin model, a read-only home)."""
+    result = report.result
+    metrics = {
+        "accuracy": result.accuracy,
+        "loss": result.loss,
+        "calibration_error": report.calibration_error,
+        "images": report.images,
+    }
+    if isinstance(report, FolderReport):
+        split = folder_split(report.folder.root)
+        metrics |= {"skipped": len(report.skipped), "raw": report.raw}
+    else:
+        split = report.split
+    return (registry or Registry()).add_evaluation(report.version.ref, split, {**metrics, "backend": report.backend})
 
 
 def folder_split(root: Path) -> str:
@@ -103,7 +117,8 @@ def digit_labels(folder: LabelledFolder) -> list[int]:
 def evaluate_folder(
     ref: str | None, root: Path, *, raw: bool = False, worst: int = WORST_COUNT, record: bool = True
 ) -> FolderReport:
-    """Score the version ``ref`` names on the labelled folder ``root``, preprocessed as ``predict`` does.
+    """Score the version ``ref`` names on the labelled folder ``root``, preprocessed as ``predict`` does, and
+    record the result (``record=False``: the caller does, with ``record_evaluation``).
 
     Files that cannot be read or show no digit are skipped and reported, never fatal (unless all are).
     """
@@ -139,24 +154,10 @@ def evaluate_folder(
         Mistake(folder.files[kept[i]], int(labels[i]), int(predicted[i]), float(confidence[i]), images[i])
         for i in order
     )
-    recorded = False
-    if record:
-        recorded = registry.add_evaluation(
-            version.ref,
-            folder_split(folder.root),
-            {
-                "accuracy": result.accuracy,
-                "loss": result.loss,
-                "calibration_error": ece,
-                "images": len(kept),
-                "skipped": len(skipped),
-                "raw": raw,
-                "backend": predictor.backend,
-            },
-        )
-    return FolderReport(
-        version, folder, len(kept), predictor.backend, seconds, result, ece, recorded, skipped, mistakes, raw
+    report = FolderReport(
+        version, folder, len(kept), predictor.backend, seconds, result, ece, False, skipped, mistakes, raw
     )
+    return replace(report, recorded=record_evaluation(report, registry)) if record else report
 
 
 def percent(confidence: float, decimals: int = 0) -> str:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+# Titles hold file and folder names: "$" there is a dollar sign, not the start of mathtext (which can fail to parse).
+PLAIN = {"parse_math": False}
 
 
 def grid_shape(count: int) -> tuple[int, int]:
@@ -64,7 +66,7 @@ def digit_grid(
     for index, (image, title) in enumerate(zip(images, titles, strict=True)):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.imshow(image, cmap="gray", interpolation="none", vmin=0, vmax=255)
-        axes.set_title(title, fontsize=10, color=(title_colors[index] if title_colors else "black"))
+        axes.set_title(title, fontsize=10, color=(title_colors[index] if title_colors else "black"), **PLAIN)
         axes.set_xticks([])
         axes.set_yticks([])
     figure.tight_layout()
@@ -86,7 +88,7 @@ def mistakes_grid(
     """
     if not panels:
         figure = _figure(5, 1.5)
-        figure.text(0.5, 0.5, empty, ha="center", va="center", fontsize=12)
+        figure.text(0.5, 0.5, empty, ha="center", va="center", fontsize=12, **PLAIN)
         save_figure(figure, path)
         return
     rows, columns = grid_shape(len(panels))
@@ -97,10 +99,10 @@ def mistakes_grid(
             axes = figure.add_subplot(rows, 2 * columns, row * 2 * columns + 2 * column + side + 1)
             # "antialiased" shows a 16x16 scan as crisp pixels and a 3000-pixel photo without aliasing.
             axes.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="antialiased" if side == 0 else "none")
-            axes.set_title(caption, fontsize=9, color="firebrick" if side == 0 else "dimgray")
+            axes.set_title(caption, fontsize=9, color="firebrick" if side == 0 else "dimgray", **PLAIN)
             axes.set_xticks([])
             axes.set_yticks([])
-    figure.suptitle(title, fontsize=11)
+    figure.suptitle(title, fontsize=11, **PLAIN)
     figure.tight_layout()
     save_figure(figure, path)
 
@@ -117,7 +119,7 @@ def confusion_heatmap(matrix: np.ndarray, path: Path, *, title: str) -> None:
     axes.set_ylabel("true")
     axes.set_xticks(range(10))
     axes.set_yticks(range(10))
-    axes.set_title(title)
+    axes.set_title(title, **PLAIN)
     figure.colorbar(image, ax=axes, label="log(1 + count)")
     save_figure(figure, path)
 
@@ -135,6 +137,6 @@ def training_curves(history: dict[str, Any], path: Path, *, title: str) -> None:
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
         axes.legend()
-    figure.suptitle(title)
+    figure.suptitle(title, **PLAIN)
     figure.tight_layout()
     save_figure(figure, path)

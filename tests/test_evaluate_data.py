@@ -154,6 +154,9 @@ def test_a_folder_that_is_not_a_digit_is_one_clear_line(tmp_path):
         (["--save-worst", "{tmp}/w.png"], "--save-worst works with --data"),
         (["--raw"], "--raw works with --data"),
         (["--data", "{tmp}/loose", "--save-worst", "{tmp}/w.gif"], "cannot save a figure as .gif"),
+        (["--data", "{tmp}/loose", "--save-worst", "{tmp}/empty"], "is a folder"),
+        (["--data", "{tmp}/loose", "--save-worst", ""], "--save-worst needs a file name"),
+        (["--data", "{tmp}/loose", "--save-confusion", "."], "--save-confusion needs a file name"),
     ],
 )
 def test_usage_errors_exit_2(capsys, tmp_path, args, message):

@@ -102,3 +102,58 @@ def test_inspect_needs_exactly_one_mode(trained_home):
     assert run_cli("inspect").returncode == 2
     assert run_cli("inspect", "--wrong", "3", "--right", "3").returncode == 2
     assert run_cli("inspect", "--summary", "--save", "x.png").returncode == 2
+
+
+def test_a_bad_figure_path_fails_first_and_records_nothing(trained_home, tmp_path):
+    from tests.test_evaluate_data import write_digits
+
+    write_digits(tmp_path / "digits", 30)
+    (tmp_path / "outdir").mkdir()
+    for args in (
+        ("--save-confusion", str(tmp_path / "cm.xyz")),
+        ("--save-confusion", ""),
+        ("--save-confusion", str(tmp_path / "outdir")),
+        ("--data", str(tmp_path / "digits"), "--save-worst", str(tmp_path / "outdir")),
+        ("--data", str(tmp_path / "digits"), "--save-confusion", ""),
+    ):
+        result = run_cli("evaluate", "--model", "mlp", *args)
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and stderr.startswith("Error: ") and len(stderr.splitlines()) == 1, stderr
+    assert cli_json("models", "show", "mlp:1")["evaluations"] == []
+    assert list((tmp_path / "outdir").iterdir()) == []
+
+
+def test_evaluate_records_once_the_figures_are_written(trained_home, tmp_path):
+    from tests.test_evaluate_data import write_digits
+
+    write_digits(tmp_path / "digits", 30)
+    report = cli_json(
+        "evaluate", "--model", "mlp", "--data", str(tmp_path / "digits"), "--save-worst", str(tmp_path / "w.png")
+    )
+    assert_png(tmp_path / "w.png")
+    [evaluation] = cli_json("models", "show", "mlp:1")["evaluations"]
+    assert evaluation["accuracy"] == report["accuracy"] and evaluation["split"].startswith("folder:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--samples", "3", "--seed", "-1"), "--seed"),
+        (("--random", "3", "--seed", "-1"), "--seed"),
+        (("--wrong", "3", "--seed", str(2**32)), "--seed"),
+        (("--summary", "--seed", "3"), "--seed only applies to --wrong/--right/--random/--samples"),
+        (("--confusion", "--seed", "3"), "--seed only applies to --wrong/--right/--random/--samples"),
+        (("--history", "--seed", "0"), "--seed only applies to --wrong/--right/--random/--samples"),
+    ],
+)
+def test_inspect_seed_is_bounded_and_only_for_the_grids(trained_home, args, message):
+    result = run_cli("inspect", *args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.startswith("Error: ") and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert result.stdout == b""
+
+
+def test_inspect_seed_bounds_are_usable(trained_home):
+    assert len(cli_json("inspect", "--samples", "3", "--seed", "0")["digits"]) == 3
+    assert len(cli_json("inspect", "--random", "3", "--seed", str(2**32 - 1))["digits"]) == 3

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mnistctl.cli import env_read_by_library
-from mnistctl.cli._output import hint, print_json, print_table, stdout_console
+from mnistctl.cli._output import (
+    check_distinct,
+    check_figure_path,
+    hint,
+    print_json,
+    print_table,
+    printable,
+    stdout_console,
+)
 from mnistctl.errors import UsageError
 from mnistctl.paths import ENV_MODEL
 
@@ -77,6 +85,7 @@ def evaluate(
     if data is not None:
         if split is not None:
             raise UsageError("--data and --split are alternatives", hint="evaluate on a folder or on an MNIST split")
+        _check_figures(save_worst, save_confusion)
         _evaluate_folder(model, data, raw, save_worst, worst, save_confusion, json_output)
         return
     inspect_hint = 'for MNIST\'s own mistakes use "mnistctl inspect --wrong N --save FILE"'
@@ -87,12 +96,13 @@ def evaluate(
     ):
         if value is not None:
             raise UsageError(f"{flag} works with --data DIR", hint=why)
-    from mnistctl.evaluation import evaluate_version
+    _check_figures(None, save_confusion)
+    from mnistctl.evaluation import evaluate_version, record_evaluation
 
-    report = evaluate_version(model, (split or Split.test).value)
-    _note_unrecorded(report.version, report.recorded)
+    report = evaluate_version(model, (split or Split.test).value, record=False)
     result = report.result
     _save_confusion(result, save_confusion, f"{report.version.ref} on {report.split}")
+    _note_unrecorded(report.version, record_evaluation(report))  # only once the figure is written
     if json_output:
         print_json(
             {
@@ -123,26 +133,31 @@ def _evaluate_folder(
     save_confusion: Path | None,
     json_output: bool,
 ) -> None:
-    from mnistctl.evaluation import WORST_COUNT, evaluate_folder, save_worst_grid
-    from mnistctl.plots import figure_format
+    from mnistctl.evaluation import WORST_COUNT, evaluate_folder, record_evaluation, save_worst_grid
 
-    for figure in (save_worst, save_confusion):
-        if figure is not None:
-            figure_format(figure)  # a bad name fails now, not after scoring thousands of images
-    report = evaluate_folder(model, data, raw=raw, worst=worst or WORST_COUNT)
-    _note_unrecorded(report.version, report.recorded)
-    _save_confusion(report.result, save_confusion, f"{report.version.ref} on {data}")
+    report = evaluate_folder(model, data, raw=raw, worst=worst or WORST_COUNT, record=False)
     if report.folder.ignored:
         ignored = report.folder.ignored
-        hint(f"ignored {_files(len(ignored))} without an image suffix (e.g. {ignored[0].as_posix()})")
+        hint(f"ignored {_files(len(ignored))} without an image suffix (e.g. {printable(ignored[0].as_posix())})")
+    _save_confusion(report.result, save_confusion, f"{report.version.ref} on {data}")
     if save_worst is not None:
         save_worst_grid(report, save_worst)
         what = f"{len(report.worst)} worst mistakes" if report.worst else "no mistakes to draw (figure says so)"
-        hint(f"{what} written to {save_worst}")
+        hint(f"{what} written to {printable(str(save_worst))}")
+    _note_unrecorded(report.version, record_evaluation(report))  # only once the figures are written
     if json_output:
         print_json(_folder_json(report))
         return
     _print_folder(report, data)
+
+
+def _check_figures(save_worst: Path | None, save_confusion: Path | None) -> None:
+    """Every figure path is checked before any work: a bad one fails now, not after scoring thousands of images
+    (and before anything is recorded)."""
+    for option, path in (("--save-worst", save_worst), ("--save-confusion", save_confusion)):
+        if path is not None:
+            check_figure_path(path, option)
+    check_distinct(("--save-worst", save_worst), ("--save-confusion", save_confusion))
 
 
 def _files(count: int) -> str:
@@ -155,7 +170,7 @@ def _save_confusion(result: "Evaluation", path: Path | None, title: str) -> None
     from mnistctl.plots import confusion_heatmap
 
     confusion_heatmap(result.confusion, path, title=title)
-    hint(f"confusion heatmap written to {path}")
+    hint(f"confusion heatmap written to {printable(str(path))}")
 
 
 def _metrics_json(result: "Evaluation") -> dict[str, Any]:
@@ -192,14 +207,14 @@ def _folder_json(report: "FolderReport") -> dict[str, Any]:
 def _print_folder(report: "FolderReport", data: Path) -> None:
     result = report.result
     print(
-        f"{report.version.ref} on {report.images:,} images in {data}: accuracy {result.accuracy:.4f}, "
+        f"{report.version.ref} on {report.images:,} images in {printable(str(data))}: accuracy {result.accuracy:.4f}, "
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"
     )
     if report.skipped:
         print(f"{_files(len(report.skipped))} skipped (unreadable, or no digit found):")
         for file, error in report.skipped[:SKIPPED_SHOWN]:
-            print(f"  {file.as_posix()}: {error}")
+            print(f"  {printable(file.as_posix())}: {printable(error)}")
         if len(report.skipped) > SKIPPED_SHOWN:
             print(f"  … and {len(report.skipped) - SKIPPED_SHOWN:,} more (--json lists them all)")
     _print_metrics(result)

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnistctl.cli._output import announce_model, hint, print_json, print_table, stdout_console
+from mnistctl.cli._output import (
+    announce_model,
+    check_figure_path,
+    hint,
+    print_json,
+    print_table,
+    printable,
+    stdout_console,
+)
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.errors import UsageError
 
@@ -16,6 +24,8 @@ if TYPE_CHECKING:
     from mnistctl.registry import ModelVersion, Registry
 
 Count = Annotated[int | None, typer.Option(min=1, max=400, metavar="N")]
+SEED_MAX = 2**32 - 1  # numpy's legacy seeds are 32-bit; one range for every seed mnistctl takes
+GRID_MODES = ("wrong", "right", "random", "samples")
 
 
 def _choose(candidates: "np.ndarray", count: int, seed: int | None) -> "np.ndarray":
@@ -50,7 +60,15 @@ def inspect(
     save: Annotated[
         Path | None, typer.Option("--save", metavar="FILE", help="Write a PNG instead of drawing in the terminal.")
     ] = None,
-    seed: Annotated[int | None, typer.Option(metavar="S", help="Pick a random sample instead of the first N.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=SEED_MAX,
+            metavar="S",
+            help="Pick a random sample instead of the first N.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Show a model's wrong or right digits, confusion, curves, layers.
@@ -75,6 +93,10 @@ def inspect(
     mode = chosen[0]
     if save is not None and mode == "summary":
         raise UsageError("--summary is a table; --save works with the grids, --confusion and --history")
+    if seed is not None and mode not in GRID_MODES:
+        raise UsageError("--seed only applies to --wrong/--right/--random/--samples", hint=f"drop --seed for --{mode}")
+    if save is not None:
+        check_figure_path(save, "--save")  # before predicting 10,000 test digits, not after
     from mnistctl.registry import Registry
 
     registry = Registry()
@@ -159,7 +181,7 @@ def _output_grid(
         digit_grid(images, titles, save, title_colors=colours)
         document["saved"] = str(save)
         if not as_json:
-            print(f"wrote {len(images)} digits to {save}")
+            print(f"wrote {len(images)} digits to {printable(str(save))}")
     if as_json:
         print_json(document)
         return
@@ -187,7 +209,7 @@ def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool) -
     if as_json:
         print_json({"model": version.ref, "confusion": matrix.tolist(), **({"saved": str(save)} if save else {})})
     elif save is not None:
-        print(f"wrote the confusion heatmap to {save}")
+        print(f"wrote the confusion heatmap to {printable(str(save))}")
     else:
         from mnistctl.render import confusion_table
 
@@ -205,7 +227,7 @@ def _show_history(registry: "Registry", version: "ModelVersion", save: Path | No
     if as_json:
         print_json({"model": version.ref, "history": history, **({"saved": str(save)} if save else {})})
     elif save is not None:
-        print(f"wrote training curves to {save}")
+        print(f"wrote training curves to {printable(str(save))}")
     else:
         keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history]
         epochs = len(history[keys[0]]) if keys else 0

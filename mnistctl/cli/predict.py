@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mnistctl.cli._output import announce_model, print_json, stdout_console
+from mnistctl.cli._output import announce_model, print_json, printable, stdout_console
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.data.folder import IMAGE_SUFFIXES
 
@@ -152,17 +152,18 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
 
     console = stdout_console()
     colour = uses_colour(console)
+    # A file name is shown, never obeyed: no newline or tab of its own starts a row or a column, no "[red]" is markup.
     if not console.is_terminal:
         for row in rows:
             if "error" in row:
-                print(f"{row['file']}\terror: {row['error']}")
+                print(f"{printable(row['file'])}\terror: {printable(row['error'])}")
                 continue
             if show:
                 print(digit_text(row["_image"], colour=False).plain)
             flag = "\tlow confidence" if row["low_confidence"] else ""
             top = " ".join(f"{d}:{p:.3f}" for d, p in row["top_k"])
             digit = "unsure" if row.get("unsure") else row["digit"]
-            print(f"{row['file']}\t{digit}\t{row['confidence']:.3f}\t{top}{flag}")
+            print(f"{printable(row['file'])}\t{digit}\t{row['confidence']:.3f}\t{top}{flag}")
         return
     table = Table(title=f"model {model_ref}", title_justify="left", box=box.SIMPLE_HEAD)
     if show:
@@ -171,12 +172,14 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         picture = [digit_text(row["_image"], colour=colour)] if show and "_image" in row else ([""] if show else [])
+        file = Text(printable(row["file"]))
         if "error" in row:
-            table.add_row(*picture, row["file"], Text("error", style="bold red"), "", Text(row["error"], style="red"))
+            error = Text(printable(row["error"]), style="red")
+            table.add_row(*picture, file, Text("error", style="bold red"), "", error)
             continue
         low = row["low_confidence"]
         confidence = Text(f"{row['confidence']:.1%}" + (" (low)" if low else ""), style="yellow" if low else "green")
         top = ", ".join(f"{d} {p:.1%}" for d, p in row["top_k"])
         digit = Text("unsure", style="bold yellow") if row.get("unsure") else Text(str(row["digit"]), style="bold")
-        table.add_row(*picture, row["file"], digit, confidence, top)
+        table.add_row(*picture, file, digit, confidence, top)
     console.print(table)
