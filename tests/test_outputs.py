@@ -222,3 +222,13 @@ def test_a_figure_in_a_new_folder_is_written(tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert target.read_text().lstrip().startswith("<?xml")
     assert [p.name for p in target.parent.iterdir()] == ["cm.svg"]
+
+
+def test_an_error_quoting_a_file_name_stays_one_line(tmp_path):
+    # Before: the folder name's newline split the error in two lines (the second could pass for anything).
+    labelled = tmp_path / "data"
+    (labelled / "x\nError: fake").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(labelled / "x\nError: fake" / "a.png")
+    result = run_cli("evaluate", "--data", str(labelled))
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "x\\nError: fake" in lines[0], lines

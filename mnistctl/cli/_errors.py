@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mnistctl.cli._output import printable
 from mnistctl.errors import ExitCode, MnistctlError
 from mnistctl.paths import ENV_HOME, debug_enabled
 
@@ -79,6 +80,7 @@ def report(exc: BaseException) -> int:
         traceback.print_exception(exc, file=sys.stderr)
     for rule in ERROR_TABLE:
         if rule.matches(exc):
-            print(f"Error: {rule.message(exc)}", file=sys.stderr)
+            # One line, whatever the message quotes: a file name with a newline must not start a second one.
+            print(f"Error: {printable(rule.message(exc))}", file=sys.stderr)
             return rule.exit_code(exc)
     raise exc  # BaseExceptions we do not own (SystemExit) keep their meaning
