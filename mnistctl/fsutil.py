@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mnistctl.errors import UsageError
+
 TMP_SUFFIX = ".tmp"
 _HASH_CHUNK = 1 << 20
 _TEMP_TOKEN_HEX = 12
@@ -23,6 +25,12 @@ _TEMP_NAME = re.compile(rf".+\.[0-9a-f]{{{_TEMP_TOKEN_HEX}}}{re.escape(TMP_SUFFI
 # A temp file untouched this long belongs to a process that died: writers of ours finish (or at
 # least touch their file) within seconds, so a live writer's temp is never this old.
 STALE_TEMP_AGE = 3600.0
+# Most file systems allow 255 bytes per name; a temp name adds ".<12 hex>.tmp" to the target's.
+_NAME_MAX = 255
+
+
+class OutputPathError(UsageError):
+    """An output path that cannot be written as asked: no file name, a folder, a device, a file as a folder."""
 
 
 def sha256_file(path: Path) -> str:
@@ -34,9 +42,48 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_file_name(target: Path) -> None:
+    """Refuse a path with no file name in it (``""``, ``.``, ``..``, ``/``): there is nothing to create."""
+    if target.name in ("", ".", ".."):
+        raise OutputPathError(f"no file name in {str(target)!r}", hint="give a file name")
+
+
+def check_output_file(target: Path) -> None:
+    """Refuse a ``target`` that ``atomic_writer`` could not replace with a file, naming it as the caller gave it.
+
+    A folder, a pipe or a device is never replaced (``os.replace`` would swap ``/dev/null`` for a regular file); a
+    symbolic link is replaced itself, as any atomic writer does, unless it points at a folder. Checked again by
+    ``atomic_writer``; call it earlier to refuse before any work.
+    """
+    check_file_name(target)
+    if target.is_dir():
+        raise OutputPathError(f"{target} is a folder", hint="give a file name")
+    try:
+        info = target.lstat()
+    except FileNotFoundError:
+        info = None
+    except NotADirectoryError:  # a parent is a file
+        info = None
+    if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        raise OutputPathError(f"{target} is not a regular file", hint="give the name of a file to write")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(
+                    f"{parent} is a file, not a folder", hint=f"choose another place for {target.name}"
+                )
+            break
+
+
 def temp_path_for(target: Path) -> Path:
     """A unique temp name beside ``target`` (same folder, so ``os.replace`` is atomic)."""
-    return target.with_name(f"{target.name}.{secrets.token_hex(_TEMP_TOKEN_HEX // 2)}{TMP_SUFFIX}")
+    check_file_name(target)
+    token = f".{secrets.token_hex(_TEMP_TOKEN_HEX // 2)}{TMP_SUFFIX}"
+    name = target.name
+    # A target name near the limit is valid, its temp name would not be: shorten the part before the token.
+    while len(os.fsencode(name + token)) > _NAME_MAX and len(name) > 1:
+        name = name[:-1]
+    return target.with_name(name + token)
 
 
 def is_temp_name(name: str) -> bool:
@@ -92,19 +139,40 @@ def fsync_dir(folder: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(target: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file; on success it replaces ``target`` atomically, on error it vanishes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Yield a binary file; on success it replaces ``target`` atomically, on error it vanishes.
+
+    A target that cannot be a file raises ``OutputPathError`` before anything is written, and an ``OSError`` on the
+    temp file (no space, no permission) names ``target``, never the temp name the user did not choose.
+    """
+    check_output_file(target)
     tmp = temp_path_for(target)
     try:
-        with open(tmp, "wb") as handle:
+        with _naming(target, tmp):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(tmp, "wb")  # noqa: SIM115 (closed below, before the rename)
+        with handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+            with _naming(target, tmp):
+                handle.flush()
+                os.fsync(handle.fileno())
+        with _naming(target, tmp):
+            check_output_file(target)  # a folder made meanwhile would turn os.replace's error into a temp name
+            os.replace(tmp, target)
         fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def _naming(target: Path, tmp: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` about ``tmp`` as the same error about ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or str(tmp) not in (exc.filename, exc.filename2):
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistctl.errors import DataMissingError, MnistctlError, UsageError
-from mnistctl.fsutil import atomic_write_bytes, sha256_file, temp_path_for
+from mnistctl.fsutil import atomic_write_bytes, check_output_file, fsync_dir, sha256_file, temp_path_for
 from mnistctl.model_files import H5_SUFFIXES, KERAS_SUFFIXES, InvalidModelError, check_model_file
 from mnistctl.registry import ModelVersion, Registry
 
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 ACCEPTED_INPUTS = {(28, 28), (784,), (28, 28, 1)}
 # float32 softmax rows sum to 1 within ~1e-6; this leaves room for the TFLite converter and odd layers.
 PROBABILITY_TOLERANCE = 1e-3
+# The names each file format must end in: Keras loads a model by its name's exact (lowercase) suffix.
+EXPORT_SUFFIXES = {"keras": KERAS_SUFFIXES, "h5": H5_SUFFIXES, "tflite": (".tflite",)}
+# Everything a SavedModel export writes (TensorFlow's names). A folder holding anything else is not replaced.
+SAVEDMODEL_FILES = frozenset({"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "keras_metadata.pb"})
+SAVEDMODEL_FOLDERS = frozenset({"variables", "assets", "assets.extra"})
 
 
 class UnsafeModelError(MnistctlError):
@@ -38,8 +43,137 @@ def load_version_model(registry: Registry, version: ModelVersion) -> keras.Model
     return load_keras_bytes(registry.artifact(version, "model.keras"), safe_mode=not version.params.get("unsafe"))
 
 
-def export_model(registry: Registry, version: ModelVersion, fmt: str, output: Path) -> None:
-    """Write ``version`` to ``output`` in ``fmt``; the target appears whole or not at all."""
+def _export_format(output: Path, fmt: str | None) -> str:
+    """The format to write to ``output``: ``fmt``, which its name must agree with, or (``None``) read from its suffix.
+
+    A file whose name contradicts its content fails later, far from the cause (Keras refuses a zip not named .keras,
+    ``models import`` a flatbuffer named .keras), so a contradiction is refused here.
+    """
+    named = next((known for known, suffixes in EXPORT_SUFFIXES.items() if output.name.endswith(suffixes)), None)
+    if fmt is None:
+        if named is None:
+            raise UsageError(
+                f"cannot tell the format from the name {output.name!r}",
+                hint="end it in .keras, .h5 or .tflite, or pass --format (--format savedmodel writes a folder)",
+            )
+        return named
+    if fmt not in (*EXPORT_SUFFIXES, "savedmodel"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use keras, h5, tflite or savedmodel")
+    if fmt == "savedmodel" and named is not None:
+        raise UsageError(
+            f"{output} is named like a .{named} file, but --format savedmodel writes a folder",
+            hint=f"give a folder name without a model file suffix, or pass --format {named}",
+        )
+    if fmt != "savedmodel" and named != fmt:
+        suffixes = " or ".join(EXPORT_SUFFIXES[fmt])
+        other = f", or pass --format {named}" if named else ""
+        raise UsageError(f"{output} does not end in {suffixes}, as --format {fmt} files must", hint=f"rename it{other}")
+    return fmt
+
+
+def check_export_target(output: Path, fmt: str | None, *, force: bool, home: Path) -> str:
+    """The format to export to ``output`` in (see ``_export_format``), once ``output`` is known to be writable.
+
+    Refused: a path in (or holding) the home folder or the builtin model's folder, even with ``force``; an existing
+    one without ``force``; a folder that holds more than an earlier SavedModel export.
+    """
+    what = "folder" if fmt == "savedmodel" else "file"
+    if output.name in ("", ".", ".."):
+        raise UsageError(f"no {what} name in {str(output)!r}", hint=f"give a new {what} name")
+    _refuse_protected(output, home)
+    fmt = _export_format(output, fmt)
+    if fmt == "savedmodel":
+        _check_savedmodel_target(output, force=force)
+        return fmt
+    check_output_file(output)
+    if (output.exists() or output.is_symlink()) and not force:
+        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
+    return fmt
+
+
+def _refuse_protected(output: Path, home: Path) -> None:
+    """Export never writes into, or over a folder holding, the registry, its blobs or the builtin model's files.
+
+    Paths are compared with symbolic links resolved: ``link/registry.db`` is refused when ``link`` points home.
+    """
+    from mnistctl import builtin
+
+    target = output.resolve()
+    for root, what in ((home.resolve(), "mnistctl's home folder"), (builtin.FOLDER, "the builtin model's folder")):
+        if target == root or root in target.parents:
+            where = f"is {what}" if target == root else f"is inside {what} ({root})"
+            raise UsageError(f"{output} {where}", hint="export to a path outside it (--force does not change this)")
+        if target in root.parents:
+            raise UsageError(f"{output} holds {what} ({root})", hint="export to a new folder elsewhere")
+
+
+def _check_savedmodel_target(output: Path, *, force: bool) -> None:
+    if output.is_symlink():
+        raise UsageError(f"{output} is a symbolic link", hint="give a new folder name, or the folder it points to")
+    if not output.exists():
+        check_output_file(output)  # a parent that is a file
+        return
+    if not output.is_dir():
+        raise UsageError(f"{output} is a file; a SavedModel is written as a folder", hint="give a new folder name")
+    if not force:
+        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
+    problem = savedmodel_problem(output)
+    if problem is not None:
+        raise UsageError(
+            f"{output} is not a SavedModel export ({problem}); --force replaces only an earlier SavedModel export",
+            hint="give a new folder name",
+        )
+
+
+def savedmodel_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not just a SavedModel export (so that replacing it could lose someone's files), or None."""
+    entries = sorted(folder.iterdir())
+    if not any(path.name in ("saved_model.pb", "saved_model.pbtxt") for path in entries):
+        return "it has no saved_model.pb"
+    foreign = []
+    for path in entries:
+        if path.is_symlink():
+            foreign.append(path.name)
+        elif path.name in SAVEDMODEL_FILES and path.is_file():
+            continue
+        elif path.name in SAVEDMODEL_FOLDERS and path.is_dir():
+            # variables/ holds the index and data shards; assets/ stays empty in a Keras export.
+            foreign += [
+                f"{path.name}/{inner.name}"
+                for inner in sorted(path.iterdir())
+                if not (
+                    path.name == "variables"
+                    and inner.is_file()
+                    and not inner.is_symlink()
+                    and (inner.name == "variables.index" or inner.name.startswith("variables.data-"))
+                )
+            ]
+        else:
+            foreign.append(path.name)
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    return f"it also holds {shown}"
+
+
+def export_notes(version: ModelVersion) -> list[str]:
+    """What a person should know about an exported version (for the CLI to show on stderr)."""
+    temperature = version.temperature
+    if abs(temperature - 1.0) < 1e-9:
+        return []
+    return [
+        "note: the exported model gives uncalibrated probabilities; "
+        f"mnistctl's calibration (temperature {temperature:.3f}) is stored in the registry only"
+    ]
+
+
+def export_model(registry: Registry, version: ModelVersion, fmt: str, output: Path, *, force: bool = False) -> None:
+    """Write ``version`` to ``output`` in ``fmt``; the target appears whole or not at all.
+
+    ``force`` replaces an existing file, or a folder that holds nothing but an earlier SavedModel export; nothing
+    inside the home folder is ever written (see ``check_export_target``).
+    """
+    check_export_target(output, fmt, force=force, home=registry.root)
     if fmt in ("keras", "tflite"):
         atomic_write_bytes(output, registry.artifact(version, f"model.{fmt}"))
         return
@@ -53,18 +187,36 @@ def export_model(registry: Registry, version: ModelVersion, fmt: str, output: Pa
             if fmt == "h5":
                 staging = staging.with_suffix(".h5")  # Keras picks the format from the suffix
                 model.save(staging)
-            elif fmt == "savedmodel":
-                model.export(str(staging), format="tf_saved_model")
             else:
-                raise UsageError(f"unknown format {fmt!r}", hint="use keras, h5, tflite or savedmodel")
-        if output.is_dir():
-            shutil.rmtree(output)
-        staging.replace(output)
+                model.export(str(staging), format="tf_saved_model")
+        # Checked again: the target may have changed while the model was written.
+        check_export_target(output, fmt, force=force, home=registry.root)
+        if fmt == "h5":
+            staging.replace(output)
+        else:
+            _replace_folder(staging, output)
     finally:
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
         else:
             staging.unlink(missing_ok=True)
+
+
+def _replace_folder(staging: Path, output: Path) -> None:
+    """Move ``staging`` to ``output``; an old ``output`` is set aside first and deleted last, so that a failure at
+    any step leaves the old folder or the new one at ``output``, never neither."""
+    if not output.exists():
+        staging.rename(output)
+    else:
+        aside = temp_path_for(output)
+        output.rename(aside)
+        try:
+            staging.rename(output)
+        except BaseException:
+            aside.rename(output)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    fsync_dir(output.parent)
 
 
 def _load_user_model(path: Path, unsafe: bool) -> keras.Model:

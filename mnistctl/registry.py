@@ -105,6 +105,15 @@ class EmptyRegistryError(MnistctlError):
     default_hint = 'train one first: "mnistctl train --arch mlp"'
 
 
+class RegistryLostError(MnistctlError):
+    """registry.db cannot say which blobs are unused (missing, emptied, replaced), so none may be deleted."""
+
+    default_hint = "restore registry.db from a backup; nothing deleted"
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 @dataclass(frozen=True)
 class Artifact:
     kind: str  # "model.keras", "model.tflite", "history.json"
@@ -241,6 +250,18 @@ def _dumps(value: Any) -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _predates(blob: Path, created: float | None) -> bool:
+    """Whether ``blob`` was written before the registry was created: registering writes blobs only after the
+    registry exists, so such a blob came from an earlier registry.db. (``created`` is whole seconds, rounded
+    down: a blob written in the registry's first second counts as its own.)"""
+    if created is None:
+        return False
+    try:
+        return blob.stat().st_mtime < created
+    except FileNotFoundError:
+        return False
 
 
 def _crash_point(name: str) -> None:
@@ -439,18 +460,87 @@ class Registry:
     def _delete_unreferenced(self, candidates: Iterable[str]) -> GcPlan:
         with self._write() as db:
             used = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
-            orphans = tuple(self.store.path_for(digest) for digest in set(candidates) - used if self.store.has(digest))
+            created = self._created_at(db)
+            # A blob older than the registry was stored for an earlier registry.db too (same bytes): it stays.
+            orphans = tuple(
+                path
+                for path in (self.store.path_for(digest) for digest in set(candidates) - used)
+                if path.is_file() and not _predates(path, created)
+            )
             plan = GcPlan(orphans, sum(path.stat().st_size for path in orphans))
             self.store.execute_gc(plan)
         return plan
 
     def gc(self, *, dry_run: bool = False) -> GcPlan:
-        """Delete blobs that no version references (left by a crash between blobs and commit)."""
+        """Delete blobs that no version references (left by a crash between blobs and commit).
+
+        Refused, deleting nothing, when the registry cannot be trusted to know its blobs: see ``lost_problem``.
+        """
+        # Before SQLite opens the file: opening an empty registry.db turns it into a new, empty registry.
+        problem = self._lost_file_problem()
+        if problem is not None:
+            raise RegistryLostError(problem)
         with self._write() as db:
-            plan = self.store.plan_gc(row[0] for row in db.execute("SELECT sha256 FROM artifacts"))
+            referenced = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
+            problem = self._older_blobs_problem(db, referenced)
+            if problem is not None:
+                raise RegistryLostError(problem, hint="restore the registry.db that goes with them; nothing deleted")
+            plan = self.store.plan_gc(referenced)
             if not dry_run:
                 self.store.execute_gc(plan)
         return plan
+
+    def lost_problem(self) -> str | None:
+        """Why registry.db looks lost while the store holds blobs, or None: it is missing, empty (a crash, a careless
+        ``> registry.db``) or not a database; or blobs no version references are older than it (it was replaced or
+        recreated after they were stored). ``gc`` refuses then; ``models list`` warns. Reads only."""
+        problem = self._lost_file_problem()
+        if problem is not None:
+            return problem
+        with self._connect(create=False) as db:
+            if db is None:
+                return None
+            referenced = {row[0] for row in db.execute("SELECT sha256 FROM artifacts")}
+            return self._older_blobs_problem(db, referenced)
+
+    def _lost_file_problem(self) -> str | None:
+        try:
+            with open(self.db_path, "rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            state = "is missing"
+        except OSError:
+            return None  # unreadable: opening it reports why, more precisely
+        else:
+            if header == SQLITE_HEADER:
+                return None
+            state = "is empty (0 bytes)" if not header else "is not a SQLite database"
+        count = sum(1 for _ in self.store.iter_digests())
+        return f"the registry {self.db_path} {state} while {count} blobs exist" if count else None
+
+    def _older_blobs_problem(self, db: sqlite3.Connection, referenced: set[str]) -> str | None:
+        created = self._created_at(db)
+        older = [
+            digest
+            for digest in self.store.iter_digests()
+            if digest not in referenced and _predates(self.store.path_for(digest), created)
+        ]
+        if not older:
+            return None
+        when = datetime.fromtimestamp(created or 0, timezone.utc).isoformat(timespec="seconds")
+        return (
+            f"{len(older)} blobs that no version references are older than the registry {self.db_path} "
+            f"(created {when}): it was replaced or recreated after they were stored, and they may hold its models"
+        )
+
+    @staticmethod
+    def _created_at(db: sqlite3.Connection) -> float | None:
+        """When this registry.db was created (its first migration), as a POSIX timestamp."""
+        try:
+            row = db.execute("SELECT applied_at FROM schema_migrations WHERE version = 1").fetchone()
+            return datetime.fromisoformat(row[0]).timestamp() if row and row[0] else None
+        except (sqlite3.Error, ValueError, TypeError):
+            return None
 
     def add_evaluation(self, ref: str, split: str, metrics: dict[str, Any]) -> bool:
         """Record an evaluation; False where it cannot be: the builtin model, or a home this process cannot write

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mnistctl.cli._output import hint, print_json, print_table
-from mnistctl.errors import UsageError
+from mnistctl.errors import MnistctlError, UsageError
 
 if TYPE_CHECKING:
     from mnistctl.registry import ModelVersion, Registry
@@ -74,8 +74,12 @@ def _accuracy(version: "ModelVersion") -> str:
 def list_models(json_output: JsonFlag = False) -> None:
     """List every registered version, newest first."""
     registry = _registry()
+    # Asked before listing: opening an empty registry.db turns it into a new, empty registry.
+    lost = registry.lost_problem()
     versions = registry.list()
     default = registry.default_ref()
+    if lost is not None:
+        hint(f"warning: {lost}; their models are not listed: restore registry.db from a backup")
     if json_output:
         print_json(
             {
@@ -248,13 +252,41 @@ def remove(
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to delete {version.ref} without confirmation", hint="pass --yes")
-        if not typer.confirm(f"Delete {version.ref} ({version.arch}, test accuracy {_accuracy(version)})?"):
+        answer = _ask(f"Delete {version.ref} ({version.arch}, test accuracy {_accuracy(version)})?")
+        if answer is None:
+            raise MnistctlError(
+                "no answer (end of input)", hint=f"{version.ref} not removed; pass --yes to remove without asking"
+            )
+        if not answer:
+            # Exit 1, as apt and dnf do: "models rm X && next-step" must not go on as if X were gone.
+            hint(f"not removed: {version.ref}")
             raise typer.Exit(1)
     removed, plan = registry.remove(version.ref)
     if json_output:
         print_json({"removed": removed.ref, "freed_bytes": plan.bytes, "blobs": [str(p) for p in plan.paths]})
         return
     print(f"removed {removed.ref}; freed {plan.bytes:,} bytes")
+
+
+def _ask(question: str) -> bool | None:
+    """Ask a yes/no question on the terminal (stderr, so that stdout keeps only results): True for y/yes, False for
+    n/no/Enter, None at end of input (Ctrl-D). Ctrl-C ends the line first, so that "Error: interrupted" gets its own."""
+    while True:
+        try:
+            print(f"{question} [y/N]: ", end="", file=sys.stderr, flush=True)
+            answer = sys.stdin.readline()
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            raise
+        if not answer:
+            print(file=sys.stderr)
+            return None
+        answer = answer.strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("", "n", "no"):
+            return False
+        hint("answer y or n")
 
 
 @app.command("gc")
@@ -280,24 +312,33 @@ def gc(
 def export(
     ref: Annotated[str, typer.Argument(metavar="REF", help="The version to export.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Where to write it.")],
-    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = ExportFormat.keras,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+    format: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", "-f", help="File format (default: from PATH's suffix: .keras, .h5, .tflite)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite PATH: a file, or a folder holding an earlier SavedModel export.")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Write a version's model as .keras, .h5, .tflite or a SavedModel.
 
-    A SavedModel is written as a folder.
+    A SavedModel is written as a folder. PATH's suffix must match the format, and nothing is written inside
+    the home folder. The exported model gives the network's own probabilities: calibration stays in the registry.
     """
-    from mnistctl.model_io import export_model
+    from mnistctl.model_io import check_export_target, export_model, export_notes
 
-    if output.exists() and not force:
-        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
-    version = _registry().resolve(ref)
-    export_model(_registry(), version, format.value, output)
+    registry = _registry()
+    # Before the ref is looked up: a PATH that cannot be written costs nothing.
+    fmt = check_export_target(output, None if format is None else format.value, force=force, home=registry.root)
+    version = registry.resolve(ref)
+    export_model(registry, version, fmt, output, force=force)
+    for note in export_notes(version):
+        hint(note)
     if json_output:
-        print_json({"model": version.ref, "format": format.value, "path": str(output)})
+        print_json({"model": version.ref, "format": fmt, "path": str(output)})
         return
-    print(f"exported {version.ref} as {format.value} to {output}")
+    print(f"exported {version.ref} as {fmt} to {output}")
 
 
 @app.command("import")
