@@ -8,7 +8,10 @@ take raw 0..255 pixels like every other registered model.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,13 +222,29 @@ def _replace_folder(staging: Path, output: Path) -> None:
     fsync_dir(output.parent)
 
 
+@contextlib.contextmanager
+def _lower_case_suffix(path: Path) -> Iterator[Path]:
+    """``path``, or a symlink to it named with a lower-case suffix: Keras picks the format from the suffix and
+    knows ".keras" and ".h5" only, so "MODEL.H5" (as Windows tools like to write) would be refused."""
+    if path.suffix == path.suffix.lower():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="mnistctl-import-") as folder:
+        alias = Path(folder) / f"model{path.suffix.lower()}"
+        try:
+            alias.symlink_to(path.resolve())
+        except OSError:  # no symlinks here (Windows without the privilege): the file is small, copy it
+            shutil.copyfile(path, alias)
+        yield alias
+
+
 def _load_user_model(path: Path, unsafe: bool) -> keras.Model:
     from mnistctl.tf_runtime import import_keras, quiet_native_output
 
     keras = import_keras()
     try:
-        with quiet_native_output():
-            return keras.models.load_model(path, safe_mode=not unsafe, compile=False)
+        with quiet_native_output(), _lower_case_suffix(path) as readable:
+            return keras.models.load_model(readable, safe_mode=not unsafe, compile=False)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError… for bad files
         text = str(exc)
         if "safe_mode" in text or "Lambda" in text or "unsafe" in text.lower():

@@ -408,3 +408,12 @@ def test_predict_gives_an_error_row_not_nan(tmp_path):
     assert result.returncode == 1, result.stderr.decode()[-2000:]
     (row,) = _strict_json(result.stdout)["results"]
     assert "no answer" in row["error"] and "digit" not in row
+
+
+@pytest.mark.parametrize("suffix", [".KERAS", ".H5"])
+def test_an_upper_case_suffix_imports(tmp_path, suffix):
+    # Before: mnistctl's check passed it, then Keras refused it with a 400-character "File format not supported".
+    saved = _save(_digits_model(), tmp_path / f"m{suffix.lower()}")
+    shouted = saved.rename(tmp_path / f"M{suffix}")
+    version = _import(shouted, "shouted")
+    assert version.params["source"].endswith(f"M{suffix}")
