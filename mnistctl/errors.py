@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     RUNTIME = 1
     USAGE = 2
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM: `train` stopped by `kill`, its run kept for --resume
 
 
 class MnistctlError(Exception):

@@ -2,26 +2,34 @@
 
 A run lives in ``runs/<run-id>/`` (its config and, after each completed epoch, an atomic
 checkpoint of model + optimizer + history) until its version is registered; then the folder is
-removed. A run that was interrupted or killed resumes from its last completed epoch.
+removed. A run that was interrupted or killed resumes from its last completed epoch. The process
+training a run holds ``runs/<run-id>/.lock`` (an OS lock, so a killed process lets go of it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import platform
+import re
 import secrets
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from filelock import FileLock, Timeout
+
 from mnistctl import __version__
 from mnistctl.archs import (
     AUGMENT_PROFILES,
+    arch_names,
     build_loss,
     build_model,
     build_optimizer,
@@ -39,7 +47,15 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "run.json"
 CHECKPOINT_PATTERN = "checkpoint-{epoch}.keras"
+_CHECKPOINT_NAME = re.compile(r"checkpoint-[0-9]+\.keras")
 STATE_FILE = "state.json"
+LOCK_FILE = ".lock"
+# A finished run's folder is renamed to this (in one step: nobody can take it for an interrupted run), then deleted.
+_DISCARDED_PREFIX = ".discarded-"
+DEFAULT_VAL_SPLIT = 0.1
+# `train` mentions interrupted runs left alone this long (each holds a checkpoint of several MB).
+ABANDONED_AFTER_DAYS = 7
+PRECISIONS = ("float32", "mixed_bfloat16")
 PROGRESS_INTERVAL_S = 0.1
 # Bounds on numeric flags: beyond them a value is a typo, and it would fail deep inside Keras or NumPy.
 MAX_EPOCHS = 100_000
@@ -49,13 +65,42 @@ MAX_SEED = 2**32 - 1
 
 
 class TrainingInterrupted(MnistctlError):
-    """Ctrl-C during training: the last completed epoch is kept for --resume."""
+    """Ctrl-C (or SIGTERM) during training: the last completed epoch is kept for --resume."""
 
     exit_code = ExitCode.INTERRUPTED
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's handler where Python raises KeyboardInterrupt for Ctrl-C, so that every
+    ``except KeyboardInterrupt`` that keeps a run resumable keeps it for ``kill`` too."""
+
+
+def interrupted_error(
+    exc: KeyboardInterrupt, before: str = "", after: str = "", hint: str | None = None
+) -> TrainingInterrupted:
+    """The error to report for Ctrl-C (exit 130) or SIGTERM (exit 143): "``before`` interrupted ``after``", or
+    "``before`` terminated (SIGTERM) ``after``"."""
+    terminated = isinstance(exc, Terminated)
+    error = TrainingInterrupted(f"{before}{'terminated (SIGTERM)' if terminated else 'interrupted'}{after}", hint)
+    if terminated:
+        error.exit_code = ExitCode.TERMINATED  # type: ignore[assignment]
+    return error
+
+
 class RunNotFoundError(MnistctlError):
     """--resume found no interrupted run to continue."""
+
+
+class RunBusyError(MnistctlError):
+    """Another live process holds the run's lock: it is training (or registering) that run."""
+
+
+class DamagedRunError(MnistctlError):
+    """A run's run.json or state.json is not what mnistctl writes: the run cannot be resumed."""
+
+
+class RunAlreadyRegisteredError(MnistctlError):
+    """The run's version was registered, but its folder outlived the clean-up (a kill right after the commit)."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +140,14 @@ class TrainConfig:
         batch_size: int | None = None,
         learning_rate: float | None = None,
         seed: int | None = None,
-        val_split: float = 0.1,
+        val_split: float | None = None,
         limit: int | None = None,
         augment: bool | None = None,
         augment_profile: str | None = None,
     ) -> TrainConfig:
-        """The architecture's recipe with the given overrides, validated."""
+        """The architecture's recipe with the given overrides, validated (``val_split``: 0.1 when not given)."""
         recipe = get_arch(arch).recipe
+        val_split = DEFAULT_VAL_SPLIT if val_split is None else val_split
         if not 0.0 <= val_split < 1.0:
             raise UsageError(f"--val-split must be in [0, 1), got {val_split}")
         for flag, value, most in (
@@ -152,6 +198,82 @@ class TrainConfig:
             precision="mixed_bfloat16" if recipe.mixed_bfloat16 and native_bfloat16() else "float32",
         )
 
+    @classmethod
+    def from_record(cls, record: Any) -> TrainConfig:
+        """A config read back from a run's run.json, held to the rules ``create`` applies to flags: the file may
+        have been damaged or edited, and a bad value would fail deep inside Keras, or only at registration.
+
+        Fields added after the run was recorded take their defaults. Raises ValueError naming the first bad field.
+        """
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        known = {spec.name: spec for spec in fields(cls)}
+        for key in record:
+            if key not in known:
+                raise ValueError(f"unknown field {key!r}")
+        for key, spec in known.items():
+            if key not in record and spec.default is MISSING and spec.default_factory is MISSING:
+                raise ValueError(f"missing field {key!r}")
+        recipes = [get_arch(name).recipe for name in arch_names()]
+        rules: dict[str, tuple[Any, str]] = {
+            "arch": (lambda v: v in arch_names(), "one of " + ", ".join(arch_names())),
+            "name": (_is_new_name, "a model name (letters, digits, '.', '_' or '-')"),
+            "epochs": (_whole(1, MAX_EPOCHS), f"a whole number from 1 to {MAX_EPOCHS:,}"),
+            "batch_size": (_whole(1, MAX_BATCH_SIZE), f"a whole number from 1 to {MAX_BATCH_SIZE:,}"),
+            "learning_rate": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a positive number"),
+            "seed": (_whole(0, MAX_SEED), f"a whole number from 0 to {MAX_SEED:,}"),
+            "deterministic": (lambda v: isinstance(v, bool), "true or false"),
+            "val_split": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+            "limit": (
+                lambda v: v is None or _whole(1, MAX_LIMIT)(v),
+                f"null or a whole number from 1 to {MAX_LIMIT:,}",
+            ),
+            "optimizer": (lambda v: isinstance(v, str), "a string"),
+            "optimizer_options": (lambda v: isinstance(v, dict), "a JSON object"),
+            "loss": (lambda v: v in {recipe.loss for recipe in recipes}, "a recipe's loss"),
+            "schedule": (lambda v: v in {"constant"} | {recipe.schedule for recipe in recipes}, "a recipe's schedule"),
+            "augment": (lambda v: isinstance(v, bool), "true or false"),
+            "augment_strokes": (lambda v: isinstance(v, bool), "true or false"),
+            "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+            "augment_profile": (
+                lambda v: v in ("", *AUGMENT_PROFILES),
+                "empty or one of " + ", ".join(AUGMENT_PROFILES),
+            ),
+            "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
+        }
+        for key, (valid, expected) in rules.items():
+            if key in record and not valid(record[key]):
+                raise ValueError(f"{key} is {_shown(record[key])}, expected {expected}")
+        config = cls(**record)
+        if config.label_smoothing and config.loss != "categorical_crossentropy":
+            raise ValueError(f"label_smoothing needs loss categorical_crossentropy, not {config.loss!r}")
+        return config
+
+
+def _shown(value: Any, most: int = 40) -> str:
+    """``value`` as JSON, on one line and cut short: it goes into a one-line error."""
+    text = json.dumps(value)
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(least: int, most: int) -> Any:
+    """A check for a JSON whole number in [least, most] (true and false are not numbers here)."""
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and least <= value <= most
+
+
+def _is_new_name(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        check_new_name(value)
+    except UsageError:
+        return False
+    return True
+
 
 class TrainListener(Protocol):
     """What training reports (the CLI draws it). ``batch_done`` may be called from a worker thread."""
@@ -198,56 +320,229 @@ def new_run_id(name: str) -> str:
     return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
 
-def list_runs(name: str | None = None) -> list[tuple[str, TrainConfig, RunState]]:
-    """Interrupted runs (oldest first), optionally only those of model ``name``."""
-    found = []
+@dataclass(frozen=True)
+class RunInfo:
+    """One folder of ``runs/``: an interrupted run, one that another process is training, or a damaged one."""
+
+    run_id: str
+    path: Path
+    modified: float  # when run.json or state.json was last written (at the start of a session, after each epoch)
+    config: TrainConfig | None  # None when damaged
+    state: RunState
+    damage: str = ""  # what is wrong with its files ("" when it can be resumed)
+    busy: bool = False  # a live process holds its lock
+    recorded_name: str | None = None  # the model name in run.json, even when the rest of it is damaged
+
+    def bytes_on_disk(self) -> int:
+        total = 0
+        with contextlib.suppress(OSError):  # resumed and registered meanwhile
+            for path in self.path.iterdir():
+                with contextlib.suppress(OSError):
+                    total += path.stat().st_size
+        return total
+
+
+def list_runs(name: str | None = None) -> list[RunInfo]:
+    """The folders of ``runs/`` that hold a run (oldest first), optionally only those of model ``name``."""
     folder = runs_dir()
     if not folder.is_dir():
-        return found
-    for run, _ in sorted(((path, _mtime(path)) for path in folder.iterdir()), key=lambda item: item[1]):
+        return []
+    found = []
+    for run in folder.iterdir():
+        if run.name.startswith("."):  # a registered run being deleted, or our own files
+            continue
+        info = _read_run(run)
+        if info is not None and (name is None or info.recorded_name == name):
+            found.append(info)
+    return sorted(found, key=lambda info: info.modified)
+
+
+def _read_run(run: Path) -> RunInfo | None:
+    """``run``'s files, checked; None when it holds no run.json (not a run, or removed while we looked)."""
+    try:
+        text = (run / CONFIG_FILE).read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return RunInfo(run.name, run, 0.0, None, RunState(), f"{run / CONFIG_FILE}: {exc.strerror or exc}")
+    # The files' times, not the folder's: checking the lock creates .lock in the folder, which is no progress.
+    modified = max(_mtime(run / CONFIG_FILE), _mtime(run / STATE_FILE))
+    config, state, damage, recorded_name = None, RunState(), "", None
+    try:
+        record = json.loads(text)
+        if isinstance(record, dict) and isinstance(record.get("name"), str):
+            recorded_name = record["name"]
+        config = TrainConfig.from_record(record)
+    except ValueError as exc:  # json's errors are ValueErrors too
+        damage = f"{run / CONFIG_FILE}: {exc}"
+    else:
         try:
-            config = TrainConfig(**json.loads((run / CONFIG_FILE).read_text()))
-        except (OSError, ValueError, TypeError):
-            continue  # unreadable, or finished (and removed) while we looked
-        if name is None or config.name == name:
-            found.append((run.name, config, _read_state(run)))
-    return found
+            state = _read_state(run, config)
+        except ValueError as exc:
+            damage = f"{run / STATE_FILE}: {exc}"
+    busy = _is_locked(run)
+    if busy is None:
+        return None
+    return RunInfo(run.name, run, modified, config, state, damage, busy, recorded_name)
 
 
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
-    except FileNotFoundError:  # another train registered its run and removed the folder meanwhile
+    except OSError:  # no state.json before the first epoch; or removed while we looked
         return 0.0
 
 
+def _is_locked(run: Path) -> bool | None:
+    """Whether a live process holds ``run``'s lock; None when the run was finished (and removed) meanwhile."""
+    lock = FileLock(run / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False  # an unwritable folder: nobody can be training there; resuming will say why it cannot
+    lock.release()
+    if (run / CONFIG_FILE).exists():
+        return False
+    # Taking the lock created the folder anew after its run was registered and removed: leave nothing behind.
+    with contextlib.suppress(OSError):
+        (run / LOCK_FILE).unlink()
+        run.rmdir()
+    return None
+
+
 def find_run(run_id_or_latest: str, name: str | None) -> tuple[str, TrainConfig]:
-    """Resolve ``--resume``: a run id, or "latest" (of ``name`` when given)."""
+    """Resolve ``--resume``: a run id, or "latest" (of ``name`` when given), skipping runs that another process
+    is training. A damaged run is an error, not something to skip: it was the one asked for."""
     runs = list_runs()
     if run_id_or_latest != "latest":
-        for run_id, config, _ in runs:
-            if run_id == run_id_or_latest:
-                return run_id, config
+        for run in runs:
+            if run.run_id == run_id_or_latest:
+                return _resumable(run)
         raise RunNotFoundError(f"no interrupted run {run_id_or_latest!r}", hint=_runs_hint(runs))
-    candidates = [(run_id, config) for run_id, config, _ in runs if name is None or config.name == name]
+    candidates = [run for run in runs if name is None or run.recorded_name == name]
+    free = [run for run in candidates if not run.busy]
     if not candidates:
         raise RunNotFoundError(
             "no interrupted run to resume" + (f" for {name!r}" if name else ""), hint=_runs_hint(runs)
         )
-    return candidates[-1]
+    return _resumable(free[-1] if free else candidates[-1])
 
 
-def _runs_hint(runs: list[tuple[str, TrainConfig, RunState]]) -> str:
+def _resumable(run: RunInfo) -> tuple[str, TrainConfig]:
+    if run.busy:
+        raise RunBusyError(
+            f"run {run.run_id} is still training in another process",
+            hint="wait for it to finish, or stop that process (Ctrl-C) and resume it then",
+        )
+    if run.damage or run.config is None:
+        raise DamagedRunError(
+            f"run {run.run_id} is damaged: {run.damage}",
+            hint=f"it cannot be resumed; delete {run.path} to discard it",
+        )
+    return run.run_id, run.config
+
+
+def _runs_hint(runs: list[RunInfo]) -> str:
     if not runs:
         return 'start one with "mnistctl train --arch mlp"'
-    return "interrupted runs: " + ", ".join(run_id for run_id, _, _ in runs)
+    groups = (
+        ("interrupted runs", [run for run in runs if not run.busy and not run.damage]),
+        ("training in another process", [run for run in runs if run.busy]),
+        ("damaged", [run for run in runs if run.damage and not run.busy]),
+    )
+    return "; ".join(f"{label}: " + ", ".join(run.run_id for run in group) for label, group in groups if group)
 
 
-def _read_state(run: Path) -> RunState:
+def abandoned_runs(days: float = ABANDONED_AFTER_DAYS) -> list[RunInfo]:
+    """Runs that no process is training and that have not been written for ``days`` days (oldest first)."""
+    cutoff = time.time() - days * 86400
+    return [run for run in list_runs() if not run.busy and run.modified < cutoff]
+
+
+def _read_state(run: Path, config: TrainConfig) -> RunState:
+    """The run's state.json, checked (raises ValueError); a run without one has no completed epoch yet."""
     try:
-        return RunState(**json.loads((run / STATE_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
+        record = json.loads((run / STATE_FILE).read_text())
+    except FileNotFoundError:
         return RunState()
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
+    if not isinstance(record, dict) or set(record) - {spec.name for spec in fields(RunState)}:
+        raise ValueError("not a JSON object of epochs_done, checkpoint, history, train_seconds, epoch_seconds")
+    state = RunState(**record)
+    if not _whole(0, config.epochs)(state.epochs_done):
+        raise ValueError(
+            f"epochs_done is {_shown(state.epochs_done)}, expected a whole number from 0 to {config.epochs}"
+        )
+    # The name is checked, not just typed: the file it names is loaded, then deleted, so it must be in the folder.
+    if state.checkpoint != "" and not (
+        isinstance(state.checkpoint, str) and _CHECKPOINT_NAME.fullmatch(state.checkpoint)
+    ):
+        raise ValueError(f"checkpoint is {_shown(state.checkpoint)}, expected a name like checkpoint-3.keras")
+    if not (isinstance(state.history, dict) and all(_numbers(values) for values in state.history.values())):
+        raise ValueError("history is not an object of lists of numbers")
+    if not (_is_number(state.train_seconds) and _numbers(state.epoch_seconds)):
+        raise ValueError("train_seconds or epoch_seconds is not a number")
+    return state
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_number(item) for item in value)
+
+
+@contextlib.contextmanager
+def _hold_run(run: Path) -> Iterator[None]:
+    """Hold ``run``'s lock for the whole of training and registration (a second process is refused, not queued)."""
+    lock = FileLock(run / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunBusyError(
+            f"run {run.name} is still training in another process",
+            hint="wait for it to finish, or stop that process (Ctrl-C) and resume it then",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _discard_run(run: Path) -> None:
+    """Remove a registered (or hopeless) run: renamed away first, in one step, so that no other process ever sees
+    a half-deleted folder it could take for an interrupted run."""
+    discarded = run.with_name(f"{_DISCARDED_PREFIX}{run.name}-{secrets.token_hex(4)}")
+    try:
+        os.replace(run, discarded)
+    except FileNotFoundError:
+        return
+    except OSError:
+        # Windows renames no folder holding an open file (our lock): without run.json it is no run, whatever is left.
+        with contextlib.suppress(FileNotFoundError):
+            (run / CONFIG_FILE).unlink()
+        discarded = run
+    shutil.rmtree(discarded, ignore_errors=True)
+
+
+def _sweep_discarded() -> None:
+    """Finish deleting folders whose deletion was cut short (nobody reads a renamed folder, so any time is safe)."""
+    with contextlib.suppress(OSError):
+        for path in runs_dir().iterdir():
+            if path.name.startswith(_DISCARDED_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _refuse_registered(run: Path) -> None:
+    """A run whose version is in the registry already (killed between the commit and removing its folder) must not
+    be registered twice: finish its clean-up and say where its version is."""
+    for version in Registry().list():
+        if version.run_id == run.name:
+            _discard_run(run)
+            raise RunAlreadyRegisteredError(
+                f"run {run.name} was already registered as {version.ref}",
+                hint="its folder outlived an interrupted clean-up and is now removed; nothing is left to resume",
+            )
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -344,75 +639,162 @@ def environment() -> dict[str, str]:
 
 
 def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | None = None) -> TrainResult:
-    """Train ``config`` (or continue run ``resume_run``), evaluate on the test set, register."""
+    """Train ``config`` (or continue run ``resume_run``), evaluate on the test set, register.
+
+    The run's lock is held from start to end; a run to resume is claimed (and read again) before anything slow.
+    """
     from mnistctl.data.loader import fingerprint, load
 
-    # Check the data before spending seconds importing TensorFlow.
-    train_images, train_labels = load("train")
-    test_images, test_labels = load("test")
-    data_fingerprint = fingerprint()
-
-    listener.stage("loading TensorFlow…")  # 6-12 s of silence otherwise
-    from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
-    from mnistctl.tf_runtime import import_keras
-
-    keras = import_keras()
-
-    run_id = resume_run or new_run_id(config.name)
-    run = runs_dir() / run_id
-    state = _read_state(run) if resume_run else RunState()
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run / CONFIG_FILE, json.dumps(asdict(config), indent=2).encode())
-
-    (x_train, y_train), validation = split_data(train_images, train_labels, config)
-    seed_everything((config.seed + state.epochs_done) % (MAX_SEED + 1), config.deterministic)
-    if state.epochs_done and state.checkpoint and (run / state.checkpoint).is_file():
-        model = keras.models.load_model(run / state.checkpoint)
-    else:
+    with contextlib.ExitStack() as held:
         state = RunState()
-        model = new_model(config, len(x_train))
-    resumed_from = state.epochs_done
-    steps = steps_per_epoch(config, len(x_train))
-    listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
-    if state.epochs_done < config.epochs:
-        if config.augment:
-            from mnistctl.augment import augmented_dataset
+        if resume_run is not None:
+            held.enter_context(_hold_run(runs_dir() / resume_run))
+            config, state = _reread_claimed_run(runs_dir() / resume_run)
 
-            # The dataset shuffles itself; Keras warns if asked to shuffle it again.
-            dataset = augmented_dataset(
-                x_train,
-                y_train,
-                config.batch_size,
-                config.seed,
-                strokes=config.augment_strokes,
-                profile=config.augment_profile or None,
-            )
-            inputs: dict[str, Any] = {"x": dataset, "shuffle": False}
+        # Check the data before spending seconds importing TensorFlow.
+        train_images, train_labels = load("train")
+        test_images, test_labels = load("test")
+        data_fingerprint = fingerprint()
+
+        listener.stage("loading TensorFlow…")  # 6-12 s of silence otherwise
+        from mnistctl.tf_runtime import import_keras
+
+        keras = import_keras()
+
+        if resume_run is None:
+            _sweep_discarded()
+            run = _new_run_folder(config.name)
+            # Locked before run.json exists: no other process can see this run without seeing it busy.
+            held.enter_context(_hold_run(run))
         else:
-            inputs = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
-        try:
-            model.fit(
-                **inputs,
-                epochs=config.epochs,
-                initial_epoch=state.epochs_done,
-                validation_data=validation,
-                callbacks=[*_keras_callbacks(listener, run, state, config), _stop_on_nan(keras)],
-                verbose=0,
-            )
-        except KeyboardInterrupt:
-            raise TrainingInterrupted(
-                f"training interrupted after {state.epochs_done} of {config.epochs} epochs",
-                hint=f'resume with "mnistctl train --resume {run_id}"',
-            ) from None
+            run = runs_dir() / resume_run
+        run_id = run.name
+        atomic_write_bytes(run / CONFIG_FILE, json.dumps(asdict(config), indent=2).encode())
 
-    _refuse_diverged(model, run, config)
+        (x_train, y_train), validation = split_data(train_images, train_labels, config)
+        seed_everything((config.seed + state.epochs_done) % (MAX_SEED + 1), config.deterministic)
+        if state.epochs_done and state.checkpoint and (run / state.checkpoint).is_file():
+            model = keras.models.load_model(run / state.checkpoint)
+        else:
+            state = RunState()
+            model = new_model(config, len(x_train))
+        resumed_from = state.epochs_done
+        steps = steps_per_epoch(config, len(x_train))
+        listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
+        resume_hint = f'resume with "mnistctl train --resume {run_id}"'
+        if state.epochs_done < config.epochs:
+            if config.augment:
+                from mnistctl.augment import augmented_dataset
+
+                # The dataset shuffles itself; Keras warns if asked to shuffle it again.
+                dataset = augmented_dataset(
+                    x_train,
+                    y_train,
+                    config.batch_size,
+                    config.seed,
+                    strokes=config.augment_strokes,
+                    profile=config.augment_profile or None,
+                )
+                inputs: dict[str, Any] = {"x": dataset, "shuffle": False}
+            else:
+                inputs = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
+            try:
+                model.fit(
+                    **inputs,
+                    epochs=config.epochs,
+                    initial_epoch=state.epochs_done,
+                    validation_data=validation,
+                    callbacks=[*_keras_callbacks(listener, run, state, config), _stop_on_nan(keras)],
+                    verbose=0,
+                )
+            except KeyboardInterrupt as exc:
+                # What is on disk, not in memory: the interrupt may have come between an epoch's two writes.
+                done = _epochs_on_disk(run, config)
+                raise interrupted_error(
+                    exc, "training ", f" after {done} of {config.epochs} epochs", resume_hint
+                ) from None
+
+        try:
+            _refuse_diverged(model, run, config)
+            version = _evaluate_and_register(
+                model,
+                config,
+                listener,
+                state,
+                run_id,
+                train_samples=len(x_train),
+                validation=validation,
+                test=(test_images, test_labels),
+                data_fingerprint=data_fingerprint,
+            )
+        except KeyboardInterrupt as exc:
+            # Nothing is registered (the registry's transaction rolled back; were it committed, --resume says so).
+            after = f" after {state.epochs_done} of {config.epochs} epochs, before it was registered"
+            raise interrupted_error(exc, "training ", after, resume_hint) from None
+        _discard_run(run)
+    return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
+
+
+def _new_run_folder(name: str) -> Path:
+    """A new, empty run folder; never one another process made in the same second (two runs must not share one)."""
+    while True:
+        run = runs_dir() / new_run_id(name)
+        try:
+            run.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return run
+
+
+def _reread_claimed_run(run: Path) -> tuple[TrainConfig, RunState]:
+    """The config and state of a run whose lock we now hold: what ``find_run`` saw may have changed since."""
+    if not (run / CONFIG_FILE).is_file():
+        # Another process finished it between find_run and our lock (which created the folder anew).
+        with contextlib.suppress(OSError):
+            (run / LOCK_FILE).unlink()
+            run.rmdir()
+        raise RunNotFoundError(f"run {run.name} is no longer interrupted: another process finished it meanwhile")
+    source = run / CONFIG_FILE
+    try:
+        config = TrainConfig.from_record(json.loads(source.read_text()))
+        source = run / STATE_FILE
+        state = _read_state(run, config)
+    except ValueError as exc:
+        raise DamagedRunError(
+            f"run {run.name} is damaged: {source}: {exc}", hint=f"it cannot be resumed; delete {run} to discard it"
+        ) from None
+    _refuse_registered(run)
+    return config, state
+
+
+def _epochs_on_disk(run: Path, config: TrainConfig) -> int:
+    try:
+        return _read_state(run, config).epochs_done
+    except ValueError:
+        return 0
+
+
+def _evaluate_and_register(
+    model: Any,
+    config: TrainConfig,
+    listener: TrainListener,
+    state: RunState,
+    run_id: str,
+    *,
+    train_samples: int,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    test: tuple[np.ndarray, np.ndarray],
+    data_fingerprint: str,
+) -> ModelVersion:
+    """After the last epoch: test metrics, calibration, the artifacts, and the new version in the registry."""
+    from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
+
     listener.stage("evaluating on the test set…")
     model = final_model(model, config)
     calibration = calibrate(model, validation)
     listener.stage(describe_calibration(calibration))
-    test = test_metrics(model, test_images, test_labels, calibration["temperature"])
     metrics = {
-        **test,
+        **test_metrics(model, *test, calibration["temperature"]),
         **{key: values[-1] for key, values in state.history.items() if values},
         "epochs_trained": state.epochs_done,
     }
@@ -425,12 +807,12 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
     listener.stage("registering…")
     params = {
         **asdict(config),
-        "train_samples": len(x_train),
+        "train_samples": train_samples,
         "val_samples": 0 if validation is None else len(validation[0]),
         "total_params": int(model.count_params()),
         "calibration": calibration,
     }
-    version = Registry().register(
+    return Registry().register(
         name=config.name,
         arch=config.arch,
         params=params,
@@ -442,8 +824,6 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         artifacts=artifacts,
         run_id=run_id,
     )
-    shutil.rmtree(run, ignore_errors=True)
-    return TrainResult(version, state.history, round(state.train_seconds, 3), state.epoch_seconds, run_id, resumed_from)
 
 
 def _stop_on_nan(keras: Any) -> Any:
@@ -469,7 +849,7 @@ def _refuse_diverged(model: Any, run: Path, config: TrainConfig) -> None:
 
     if all(np.isfinite(np.asarray(variable.numpy())).all() for variable in model.weights):
         return
-    shutil.rmtree(run, ignore_errors=True)
+    _discard_run(run)
     raise TrainingDivergedError(
         f"training diverged: the weights became NaN or infinite (learning rate {config.learning_rate:g})",
         hint="train again with a smaller --lr, e.g. a tenth of it",

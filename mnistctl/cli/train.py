@@ -1,14 +1,18 @@
 """``mnistctl train``: fit an architecture on MNIST, evaluate it on the test set, register a version."""
 
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mnistctl.archs import AUGMENT_PROFILES, arch_names, get_arch
-from mnistctl.cli._output import hint, print_json, stderr_console
+from mnistctl.cli._output import hint, print_json, printable, stderr_console
 from mnistctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,6 +26,8 @@ def _recipe_defaults(field: str) -> str:
     return ", ".join(f"{name} {getattr(get_arch(name).recipe, field)}" for name in arch_names())
 
 
+# Abandoned runs named in train's note; the rest are counted.
+SHOWN_RUNS = 5
 EPOCH_HEADER = f"{'epoch':>7}  {'loss':>8}  {'accuracy':>8}  {'val_loss':>8}  {'val_acc':>8}  {'seconds':>7}"
 
 
@@ -149,7 +155,9 @@ def train(
         typer.Option(metavar="X", help=f"Learning rate (default: the recipe's — {_recipe_defaults('learning_rate')})."),
     ] = None,
     seed: Annotated[int | None, typer.Option(metavar="S", help="Seed: identical weights and metrics per seed.")] = None,
-    val_split: Annotated[float, typer.Option(metavar="F", help="Fraction of training images held out.")] = 0.1,
+    val_split: Annotated[
+        float | None, typer.Option(metavar="F", help="Fraction of training images held out (default: 0.1).")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, metavar="N", help="Train on the first N images only.")] = None,
     name: Annotated[str | None, typer.Option(metavar="NAME", help="Register as NAME (default: the arch).")] = None,
     augment: Annotated[
@@ -195,6 +203,7 @@ def train(
             "--batch-size": batch_size,
             "--lr": lr,
             "--seed": seed,
+            "--val-split": val_split,
             "--limit": limit,
             "--augment" if augment else "--no-augment": augment,
             "--augment-profile": augment_profile,
@@ -220,9 +229,51 @@ def train(
             augment_profile=augment_profile,
         )
         run_id = None
-    with RichTrainProgress() as progress:
+        _mention_abandoned_runs()
+    with _sigterm_as_interrupt(), RichTrainProgress() as progress:
         result = run_training(config, progress, resume_run=run_id)
     _report(result, json_output, time.perf_counter() - started)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (kill, a service manager, docker stop) as Ctrl-C: training keeps the run for --resume and
+    says so, and the process exits 143 (128 + SIGTERM) instead of dying wherever it was."""
+    from mnistctl.training import Terminated, interrupted_error
+
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except Terminated as exc:  # outside the epochs and registration (e.g. loading TensorFlow): no run to keep
+        raise interrupted_error(exc) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _mention_abandoned_runs() -> None:
+    """Interrupted runs keep a checkpoint of several MB each until resumed: mention those left for a week."""
+    from mnistctl.paths import runs_dir
+    from mnistctl.training import ABANDONED_AFTER_DAYS, abandoned_runs
+
+    runs = abandoned_runs()
+    if not runs:
+        return
+    size = sum(run.bytes_on_disk() for run in runs) / 1e6
+    count = f"{len(runs)} interrupted run" + ("" if len(runs) == 1 else "s")
+    shown = [printable(run.run_id) + (" (damaged)" if run.damage else "") for run in runs[:SHOWN_RUNS]]
+    if len(runs) > SHOWN_RUNS:
+        shown.append(f"{len(runs) - SHOWN_RUNS} more")
+    hint(
+        f"note: {count} untouched for more than {ABANDONED_AFTER_DAYS} days in {runs_dir()} ({size:,.1f} MB):"
+        f' {", ".join(shown)}; resume one with "mnistctl train --resume RUN_ID", or delete its folder'
+    )
 
 
 def _report(result: "TrainResult", json_output: bool, wall_seconds: float) -> None:
