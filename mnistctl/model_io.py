@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 ACCEPTED_INPUTS = {(28, 28), (784,), (28, 28, 1)}
 # float32 softmax rows sum to 1 within ~1e-6; this leaves room for the TFLite converter and odd layers.
-PROBABILITY_TOLERANCE = 1e-3
+# float16 softmaxes sum to 1 only within a few 1e-3 (10 values, each rounded to 11 bits); non-probabilities
+# (sigmoid, ReLU, log-softmax outputs) miss by far more.
+PROBABILITY_TOLERANCE = 1e-2
 # The names each file format must end in: Keras loads a model by its name's exact (lowercase) suffix.
 EXPORT_SUFFIXES = {"keras": KERAS_SUFFIXES, "h5": H5_SUFFIXES, "tflite": (".tflite",)}
 # Everything a SavedModel export writes (TensorFlow's names). A folder holding anything else is not replaced.
@@ -257,6 +259,15 @@ def _load_user_model(path: Path, unsafe: bool) -> keras.Model:
 
 def _check_signature(model: keras.Model, path: Path) -> None:
     """One input of 28x28 (or 784) pixels, one output of 10 values."""
+    try:
+        model.inputs  # noqa: B018 -- a Sequential saved without an Input layer has none, and says so by raising
+    except (AttributeError, ValueError):
+        raise InvalidModelError(
+            f"{path} has no input shape (a Sequential model saved before it was built)",
+            hint="start the model with keras.Input((28, 28)), build it, and save it again",
+        ) from None
+    if not model.inputs or not model.outputs:
+        raise InvalidModelError(f"{path} has no inputs or no outputs; expected 28x28 pixels to 10 classes")
     if len(model.inputs) != 1:
         raise InvalidModelError(f"{path} has {len(model.inputs)} inputs; expected one input of 28x28 pixels")
     if len(model.outputs) != 1:
@@ -352,7 +363,7 @@ def _check_probabilities(probabilities: Any, path: Path, inputs: str) -> None:
         sums = probabilities.sum(axis=1)
         if np.abs(sums - 1).max() <= PROBABILITY_TOLERANCE:
             return
-        reason = f"rows summing to {sums.min():.3g}..{sums.max():.3g} instead of 1"
+        reason = f"rows summing to {sums.min():.4f}..{sums.max():.4f} instead of 1"
     raise InvalidModelError(
         f"{path} gives outputs that are not 10 class probabilities: {reason} on {inputs}",
         hint="end the model with a softmax (a model ending in a linear layer gets one added)",
@@ -395,6 +406,11 @@ def import_notes(version: ModelVersion) -> list[str]:
             f"note: {version.params.get('source')} ends in a linear layer (logits); "
             "a softmax was added so that it gives probabilities"
         )
+    if version.params.get("tflite_error"):
+        notes.append(
+            "note: it could not be converted to TFLite, so predict runs it with Keras (a slower start); "
+            f"the converter said: {version.params['tflite_error']}"
+        )
     return notes
 
 
@@ -417,7 +433,12 @@ def import_model_file(path: Path, *, name: str, unsafe: bool = False) -> ModelVe
         data_fingerprint = fingerprint()
     except DataMissingError:
         data_fingerprint = ""
-    artifacts = {"model.keras": keras_bytes(model), "model.tflite": tflite_bytes(model)}
+    artifacts = {"model.keras": keras_bytes(model)}
+    tflite_error = None
+    try:
+        artifacts["model.tflite"] = tflite_bytes(model)
+    except Exception as exc:  # the converter refuses some layers and dtypes (e.g. float16 MatMul); Keras runs them
+        tflite_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     return Registry().register(
         name=name,
         arch="imported",
@@ -426,6 +447,7 @@ def import_model_file(path: Path, *, name: str, unsafe: bool = False) -> ModelVe
             "source_sha256": sha256_file(path),
             "unsafe": unsafe,
             "added_softmax": added_softmax,
+            "tflite_error": tflite_error,
             "total_params": int(model.count_params()),
         },
         metrics=metrics,

@@ -120,7 +120,7 @@ def test_bad_files_are_skipped_listed_and_never_fatal(capsys, tmp_path):
 
     code, out, err = cli(capsys, "evaluate", "--model", "builtin", "--data", str(tmp_path))
     assert code == 0
-    assert "3 files skipped" in out and "4/x.png: " in out
+    assert "3 files skipped" in out and "\n  4/x.png is not an image" in out  # the name once, not "4/x.png: 4/x.png"
     assert "ignored 1 file without an image suffix (e.g. 5/notes.txt)" in err
 
 

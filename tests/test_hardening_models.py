@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mnistctl.errors import MnistctlError
 from mnistctl.metrics import evaluate
@@ -399,8 +400,6 @@ def test_models_show_says_where_an_import_came_from(tmp_path):
 
 def test_predict_gives_an_error_row_not_nan(tmp_path):
     # Before: "9 nan" (and "NaN" in --json) from a model whose output is not finite.
-    from PIL import Image
-
     _register_broken_version("broken")
     image = tmp_path / "d.png"
     Image.fromarray(np.pad(np.full((18, 3), 255, np.uint8), ((5, 5), (12, 13)))).save(image)
@@ -417,3 +416,35 @@ def test_an_upper_case_suffix_imports(tmp_path, suffix):
     shouted = saved.rename(tmp_path / f"M{suffix}")
     version = _import(shouted, "shouted")
     assert version.params["source"].endswith(f"M{suffix}")
+
+
+@pytest.mark.parametrize("layers", ["flatten_dense", "empty"])
+def test_a_model_saved_without_an_input_shape_is_refused_clearly(tmp_path, layers):
+    # Before: "unexpected AttributeError: Sequential model 'sequential' has no defined inputs yet".
+    keras = _keras()
+    stack = [keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")] if layers != "empty" else []
+    path = _save(keras.Sequential(stack), tmp_path / "unbuilt.keras")
+    line = _refusal(run_cli("models", "import", str(path), "--name", "ub", timeout=300))
+    assert "input" in line and "unexpected" not in line
+
+
+def test_a_float16_softmax_is_accepted(tmp_path):
+    # Before: refused for "rows summing to 0.999..1 instead of 1" although it ends in a softmax.
+    keras = _keras()
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax", dtype="float16"),
+        ]
+    )
+    path = _save(model, tmp_path / "half.keras")
+    imported = run_cli("models", "import", str(path), "--name", "half", timeout=300)
+    assert imported.returncode == 0, imported.stderr.decode()[-2000:]
+    # The TFLite converter refuses float16 MatMul: registered without a .tflite, and predict runs it with Keras.
+    assert "could not be converted to TFLite" in imported.stderr.decode()
+    image = tmp_path / "d.png"
+    Image.fromarray(np.pad(np.full((18, 3), 255, np.uint8), ((5, 5), (12, 13)))).save(image)
+    answered = run_cli("predict", "--model", "half", "--json", str(image), timeout=300)
+    assert answered.returncode == 0, answered.stderr.decode()[-2000:]
+    assert 0 <= _strict_json(answered.stdout)["results"][0]["digit"] <= 9

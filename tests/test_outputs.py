@@ -139,7 +139,7 @@ def test_evaluate_folder_lists_names_escaped_in_text_and_real_in_json(tmp_path):
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()
     assert not any(line.lstrip().startswith(("FAKE", "readable")) for line in out.splitlines()), out
-    assert "  1/un\\nreadable.png: " in out and f"1/{printable(FORGED)}" in out and f"1/{MARKUP}" in out
+    assert "  1/un\\nreadable.png " in out and f"1/{printable(FORGED)}" in out and f"1/{MARKUP}" in out
     code, shown, err = run_in_terminal(
         "evaluate", "--model", "builtin", "--data", "data", cwd=tmp_path, env={"COLUMNS": "200"}
     )

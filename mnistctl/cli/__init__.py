@@ -106,6 +106,31 @@ class _LazyCommands(Mapping[str, Any]):
         return len(COMMANDS)
 
 
+class ReaderGone(Exception):
+    """stdout's reader closed the pipe (``mnistctl models list | head -1``)."""
+
+
+# What a shell reports for a process that SIGPIPE ended (128 + 13), as for coreutils' tools in such a pipe.
+EXIT_READER_GONE = 141
+
+
+def _reader_gone() -> int:
+    """Stop quietly: nothing more can be shown. stdout is pointed at /dev/null so that the interpreter's final
+    flush of what was still buffered cannot fail again (that would print a warning and exit 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.__stdout__.fileno())
+    os.close(devnull)
+    return EXIT_READER_GONE
+
+
+def _tolerant_stdout() -> None:
+    # A file name or a "…" that stdout's encoding cannot write (PYTHONIOENCODING=ascii, an old Windows code page)
+    # is written as an escape instead of ending the command half-way with UnicodeEncodeError.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
 class LazyGroup(typer.core.TyperGroup):
     """The root group: knows every command by name and summary, builds only the one that runs."""
 
@@ -121,6 +146,13 @@ class LazyGroup(typer.core.TyperGroup):
         if command is not None:
             _unset_help_is_false(command, ctx)
         return command
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Click would turn this into a silent exit 1 ("runtime error"); main() makes it the reader-gone exit.
+            raise ReaderGone from None
 
     def get_help_option(self, ctx: typer.Context) -> Any:
         option = super().get_help_option(ctx)
@@ -192,11 +224,23 @@ def _usage_error(exc: typer.TyperException) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI and exit with 0 (ok), 1 (runtime error), 2 (usage error) or 130 (interrupted)."""
+    """Run the CLI and exit with 0 (ok), 1 (runtime error), 2 (usage error), 130 (interrupted) or 141 (stdout's
+    reader went away)."""
     _quiet_libraries()
+    _tolerant_stdout()
     argv = _normalise_argv(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, prog_name="mnistctl", standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here for output still buffered
+    except ReaderGone:
+        code = _reader_gone()
+    except BrokenPipeError:
+        code = _reader_gone()
+    except SystemExit:
+        # Click meets a closed pipe outside a command (``--help | head -0``) with exit 1 and a pacified stdout.
+        if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        code = _reader_gone()
     except typer.TyperException as exc:
         code = _usage_error(exc)
     except typer.Abort:

@@ -117,7 +117,8 @@ def evaluate(
         )
         return
     print(
-        f"{report.version.ref} on {report.images:,} {report.split} images: accuracy {result.accuracy:.4f}, "
+        f"{report.version.ref} on {report.images:,} {report.split} {_plural(report.images, 'image')}: "
+        f"accuracy {result.accuracy:.4f}, "
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"
     )
@@ -160,8 +161,16 @@ def _check_figures(save_worst: Path | None, save_confusion: Path | None) -> None
     check_distinct(("--save-worst", save_worst), ("--save-confusion", save_confusion))
 
 
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
+
+
 def _files(count: int) -> str:
-    return f"{count:,} file" + ("" if count == 1 else "s")
+    return f"{count:,} {_plural(count, 'file')}"
+
+
+def _images(count: int) -> str:
+    return f"{count:,} {_plural(count, 'image')}"
 
 
 def _save_confusion(result: "Evaluation", path: Path | None, title: str) -> None:
@@ -207,14 +216,16 @@ def _folder_json(report: "FolderReport") -> dict[str, Any]:
 def _print_folder(report: "FolderReport", data: Path) -> None:
     result = report.result
     print(
-        f"{report.version.ref} on {report.images:,} images in {printable(str(data))}: accuracy {result.accuracy:.4f}, "
+        f"{report.version.ref} on {_images(report.images)} in {printable(str(data))}: accuracy {result.accuracy:.4f}, "
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"
     )
     if report.skipped:
         print(f"{_files(len(report.skipped))} skipped (unreadable, or no digit found):")
         for file, error in report.skipped[:SKIPPED_SHOWN]:
-            print(f"  {printable(file.as_posix())}: {printable(error)}")
+            # Most reasons already start with the file's name ("3/x.png is not an image ..."): not twice.
+            named = error if error.startswith(file.as_posix()) else f"{file.as_posix()}: {error}"
+            print(f"  {printable(named)}")
         if len(report.skipped) > SKIPPED_SHOWN:
             print(f"  … and {len(report.skipped) - SKIPPED_SHOWN:,} more (--json lists them all)")
     _print_metrics(result)

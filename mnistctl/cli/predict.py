@@ -8,7 +8,7 @@ import typer
 
 from mnistctl.cli._output import announce_model, print_json, printable, stdout_console
 from mnistctl.cli.evaluate import ModelOption
-from mnistctl.data.folder import IMAGE_SUFFIXES
+from mnistctl.data.folder import IMAGE_SUFFIXES, files_below
 
 # Below this calibrated confidence an answer is flagged "low" (in the table and as "low_confidence" in JSON).
 LOW_CONFIDENCE = 0.6
@@ -23,22 +23,29 @@ def expand_paths(arguments: list[str]) -> list[tuple[str, Path | None, str | Non
             found.append(("-", None, None))
             continue
         path = Path(argument).expanduser()
-        if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                found.append((argument, None, f"no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
-            found += [(str(p), p, None) for p in images]
-        elif path.is_file() or (path.exists() and not GLOB_CHARS & set(argument)):
-            # Not a regular file (a pipe, a device, a <(...) substitution): the decoder says why it is refused.
-            found.append((argument, path, None))
-        elif GLOB_CHARS & set(argument):
-            import glob
-
-            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
-            found += [(str(m), m, None) for m in matches] or [(argument, None, "no file matches this pattern")]
-        else:
-            found.append((argument, None, "no such file or folder"))
+        try:
+            found += _entries_for(argument, path)
+        except OSError as exc:  # e.g. a name too long for the file system: that argument's row, not the whole run
+            found.append((argument, None, f"cannot read this path ({exc.strerror or exc})"))
     return found
+
+
+def _entries_for(argument: str, path: Path) -> list[tuple[str, Path | None, str | None]]:
+    """The images one argument names: a folder's (recursively), a file, or a glob's matches."""
+    if path.is_dir():
+        images = [p for p in files_below(path) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            return [(argument, None, f"no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")]
+        return [(str(p), p, None) for p in images]
+    if path.is_file() or (path.exists() and not GLOB_CHARS & set(argument)):
+        # Not a regular file (a pipe, a device, a <(...) substitution): the decoder says why it is refused.
+        return [(argument, path, None)]
+    if GLOB_CHARS & set(argument):
+        import glob
+
+        matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
+        return [(str(m), m, None) for m in matches] or [(argument, None, "no file matches this pattern")]
+    return [(argument, None, "no such file or folder")]
 
 
 def with_stdin(

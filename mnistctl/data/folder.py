@@ -5,6 +5,7 @@ Only lists files; decoding belongs to ``mnistctl.preprocess``. Hidden files and 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,30 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def files_below(folder: Path) -> list[Path]:
+    """Every non-folder entry below ``folder``, sorted, without following symlinked folders (no loops).
+
+    Iterative, unlike ``Path.rglob`` on Python 3.11, which recurses once per level and dies with RecursionError
+    on a tree a thousand folders deep. Folders that cannot be read are skipped, as rglob skips them.
+    """
+    found: list[Path] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    path = current / entry.name
+                    try:
+                        is_folder = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    (pending if is_folder else found).append(path)
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def read_labelled_folder(root: Path) -> LabelledFolder:
     """List ``root/<label>/**/<image>``; every non-hidden sub-folder of ``root`` is a class.
 
@@ -55,8 +80,8 @@ def read_labelled_folder(root: Path) -> LabelledFolder:
     labels: list[int] = []
     ignored: list[Path] = []
     for index, folder in enumerate(folders):
-        # rglob, as ImageFolder does: a class may keep its images in sub-folders (by writer, by date).
-        for path in sorted(folder.rglob("*")):
+        # Recursively, as ImageFolder does: a class may keep its images in sub-folders (by writer, by date).
+        for path in files_below(folder):
             relative = path.relative_to(root)
             if _hidden(relative) or not path.is_file():
                 continue
