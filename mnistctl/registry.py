@@ -23,7 +23,7 @@ from typing import Any
 from mnistctl.errors import MnistctlError, UsageError
 from mnistctl.jsonsafe import json_safe
 from mnistctl.paths import ENV_CRASH_POINT, ENV_HOME, ENV_MODEL, home
-from mnistctl.store import ArtifactStore, GcPlan
+from mnistctl.store import ArtifactStore, CorruptArtifactError, GcPlan
 
 DB_NAME = "registry.db"
 BUILTIN_NAME = "builtin"
@@ -673,7 +673,19 @@ class Registry:
             from mnistctl import builtin
 
             return self.store.verified(builtin.artifact_path(kind), version.artifacts[kind].sha256)
-        return self.store.read(version.artifacts[kind].sha256)
+        try:
+            return self.store.read(version.artifacts[kind].sha256)
+        except CorruptArtifactError:
+            if self._still_registered(version):
+                raise
+            # Not damage: another process removed the version after this one looked it up (models rm).
+            raise ModelNotFoundError(
+                f"{version.ref} was removed while this command ran", hint="run it again with another --model"
+            ) from None
+
+    def _still_registered(self, version: ModelVersion) -> bool:
+        with self._connect(create=False) as db:
+            return db is not None and bool(db.execute("SELECT 1 FROM versions WHERE id = ?", (version.id,)).fetchone())
 
     def integrity_check(self) -> str:
         with self._connect(create=True) as db:

@@ -325,3 +325,14 @@ def test_the_readme_sample_images_are_read_right():
     assert result.returncode == 0, _stderr(result)
     answers = {Path(row["file"]).name: row["digit"] for row in json.loads(result.stdout)["results"]}
     assert answers == {"four-form-crop.jpg": 4, "seven-photo.jpg": 7, "six-pen-on-form.png": 6}
+
+
+def test_a_version_removed_while_a_command_runs_is_named_so(trained_home):
+    # Before: "artifact ... is missing from the store; remove the version ... and train it again".
+    from mnistctl.registry import ModelNotFoundError, Registry
+
+    registry = Registry()
+    version = registry.resolve("mlp:1")  # predict resolves first, reads the model after preprocessing
+    registry.remove("mlp:1")
+    with pytest.raises(ModelNotFoundError, match="removed while this command ran"):
+        registry.artifact(version, "model.tflite")
