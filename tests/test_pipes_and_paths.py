@@ -68,12 +68,32 @@ def test_folders_a_thousand_deep_are_walked(tmp_path):
         deep = deep / "d"
         deep.mkdir()
     shutil.copy(EXAMPLE, deep / "deep.jpg")
-    predicted = run_cli("predict", str(tmp_path / "data"))
-    assert predicted.returncode == 0, predicted.stderr.decode()
-    assert len(predicted.stdout.decode().splitlines()) == 2
-    evaluated = run_cli("evaluate", "--model", "builtin", "--data", str(tmp_path / "data"))
-    assert evaluated.returncode == 0, evaluated.stderr.decode()
-    assert "on 2 images" in evaluated.stdout.decode()
+    try:
+        predicted = run_cli("predict", str(tmp_path / "data"))
+        assert predicted.returncode == 0, predicted.stderr.decode()
+        assert len(predicted.stdout.decode().splitlines()) == 2
+        evaluated = run_cli("evaluate", "--model", "builtin", "--data", str(tmp_path / "data"))
+        assert evaluated.returncode == 0, evaluated.stderr.decode()
+        assert "on 2 images" in evaluated.stdout.decode()
+    finally:
+        _remove_deep(top)
+
+
+def _remove_deep(folder: Path) -> None:
+    """Delete a tree without recursion: pytest's clean-up of old temp folders, shutil.rmtree and os.walk (Python
+    3.11) all recurse once per level and would die with RecursionError on it, failing a later run."""
+    stack = [str(folder)]
+    while stack:
+        with os.scandir(stack[-1]) as entries:
+            children = list(entries)
+        folders = [entry.path for entry in children if entry.is_dir(follow_symlinks=False)]
+        for entry in children:
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        if folders:
+            stack += folders
+        else:
+            os.rmdir(stack.pop())
 
 
 def test_one_image_is_one_image(tmp_path):

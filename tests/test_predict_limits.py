@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +208,39 @@ def _one_strip_tiff(path: Path) -> None:
     photo_of_seven().convert("RGB").save(path, compression="tiff_deflate", strip_size=2**31)
 
 
+def blank_png(width: int, height: int, mode: str) -> bytes:
+    """A valid all-zero 8-bit ``mode`` ("L": black; "RGBA": clear) PNG, ~1/1000 of its size, built without
+    allocating it.
+
+    Each row is a filter byte of 0 (none) and zero pixels, so the image data is one run of zero bytes: it is
+    deflated a 1 MB block at a time with a full flush in between, which resets the compressor, so every block
+    after the first compresses to the same bytes and is repeated.
+    """
+    colour_type, channels = {"L": (0, 1), "RGBA": (6, 4)}[mode]
+    size = (1 + width * channels) * height
+    block = bytes(min(size, 1 << 20))
+    blocks, rest = divmod(size, len(block))
+    compressor = zlib.compressobj(9)
+    first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    end = (compressor.compress(bytes(rest)) + compressor.flush())[:-4]  # its checksum covers what it saw
+    checksum = (size % 65521) << 16 | 1  # Adler-32 of ``size`` zero bytes: A stays 1, B adds 1 a byte
+    data = first + repeated * (blocks - 1) + end + struct.pack(">I", checksum)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def _blank(width: int, height: int, mode: str):
+    def save(path: Path) -> None:
+        path.write_bytes(blank_png(width, height, mode))
+
+    return save
+
+
 def _webp(side: int):
     def save(path: Path) -> None:
         seven("RGBA", (228, 228, 228, 255), (40, 40, 40, 255), side).save(path, lossless=True, method=0)
@@ -227,6 +262,15 @@ BIG_IMAGES = {
     "webp": ("big.webp", _webp(BIG_SIDE), "MB to decode"),
     "tiff-in-one-strip": ("big.tif", _one_strip_tiff, "MB to decode"),
     "webp-9-megapixels": ("big.webp", _webp(3000), 7),
+    # Strips at the pixel limit: a 1-row image is one band, and Pillow keeps a pointer (8 bytes) a row.
+    # Refused from the header (before: 893, 580, 412 and 440 MB).
+    "strip-40000000x1-rgba": ("strip.png", _blank(40_000_000, 1, "RGBA"), "no digit fits such a strip"),
+    "strip-1x40000000-rgba": ("strip.png", _blank(1, 40_000_000, "RGBA"), "no digit fits such a strip"),
+    "strip-40000000x1-grey": ("strip.png", _blank(40_000_000, 1, "L"), "no digit fits such a strip"),
+    "strip-1x40000000-grey": ("strip.png", _blank(1, 40_000_000, "L"), "no digit fits such a strip"),
+    # The longest strips admitted (100:1) at the pixel limit (before: 305 and 238 MB; the wide one is now tiled).
+    "strip-63200x632-rgba": ("strip.png", _blank(63_200, 632, "RGBA"), "no digit found"),
+    "strip-632x63200-rgba": ("strip.png", _blank(632, 63_200, "RGBA"), "no digit found"),
 }
 
 
@@ -261,6 +305,42 @@ def test_a_big_image_is_read_within_the_memory_limit(tmp_path, case):
         assert result.returncode == 0 and rows[0]["digit"] == expected, rows
     else:
         assert result.returncode == 1 and expected in rows[0]["error"], rows
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_a_strip_is_refused_from_its_header_past_100_to_1(mode):
+    for width, height in [(100, 1), (1, 100), (200, 2)]:
+        assert load_gray(blank_png(width, height, mode), "strip.png").shape == (height, width)
+    for width, height in [(101, 1), (1, 101), (40_000_000, 1)]:
+        with pytest.raises(InvalidImageError) as refused:
+            load_gray(blank_png(width, height, mode), "strip.png")
+        assert str(refused.value) == (
+            f"strip.png is {width:,}x{height:,} pixels: no digit fits such a strip;"
+            " crop the digit out (one side may be at most 100 times the other)"
+        )
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "F"])
+def test_tiles_across_a_wide_image_give_what_whole_bands_give(monkeypatch, mode):
+    """A wide image whose ``factor`` rows are over ``_BAND_PIXELS`` is cut across too (here 2 tiles a row, the
+    second 52 px wide; bands of 2 rows): reduced and joined, the tiles are the image reduced."""
+    rng = np.random.default_rng(1)
+    tone = rng.integers(0, 256, (300, 2100), dtype=np.uint8)
+    if mode == "RGBA":
+        alpha = np.zeros_like(tone)
+        alpha[100:200, 900:1300] = rng.integers(0, 256, (100, 400), dtype=np.uint8)
+        image = Image.merge("RGBA", [Image.fromarray(tone)] * 3 + [Image.fromarray(alpha)])
+    elif mode == "I;16":
+        image = Image.fromarray(tone.astype(np.uint16) * 257)
+    else:
+        image = Image.fromarray(tone).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF" if mode == "F" else "PNG")
+    whole = load_gray(buffer.getvalue(), "wide.png")
+    monkeypatch.setattr(decode, "_BAND_PIXELS", 4096)  # 2 rows of 2100 px (factor 2) are 4200 pixels
+    tiled = list(decode._tiles(Image.open(io.BytesIO(buffer.getvalue())), 2))
+    assert len(tiled) == 150 and [tile.size for tile in tiled[-1]] == [(2048, 2), (52, 2)]
+    np.testing.assert_allclose(load_gray(buffer.getvalue(), "wide.png"), whole, atol=1e-3)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

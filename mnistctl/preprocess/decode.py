@@ -1,7 +1,8 @@
 """Stage 1, decode: any image file or stdin bytes -> float32 grey levels 0..255, safely.
 
 Every failure -- an empty, truncated, corrupt or unsupported file, or one over a limit (``MAX_BYTES``,
-``MAX_PIXELS``, ``DECODE_BUDGET``) -- is an ``InvalidImageError`` naming the file; nothing from Pillow escapes.
+``MAX_PIXELS``, ``MAX_SIDE_RATIO``, ``DECODE_BUDGET``) -- is an ``InvalidImageError`` naming the file; nothing
+from Pillow escapes.
 Large images come out reduced (see ``load_gray``), so that one image costs a bounded amount of memory.
 ``NoDigitError`` (raised by the later stages) is the "decodes fine, but shows no digit" case.
 """
@@ -34,6 +35,12 @@ A digit needs a few KB; a 40-megapixel phone photo is 10-25 MB as JPEG, a 40-meg
 uncompressed. Only uncompressed colour near the pixel limit is refused by this rather than by ``MAX_PIXELS``.
 """
 
+MAX_SIDE_RATIO = 100
+"""An image with one side more than this many times the other is refused from its header: no digit fits such a
+strip. Reduced to the 1024 px a side the later stages look at (``paper.WORK_SIDE``), or as it is when smaller,
+it is under 11 px across. (Its pixels would cost more too: Pillow keeps a pointer, 8 bytes, a row.)
+"""
+
 DECODE_BUDGET = 200_000_000
 """Decoding one image may hold this much memory at once (bytes): its pixels, what its decoder keeps beside
 them, and its encoded bytes when they are in memory (stdin). With the rest of ``predict`` (about 55 MB) a
@@ -48,7 +55,7 @@ _DRAFT_SIDE = 768
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 # Reading stdin a chunk at a time, so that an endless stream stops at the limit.
 _CHUNK = 1 << 20
-# Large images are converted to grey a band of about this many pixels at a time, each band reduced at once:
+# Large images are converted to grey a tile of about this many pixels at a time, each reduced at once:
 # besides the decoded image, no full-size copy (a float32 one is 160 MB at the pixel limit) ever exists.
 _BAND_PIXELS = 1 << 20
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -103,9 +110,9 @@ def load_gray(source: Path | bytes, name: str) -> np.ndarray:
     ``_composite``. JPEGs over 1536 px are decoded at reduced scale, no smaller than 768 px (see
     ``_DRAFT_SIDE``); other images of 2048 px or more come out reduced by a whole factor, to no less than
     ``paper.WORK_SIDE`` (1024) a side, the most the later stages look at. Every failure -- an empty,
-    truncated, corrupt or unsupported file, one over ``MAX_BYTES`` or ``MAX_PIXELS``, or one whose decoder
-    would need more than ``DECODE_BUDGET`` -- raises ``InvalidImageError`` naming ``name``; nothing from
-    Pillow escapes.
+    truncated, corrupt or unsupported file, one over ``MAX_BYTES`` or ``MAX_PIXELS``, a strip (one side over
+    ``MAX_SIDE_RATIO`` times the other), or one whose decoder would need more than ``DECODE_BUDGET`` --
+    raises ``InvalidImageError`` naming ``name``; nothing from Pillow escapes.
     """
     import warnings
 
@@ -128,6 +135,11 @@ def load_gray(source: Path | bytes, name: str) -> np.ndarray:
                     raise _too_large(name, f"{width}x{height} pixels")
                 if width == 0 or height == 0:
                     raise InvalidImageError(f"{name} has no pixels ({width}x{height})")
+                if max(width, height) > MAX_SIDE_RATIO * min(width, height):
+                    raise InvalidImageError(
+                        f"{name} is {width:,}x{height:,} pixels: no digit fits such a strip",
+                        hint=f"crop the digit out (one side may be at most {MAX_SIDE_RATIO} times the other)",
+                    )
                 if image.format in ("JPEG", "MPO") and max(width, height) > 2 * _DRAFT_SIDE:
                     ratio = _DRAFT_SIDE / max(width, height)
                     image.draft("L", (math.ceil(width * ratio), math.ceil(height * ratio)))
@@ -194,9 +206,13 @@ def _corrupt(name: str, exc: BaseException) -> InvalidImageError:
 def _decode_cost(image: PILImage, width: int, height: int, size: int) -> int:
     """Bytes that decoding ``image`` (``width`` x ``height`` as stored, ``size`` bytes encoded) holds at once.
 
-    Its pixels as Pillow stores them (after any JPEG draft), plus what its decoder keeps beside them. Errs high.
+    Its pixels as Pillow stores them (after any JPEG draft) and a pointer (8 bytes) to each row, plus what its
+    decoder keeps beside them: for every format a row and the one before it (at most 8 bytes a pixel), for some
+    much more. Errs high.
     """
-    pixels = image.size[0] * image.size[1] * (1 if image.mode in ("1", "L", "P") else 4)
+    stored_width, stored_height = image.size
+    pixels = stored_width * stored_height * (1 if image.mode in ("1", "L", "P") else 4)
+    pixels += 8 * stored_height + 16 * stored_width
     if image.format == "WEBP":
         # Pillow's WebP decoder holds the whole file, two full RGBA canvases and a copy of the frame.
         return pixels + size + 12 * width * height
@@ -238,13 +254,13 @@ def _gray_pixels(image: PILImage, name: str) -> np.ndarray:
     factor = max(1, max(image.size) // WORK_SIDE)
     mode = image.mode
     if mode in _SIXTEEN_BIT:
-        return _reduced(image, factor, lambda band: np.asarray(band).astype(np.float32) / 257.0)
+        return _reduced(image, factor, lambda tile: np.asarray(tile).astype(np.float32) / 257.0)
     if mode in _WIDE:
         return _wide_to_8bit(image, factor)
     if mode in _ALPHA or "transparency" in image.info:
         return _composite(image, factor)
     try:
-        return _reduced(image, factor, lambda band: np.asarray(band.convert("L"), dtype=np.float32))
+        return _reduced(image, factor, lambda tile: np.asarray(tile.convert("L"), dtype=np.float32))
     except ValueError:  # e.g. LAB, which Pillow converts only through a colour profile
         raise InvalidImageError(
             f"{name} uses the {mode} colour mode, which cannot be converted to grey",
@@ -252,15 +268,21 @@ def _gray_pixels(image: PILImage, name: str) -> np.ndarray:
         ) from None
 
 
-def _bands(image: PILImage, factor: int) -> Iterator[PILImage]:
-    """The image in horizontal bands of about ``_BAND_PIXELS``, a multiple of ``factor`` rows high."""
+def _tiles(image: PILImage, factor: int) -> Iterator[list[PILImage]]:
+    """The image in rows of tiles of about ``_BAND_PIXELS`` each, their sides multiples of ``factor``.
+
+    A tile is as wide as the image (a horizontal band) unless ``factor`` rows of it are over ``_BAND_PIXELS``:
+    a wide strip, whose bands would otherwise be several times that (63,200x632 px: 61 rows, 3.9 megapixels).
+    """
     width, height = image.size
-    rows = factor * max(1, _BAND_PIXELS // (width * factor))
-    if rows >= height:
-        yield image
+    columns = width if width * factor <= _BAND_PIXELS else factor * max(1, _BAND_PIXELS // (factor * factor))
+    rows = factor * max(1, _BAND_PIXELS // (columns * factor))
+    if rows >= height and columns >= width:
+        yield [image]
         return
     for top in range(0, height, rows):
-        yield image.crop((0, top, width, min(height, top + rows)))
+        bottom = min(height, top + rows)
+        yield [image.crop((left, top, min(width, left + columns), bottom)) for left in range(0, width, columns)]
 
 
 def _shrink(values: np.ndarray, factor: int) -> np.ndarray:
@@ -272,13 +294,23 @@ def _shrink(values: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(Image.fromarray(values).reduce(factor))
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
 def _reduced(image: PILImage, factor: int, grey: Callable[[PILImage], np.ndarray]) -> np.ndarray:
-    """``grey`` (a band -> float32 grey levels) over the whole image, band by band, reduced by ``factor``."""
-    return _joined([_shrink(grey(band), factor) for band in _bands(image, factor)])
+    """``grey`` (a tile -> float32 grey levels) over the whole image, tile by tile, reduced by ``factor``."""
+    return _reduced_planes(image, factor, lambda tile: (grey(tile),))[0]
+
+
+def _reduced_planes(
+    image: PILImage, factor: int, planes: Callable[[PILImage], tuple[np.ndarray, ...]]
+) -> list[np.ndarray]:
+    """``planes`` (a tile -> float32 arrays of its size) over the whole image, tile by tile, each reduced by
+    ``factor``; the reduced tiles of each plane are joined into one array."""
+    grid = [[[_shrink(values, factor) for values in planes(tile)] for tile in row] for row in _tiles(image, factor)]
+    count = len(grid[0][0])
+    return [_joined([_joined([tile[plane] for tile in row], axis=1) for row in grid]) for plane in range(count)]
+
+
+def _joined(parts: list[np.ndarray], axis: int = 0) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
 
 
 def _wide_to_8bit(image: PILImage, factor: int) -> np.ndarray:
@@ -286,9 +318,9 @@ def _wide_to_8bit(image: PILImage, factor: int) -> np.ndarray:
     0..65535 is 16-bit full scale; anything else (negative values, say) is stretched to 0..255."""
     low, high = math.inf, -math.inf
 
-    def cleaned(band: PILImage) -> np.ndarray:
+    def cleaned(tile: PILImage) -> np.ndarray:
         nonlocal low, high
-        values = np.nan_to_num(np.asarray(band).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        values = np.nan_to_num(np.asarray(tile).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         low, high = min(low, float(values.min())), max(high, float(values.max()))
         return values
 
@@ -311,25 +343,22 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
     a white-on-transparent digit works as well as a black one. When they are the majority they are a
     picture (paper with transparent margins): the transparent parts take the picture's typical tone.
 
-    The statistics are gathered at full size, band by band; the composite, tone x alpha + backdrop x
+    The statistics are gathered at full size, tile by tile; the composite, tone x alpha + backdrop x
     (1 - alpha), is linear in (tone x alpha, alpha), so it is computed from those two reduced.
     """
     histogram = np.zeros(256, np.int64)  # tones of the pixels more opaque than not
     sums = np.zeros(2)  # alpha, tone x alpha
-    alphas: list[np.ndarray] = []
 
-    def premultiplied(band: PILImage) -> np.ndarray:
-        rgba = band.convert("RGBA")
+    def premultiplied(tile: PILImage) -> tuple[np.ndarray, np.ndarray]:
+        rgba = tile.convert("RGBA")
         tone = np.asarray(rgba.convert("L"))
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
         ink = tone.astype(np.float32) * alpha
         histogram[:] += np.bincount(tone[alpha > 0.5], minlength=256)
         sums[:] += alpha.sum(dtype=np.float64), ink.sum(dtype=np.float64)
-        alphas.append(_shrink(alpha, factor))
-        return ink
+        return ink, alpha
 
-    ink = _reduced(image, factor, premultiplied)
-    alpha = _joined(alphas)
+    ink, alpha = _reduced_planes(image, factor, premultiplied)
     coverage = sums[0] / (image.size[0] * image.size[1])
     if coverage >= 1.0:
         return ink  # the tone itself: alpha is 1 everywhere
