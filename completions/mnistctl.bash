@@ -29,9 +29,10 @@ _mnistctl() {
                 --from) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --timeout) COMPREPLY=(); return ;;
                 --retries) COMPREPLY=(); return ;;
+                --min-speed) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--mirror --from --no-default-mirrors --force --timeout --retries --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--mirror --from --no-default-mirrors --force --timeout --retries --min-speed --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

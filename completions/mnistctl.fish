@@ -17,6 +17,7 @@ complete -c mnistctl -n '__fish_seen_subcommand_from download' -l no-default-mir
 complete -c mnistctl -n '__fish_seen_subcommand_from download' -l force -d 'Fetch again even if verified files are present; with --from, let an unofficial copy replace them'
 complete -c mnistctl -n '__fish_seen_subcommand_from download' -l timeout -x -d 'Seconds to wait on a silent connection'
 complete -c mnistctl -n '__fish_seen_subcommand_from download' -l retries -x -d 'Retries per mirror after a transient failure'
+complete -c mnistctl -n '__fish_seen_subcommand_from download' -l min-speed -x -d 'Try the next mirror when one averages less than this after 30 s (0: wait for any)'
 complete -c mnistctl -n '__fish_seen_subcommand_from download' -l json -d 'Print one JSON document'
 complete -c mnistctl -n '__fish_seen_subcommand_from download' -l help -s h -d 'Show help and exit'
 complete -c mnistctl -n '__fish_seen_subcommand_from evaluate' -l model -s m -x -d 'NAME, NAME:VERSION or NAME@ALIAS (default: MNISTCTL_MODEL, then "models default", then the newest)'

@@ -220,3 +220,39 @@ def test_ctrl_c_during_download_exits_130_and_leaves_no_temp_files(mirror, isola
     folder = dataset_folder(isolated_home)
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
     assert not (folder / TRAIN_IMAGES).exists()
+
+
+def test_redirect_loop_is_named_in_a_few_words_on_one_line(mirror, isolated_home):
+    mirror.faults[TRAIN_IMAGES] = Fault("redirect-loop")
+    with pytest.raises(DownloadError) as failure:
+        download([mirror.url], policy=FAST)
+    message = str(failure.value)
+    assert f"{mirror.url} (HTTP 302 redirect loop)" in message
+    assert "\n" not in message and "infinite loop" not in message
+    assert_nothing_kept_for(isolated_home, TRAIN_IMAGES)
+
+
+def test_cli_redirect_loop_error_has_no_escaped_newlines(mirror, capsys):
+    mirror.faults[TRAIN_IMAGES] = Fault("redirect-loop")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download", "--mirror", mirror.url])
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    error = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "redirect loop" in error[0]
+    assert "\\n" not in stderr and "30x error message" not in stderr
+
+
+def test_importing_the_dataset_folder_into_itself_keeps_where_its_files_came_from(mirror, isolated_home, capsys):
+    from mnistctl.data.manifest import read_manifest
+
+    download([mirror.url], policy=FAST)
+    folder = dataset_folder(isolated_home)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download", "--from", str(folder), "--json"])
+    assert exit_info.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    sources = [mirror.url + spec.name for spec in dataset_spec.MNIST_FILES]
+    assert [entry["source"] for entry in report["files"]] == sources
+    assert sorted(record.source for record in read_manifest(folder).values()) == sorted(sources)
+    assert_clean_and_verified(isolated_home)

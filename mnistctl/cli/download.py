@@ -113,6 +113,15 @@ def download(
     retries: Annotated[
         int, typer.Option(min=0, max=100, metavar="N", help="Retries per mirror after a transient failure.")
     ] = 3,
+    min_speed: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1_000_000,
+            metavar="KB/S",
+            help="Try the next mirror when one averages less than this after 30 s (0: wait for any).",
+        ),
+    ] = 10.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Fetch and verify MNIST, or import an offline copy.
@@ -121,6 +130,8 @@ def download(
     """
     if timeout != timeout:  # NaN passes every range check
         raise UsageError("--timeout must be a number of seconds, got nan")
+    if min_speed != min_speed:
+        raise UsageError("--min-speed must be a number of KB/s, got nan")
     if from_path is not None and (mirror or no_default_mirrors):
         raise UsageError("--from imports a local copy; drop --mirror and --no-default-mirrors")
     if from_path is not None:
@@ -136,7 +147,7 @@ def download(
                 mirror or (),
                 force=force,
                 listener=progress,
-                policy=RetryPolicy(timeout, retries),
+                policy=RetryPolicy(timeout, retries, min_rate=min_speed * 1000),
                 include_default_mirrors=not no_default_mirrors,
             )
     _report(result, json_output)

@@ -3,14 +3,20 @@
 Each file streams into a temp file beside its target; a dropped connection resumes with an HTTP
 ``Range`` request, transient failures retry with exponential backoff, and the sha256 pinned in
 ``spec`` decides whether the bytes are moved into place or thrown away (then the next mirror).
+A mirror that is merely slow cannot hold the download either: its response must start within the
+timeout, it must average ``RetryPolicy.min_rate`` once it has had ``min_rate_after`` seconds, and a
+retry only counts as progress when the connection before it moved the file by ``min_progress``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import math
 import os
+import socket
 import stat
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +40,17 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0  # the doubling stops here: --retries 40 must not mean sleeping for centuries
+# A mirror averaging under 10 KB/s after 30 s is given up for the next one. At that rate MNIST's largest
+# file (9.9 MB) takes 17 minutes, far slower than any working mirror on any link that is still usable; a
+# drip server (1 byte a second keeps every socket timeout happy) would take 115 days. 30 s lets a slow
+# start (TCP slow start, a cold CDN cache) catch up. ``--min-speed`` lowers or lifts it (0: no floor).
+DEFAULT_MIN_RATE = 10_000.0  # bytes per second
+DEFAULT_MIN_RATE_AFTER = 30.0  # seconds
+# A connection that dies after moving the file less than this counts as a failed try, so a server that
+# sends a byte per connection uses up --retries instead of being retried forever. 64 KB is one read:
+# MNIST's largest file is 152 of them, each of which must still come at the rate above.
+MIN_PROGRESS = 64 * 1024
+NOTE_INTERVAL = 10.0  # seconds between "retrying" notes while each retry does move the file forward
 
 
 class DownloadListener(Protocol):
@@ -92,13 +109,21 @@ class _MirrorFailed(Exception):
     """This mirror cannot serve this file; move on to the next one."""
 
 
+class _TooSlow(_MirrorFailed):
+    """This mirror serves the file, but below the minimum rate."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How patient to be with one mirror."""
 
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
+    timeout: float = DEFAULT_TIMEOUT  # each silence, and the wait for a response to start
+    retries: int = DEFAULT_RETRIES  # tries in a row that fail (or barely move the file) before the next mirror
     backoff: float = DEFAULT_BACKOFF
+    min_rate: float = DEFAULT_MIN_RATE  # bytes/s a mirror must average once it has had min_rate_after s; 0: any
+    min_rate_after: float = DEFAULT_MIN_RATE_AFTER
+    min_progress: int = MIN_PROGRESS  # bytes a dropped connection must add for its retry not to count
+    note_interval: float = NOTE_INTERVAL  # at most one note per this many seconds for retries that progress
 
 
 def normalise_mirror(mirror: str) -> str:
@@ -186,6 +211,7 @@ def _fetch(
     spec: DataFile, sources: list[str], folder: Path, listener: DownloadListener, policy: RetryPolicy
 ) -> FileRecord:
     failures: list[str] = []
+    too_slow = False
     target = folder / spec.name
     for mirror in sources:
         url = urllib.parse.urljoin(mirror, spec.name)
@@ -203,15 +229,16 @@ def _fetch(
             listener.file_finished(spec)
             return FileRecord(spec.name, digest, spec.size, url, True)
         except _MirrorFailed as exc:
+            too_slow = too_slow or isinstance(exc, _TooSlow)
             failures.append(f"{mirror} ({exc})")
             listener.note(f"{spec.name}: {mirror} failed: {exc}")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-    raise DownloadError(
-        f"could not fetch {spec.name} from any mirror: " + "; ".join(failures),
-        hint=_offline_hint(),
-    )
+    hint = _offline_hint()
+    if too_slow:
+        hint += "; on a link this slow, lower --min-speed (0 waits for any mirror)"
+    raise DownloadError(f"could not fetch {spec.name} from any mirror: " + "; ".join(failures), hint=hint)
 
 
 def _offline_hint() -> str:
@@ -226,20 +253,29 @@ def _transfer(url: str, tmp: Path, spec: DataFile, listener: DownloadListener, p
     if url.startswith("file:"):
         _copy_local(url, tmp, spec, listener)
         return
+    pace = _Pace(policy)
     failures_in_a_row = 0
+    last_note, unnoted = -math.inf, 0
     while True:
         have = tmp.stat().st_size if tmp.exists() else 0
         try:
-            _http_stream(url, tmp, have, spec, listener, policy.timeout)
+            _http_stream(url, tmp, have, spec, listener, policy, pace)
             return
         except _TransientError as exc:
-            progressed = (tmp.stat().st_size if tmp.exists() else 0) > have
-            # A connection that keeps moving the file forward is not failing; only stalls count.
-            failures_in_a_row = 0 if progressed else failures_in_a_row + 1
+            gained = (tmp.stat().st_size if tmp.exists() else 0) - have
+            # A connection that moved the file forward by a good part is not failing; one that sent a few
+            # bytes (or restarted the file) is, or a server closing after every byte would be retried forever.
+            failures_in_a_row = 0 if gained >= policy.min_progress else failures_in_a_row + 1
             if failures_in_a_row > policy.retries:
                 raise _MirrorFailed(f"{exc}, gave up after {policy.retries} retries") from None
             delay = retry_delay(policy.backoff, failures_in_a_row)
-            listener.note(f"{spec.name}: {exc}; retrying in {delay:.1f}s")
+            now = time.monotonic()
+            if failures_in_a_row or now - last_note >= policy.note_interval:
+                unseen = f" ({unnoted} more retries since the last note)" if unnoted else ""
+                listener.note(f"{spec.name}: {exc}; retrying in {delay:.1f}s{unseen}")
+                last_note, unnoted = now, 0
+            else:
+                unnoted += 1  # a connection that drops after every good part: say so now and then, not each time
             time.sleep(delay)
 
 
@@ -277,6 +313,108 @@ def _copy_local(url: str, tmp: Path, spec: DataFile, listener: DownloadListener)
         raise _MirrorFailed(f"changed size while being copied (expected {spec.size} bytes)")
 
 
+class _Pace:
+    """How fast one mirror delivers one file, over all its connections.
+
+    Its clock runs while a connection that got a response is open (from the request to the last
+    byte): our backoff sleeps and the tries that got no answer at all (those ``timeout`` and
+    ``retries`` already bound) do not count against the mirror.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._min_rate = policy.min_rate
+        self._after = policy.min_rate_after
+        self._spent = 0.0
+        self._since: float | None = None
+        self.received = 0
+
+    def running_since(self, start: float) -> None:
+        self._since = start
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self._spent += time.monotonic() - self._since
+            self._since = None
+
+    def advanced(self, nbytes: int) -> None:
+        """Count ``nbytes`` more; raise ``_TooSlow`` when the mirror has had its time and is below the floor."""
+        self.received += nbytes
+        elapsed = self._spent + (time.monotonic() - self._since if self._since is not None else 0.0)
+        if self._min_rate > 0 and elapsed >= self._after and self.received < self._min_rate * elapsed:
+            raise _TooSlow(f"too slow: {_rate(self.received / elapsed)} after {_seconds(elapsed)}")
+
+
+def _rate(bytes_per_second: float) -> str:
+    for unit, scale in (("MB/s", 1e6), ("KB/s", 1e3)):
+        if bytes_per_second >= scale:
+            return f"{bytes_per_second / scale:.1f} {unit}"
+    return f"{bytes_per_second:.0f} B/s"
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+class _Watchdog:
+    """Cuts a connection whose response has not started ``seconds`` after it was made.
+
+    A socket timeout bounds each silence, not the whole wait: a server dripping its status line and
+    headers a byte at a time would hold us for days (a redirect's new connection gets a new clock).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._stopped = False
+        self._fired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self._seconds, self._fire, args=(sock,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._fired = True
+        with contextlib.suppress(OSError):
+            # The plain socket's method, also for TLS: the read in progress then sees an end of file.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def stop(self) -> bool:
+        """Never fire from now on; True if it already did."""
+        with self._lock:
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
+            return self._fired
+
+
+def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    """urllib's default opener (proxies, redirects, TLS), showing each connection it makes to ``watchdog``."""
+
+    class Watched:
+        def do_open(self, http_class: type[http.client.HTTPConnection], req: Any, **kwargs: Any) -> Any:
+            class Connection(http_class):  # type: ignore[valid-type,misc]
+                def connect(self) -> None:
+                    super().connect()
+                    watchdog.watch(self.sock)
+
+            return super().do_open(Connection, req, **kwargs)  # type: ignore[misc]
+
+    handlers: list[Any] = [type("HTTPHandler", (Watched, urllib.request.HTTPHandler), {})]
+    if hasattr(urllib.request, "HTTPSHandler"):  # Python built without ssl has none
+        handlers.append(type("HTTPSHandler", (Watched, urllib.request.HTTPSHandler), {}))
+    return urllib.request.build_opener(*handlers)
+
+
 class _Sink:
     """The temp file a download writes. Its errors (a full disk, a read-only or unwritable folder)
     are ours, not the mirror's: they carry the file's path and stop the download at once."""
@@ -304,22 +442,31 @@ class _Sink:
             raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
 
 
-def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: DownloadListener, timeout: float) -> None:
+def _http_stream(
+    url: str, tmp: Path, have: int, spec: DataFile, listener: DownloadListener, policy: RetryPolicy, pace: _Pace
+) -> None:
     headers = {"User-Agent": f"mnistctl/{__version__}", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
     request = urllib.request.Request(url, headers=headers)
+    no_response = f"no response within {policy.timeout:g}s"
+    watchdog = _Watchdog(policy.timeout)
+    started = time.monotonic()
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        try:
+            response = _opener(watchdog).open(request, timeout=policy.timeout)
+        finally:
+            cut = watchdog.stop()
     except urllib.error.HTTPError as exc:
         exc.close()
+        reason = _http_reason(exc)
         if exc.code == 416 and have:
             tmp.unlink()
             listener.restarted(spec)
             raise _TransientError("server refused to resume") from None
         if exc.code in (408, 429) or exc.code >= 500:
-            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from None
-        raise _MirrorFailed(f"HTTP {exc.code} {exc.reason}") from None
+            raise _TransientError(f"HTTP {exc.code} {reason}") from None
+        raise _MirrorFailed(f"HTTP {exc.code} {reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, TimeoutError):
@@ -328,8 +475,33 @@ def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: Downl
             raise _TransientError(f"connection reset ({reason})") from None
         raise _MirrorFailed(str(getattr(reason, "strerror", None) or reason)) from None
     except (TimeoutError, http.client.HTTPException, ConnectionError) as exc:
-        raise _TransientError(_describe(exc)) from None
+        raise _TransientError(no_response if cut or isinstance(exc, TimeoutError) else _describe(exc)) from None
+    except OSError:
+        if cut:
+            raise _TransientError(no_response) from None
+        raise
+    if cut:  # the response came as the watchdog cut it: what follows its headers is gone
+        response.close()
+        raise _TransientError(no_response)
 
+    pace.running_since(started)
+    try:
+        _read_body(response, tmp, have, spec, listener, pace)
+    finally:
+        pace.pause()
+
+
+def _http_reason(exc: urllib.error.HTTPError) -> str:
+    """The reason of an HTTP error, in a few words on one line."""
+    if 300 <= exc.code < 400 and "infinite loop" in str(exc.reason):
+        return "redirect loop"  # urllib's reason is three lines naming the last redirect's reason
+    lines = str(exc.reason).splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _read_body(
+    response: http.client.HTTPResponse, tmp: Path, have: int, spec: DataFile, listener: DownloadListener, pace: _Pace
+) -> None:
     with response:
         mode = "ab"
         if have and response.status != 206:
@@ -344,15 +516,18 @@ def _http_stream(url: str, tmp: Path, have: int, spec: DataFile, listener: Downl
             with _Sink(tmp, mode) as sink:
                 # Never read past the pinned size: a server streaming junk forever costs nothing.
                 while written < spec.size:
-                    chunk = response.read(min(CHUNK_SIZE, spec.size - written))
+                    # read1: what has arrived, at once; read() would wait for all 64 KB of a drip.
+                    chunk = response.read1(min(CHUNK_SIZE, spec.size - written))
                     if not chunk:
                         break
-                    if written == 0 and not chunk.startswith(GZIP_MAGIC[: len(chunk)]):
+                    magic = GZIP_MAGIC[written:]
+                    if magic and chunk[: len(magic)] != magic[: len(chunk)]:
                         kind = response.headers.get("Content-Type", "unknown type")
                         raise _MirrorFailed(f"serves {kind}, not gzip")
                     sink.write(chunk)
                     written += len(chunk)
                     listener.advanced(spec, len(chunk))
+                    pace.advanced(len(chunk))
         except TimeoutError:
             raise _TransientError(f"timed out at {written} of {spec.size} bytes") from None
         except (http.client.HTTPException, ConnectionError) as exc:

@@ -113,6 +113,7 @@ def _install(folder: Path, records: dict[str, FileRecord], payloads: list[_Paylo
             staged[payload.spec.name] = _stage(payload, folder / payload.spec.name)
         # Forget the old records before the swap: a crash half way leaves a manifest that names no
         # file it has not checked (loading then says "download first"), never a silent mix of both.
+        previous = dict(records)
         for name in staged:
             records.pop(name, None)
         write_manifest(folder, DATASET_NAME, records)
@@ -123,7 +124,10 @@ def _install(folder: Path, records: dict[str, FileRecord], payloads: list[_Paylo
             os.replace(staged.pop(name), folder / name)
             # A copied .gz is official only if the bytes that landed are the pinned ones.
             official = digest == payload.spec.sha256 if payload.copy_of is not None else payload.official
-            records[name] = FileRecord(name, digest, size, payload.origin, official)
+            origin, known = payload.origin, previous.get(name)
+            if known is not None and known.sha256 == digest and Path(origin).resolve() == (folder / name).resolve():
+                origin = known.source  # the data set folder imported into itself: its files still came from there
+            records[name] = FileRecord(name, digest, size, origin, official)
             installed.append(records[name])
         fsync_dir(folder)
         write_manifest(folder, DATASET_NAME, records)
