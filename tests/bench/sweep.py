@@ -259,6 +259,16 @@ def png_bomb_header(home: Path, work: Path) -> None:
     (work / "bomb.png").write_bytes(huge_png(60000, 60000))
 
 
+def strip_png(home: Path, work: Path) -> None:
+    from tests.test_predict_limits import blank_png
+
+    (work / "strip.png").write_bytes(blank_png(40_000_000, 1, "RGBA"))
+
+
+def unicode_name(home: Path, work: Path) -> None:
+    digit_png(work / "ünï€.png")
+
+
 def damage_params(home: Path, work: Path) -> None:
     with sqlite3.connect(home / "registry.db") as db:
         db.execute("UPDATE versions SET params = '{x'")
@@ -290,6 +300,8 @@ if kind == "two_outputs":
     model = keras.Model(inputs, [keras.layers.Dense(10, activation="softmax")(x), keras.layers.Dense(10)(x)])
 elif kind == "logits":
     model = keras.Model(inputs, keras.layers.Dense(10)(x))
+elif kind == "unbuilt":
+    model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
 elif kind == "nan":
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
     weights = model.get_weights(); weights[0][:] = np.nan; model.set_weights(weights)
@@ -347,6 +359,11 @@ def cases() -> list[Case]:
             max_rss_mb=400,
         ),
         Case("predict json strict", ["predict", "--json", "digit.png", "nosuch.png"], (1,)),
+        Case("predict 40Mx1 strip", ["predict", "strip.png"], (1,), "strip", setup=strip_png, max_rss_mb=300),
+        Case("predict path too long", ["predict", "digit.png", "a" * 300 + ".png"], (1,), "too long"),
+        Case(
+            "predict ascii stdout", ["predict", "ünï€.png"], (0,), setup=unicode_name, env={"PYTHONIOENCODING": "ascii"}
+        ),
         Case(
             "predict folder without images",
             ["predict", "notes"],
@@ -400,6 +417,14 @@ def cases() -> list[Case]:
             ["models", "import", "two_outputs.keras", "--name", "x"],
             (1, 2),
             setup=models_file("two_outputs"),
+            timeout=180,
+        ),
+        Case(
+            "import unbuilt model",
+            ["models", "import", "unbuilt.keras", "--name", "x"],
+            (1,),
+            "input",
+            setup=models_file("unbuilt"),
             timeout=180,
         ),
         Case(
