@@ -5,7 +5,7 @@ _mnistctl() {
     local cmdpath="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "$cmdpath/${COMP_WORDS[i]}" in
-            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/default|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
+            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/default|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/serve|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
         esac
     done
     case "$cmdpath" in
@@ -13,7 +13,7 @@ _mnistctl() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--version --help -h" -- "$cur"))
             else
-                COMPREPLY=($(compgen -W "completion download evaluate inspect models predict train" -- "$cur"))
+                COMPREPLY=($(compgen -W "completion download evaluate inspect models predict serve train" -- "$cur"))
             fi
             ;;
         "/completion")
@@ -147,6 +147,23 @@ _mnistctl() {
             esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--model -m --top-k -k --raw --show --min-confidence --json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/serve")
+            case "$prev" in
+                --model|-m) COMPREPLY=(); return ;;
+                --host) COMPREPLY=(); return ;;
+                --port|-p) COMPREPLY=(); return ;;
+                --workers|-w) COMPREPLY=(); return ;;
+                --token) COMPREPLY=(); return ;;
+                --max-request-mb) COMPREPLY=(); return ;;
+                --timeout) COMPREPLY=(); return ;;
+                --cors-origin) COMPREPLY=(); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--model -m --host --port -p --workers -w --token --max-request-mb --timeout --cors-origin --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -20,6 +20,10 @@ ENV_KERAS_HOME = "KERAS_HOME"
 ENV_LOCK_TIMEOUT = "MNISTCTL_LOCK_TIMEOUT"
 # Test hook: the registry kills its own process with SIGKILL at this named point.
 ENV_CRASH_POINT = "MNISTCTL_CRASH_POINT"
+# The bearer token ``mnistctl serve`` requires of API requests (blank means none).
+ENV_TOKEN = "MNISTCTL_TOKEN"
+# Internal: ``mnistctl serve`` hands its settings to its worker processes in this variable (JSON).
+ENV_SERVE_CONFIG = "MNISTCTL_SERVE_CONFIG"
 
 
 def home() -> Path:

@@ -11,7 +11,7 @@ from mnistctl import __version__
 from mnistctl.cli import app
 from tests.conftest import REPO, run_cli
 
-COMMANDS = ["download", "train", "evaluate", "predict", "inspect", "models", "completion"]
+COMMANDS = ["download", "train", "evaluate", "predict", "inspect", "models", "completion", "serve"]
 
 
 def test_help_lists_every_command():

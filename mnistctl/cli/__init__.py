@@ -21,7 +21,15 @@ import typer.main
 from mnistctl import __version__
 from mnistctl.cli._errors import report
 from mnistctl.errors import ExitCode
-from mnistctl.paths import ENV_DEBUG, ENV_HOME, ENV_MIRROR, ENV_MODEL, ENV_NO_DEFAULT_MIRRORS, debug_enabled
+from mnistctl.paths import (
+    ENV_DEBUG,
+    ENV_HOME,
+    ENV_MIRROR,
+    ENV_MODEL,
+    ENV_NO_DEFAULT_MIRRORS,
+    ENV_TOKEN,
+    debug_enabled,
+)
 
 
 class CommandEntry(NamedTuple):
@@ -39,6 +47,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "inspect": CommandEntry("inspect", "inspect", "Show a model's wrong or right digits, confusion, curves, layers."),
     "completion": CommandEntry("completion", "completion", "Print a shell completion script."),
     "models": CommandEntry("models", "app", "Registry: list, show, default, alias, rm, gc, export, import."),
+    "serve": CommandEntry("serve", "serve", "Serve predictions over HTTP, with a page to draw digits on."),
 }
 
 # The variables every command reads, shown at the end of ``mnistctl --help``.
@@ -48,6 +57,7 @@ ENVIRONMENT = [
     (ENV_MIRROR, "Mirrors to try first (space/comma separated)."),
     (ENV_NO_DEFAULT_MIRRORS, "1: never try the public mirrors."),
     (ENV_DEBUG, "1: tracebacks, TensorFlow's own messages."),
+    (ENV_TOKEN, "Bearer token mnistctl serve requires."),
 ]
 
 

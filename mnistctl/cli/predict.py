@@ -10,8 +10,6 @@ from mnistctl.cli._output import announce_model, print_json, printable, stdout_c
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.data.folder import IMAGE_SUFFIXES, files_below
 
-# Below this calibrated confidence an answer is flagged "low" (in the table and as "low_confidence" in JSON).
-LOW_CONFIDENCE = 0.6
 GLOB_CHARS = set("*?[")
 
 
@@ -101,49 +99,24 @@ def predict(
     Confidences are calibrated probabilities; below 0.6 they are flagged as low. An image with no
     digit-like strokes (only lines, specks or printed text) is an error row, not a guess.
     """
-    import numpy as np
-
     from mnistctl.inference import Predictor
-    from mnistctl.preprocess import preprocess_many
+    from mnistctl.prediction import predict_rows, public
     from mnistctl.registry import Registry
 
     registry = Registry()
     version = registry.resolve(model)
     announce_model(version.ref)
     entries = with_stdin(expand_paths(paths))
-    readable = [(source, name) for name, source, error in entries if not error]
-    processed = iter(preprocess_many(readable, raw=raw))
-    inputs: list[np.ndarray] = []
-    rows: list[dict] = []
-    for name, _, error in entries:
-        outcome = error or next(processed)
-        if isinstance(outcome, str):
-            rows.append({"file": name, "error": outcome})
-        else:
-            inputs.append(outcome)
-            rows.append({"file": name})
-    ok_rows = [row for row in rows if "error" not in row]
-    if inputs:
-        batch = np.stack(inputs)
-        probabilities = Predictor(registry, version).predict(batch)
-        for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
-            if not np.isfinite(probs).all():
-                # A model can still fail on one input (e.g. an overflow): no answer beats a made-up one.
-                row.update(error="the model gave no answer for this image (NaN or infinite output)")
-                continue
-            order = np.argsort(probs)[::-1][:top_k]
-            confidence = float(probs[order[0]])
-            row.update(
-                digit=int(order[0]),
-                confidence=confidence,
-                top_k=[[int(d), float(probs[d])] for d in order],
-                low_confidence=confidence < LOW_CONFIDENCE,
-            )
-            if min_confidence is not None and confidence < min_confidence:
-                row.update(digit=None, best_guess=int(order[0]), unsure=True)
-            row["_image"] = image
+    rows = predict_rows(
+        entries,
+        # Built only when some image could be read: a damaged version still lists unreadable files as error rows.
+        lambda batch: Predictor(registry, version).predict(batch),
+        raw=raw,
+        top_k=top_k,
+        min_confidence=min_confidence,
+    )
     if json_output:
-        print_json({"model": version.ref, "results": [{k: v for k, v in r.items() if k != "_image"} for r in rows]})
+        print_json({"model": version.ref, "results": [public(row) for row in rows]})
     else:
         _print_rows(rows, version.ref, show)
     if any("error" in row for row in rows):

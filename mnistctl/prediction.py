@@ -1,0 +1,104 @@
+"""The answer for each image -- digit, calibrated confidence, top K, the low-confidence flag -- as rows.
+
+Shared by ``mnistctl predict`` and the HTTP server (``mnistctl serve``): the same image and model give the same
+row either way. The library never prints; callers drop the private ``_`` keys before showing a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistctl.errors import MnistctlError
+
+# Below this calibrated confidence an answer is flagged "low" (in the table and as "low_confidence" in JSON).
+LOW_CONFIDENCE = 0.6
+NO_ANSWER = "the model gave no answer for this image (NaN or infinite output)"
+
+# (display name, a path or the image's bytes or None, the error that already stopped it or None)
+Entry = tuple[str, "Path | bytes | None", "str | None"]
+
+
+def answer(probabilities: np.ndarray, top_k: int) -> dict[str, Any] | None:
+    """``digit``, ``confidence``, ``top_k`` (``[[digit, p], ...]``, best first) and ``low_confidence`` for one
+    image's 10 probabilities; None when they are not all finite (no answer beats a made-up one)."""
+    if not np.isfinite(probabilities).all():
+        return None
+    order = np.argsort(probabilities)[::-1][:top_k]
+    confidence = float(probabilities[order[0]])
+    return {
+        "digit": int(order[0]),
+        "confidence": confidence,
+        "top_k": [[int(d), float(probabilities[d])] for d in order],
+        "low_confidence": confidence < LOW_CONFIDENCE,
+    }
+
+
+def _preprocessed(entries: list[Entry], raw: bool, parallel: bool) -> list[np.ndarray | str]:
+    """A 28x28 array or an error message for each entry without an error of its own, in order."""
+    from mnistctl.preprocess import preprocess, preprocess_many
+
+    readable = [(source, name) for name, source, error in entries if not error and source is not None]
+    if parallel:
+        return preprocess_many(readable, raw=raw)
+    outcomes: list[np.ndarray | str] = []
+    for source, name in readable:  # in this thread: a server must not fork worker processes per request
+        try:
+            outcomes.append(preprocess(source, name, raw=raw))
+        except MnistctlError as exc:
+            outcomes.append(str(exc))
+    return outcomes
+
+
+def predict_rows(
+    entries: list[Entry],
+    predict: Callable[[np.ndarray], np.ndarray],
+    *,
+    raw: bool = False,
+    top_k: int = 3,
+    min_confidence: float | None = None,
+    parallel: bool = True,
+) -> list[dict[str, Any]]:
+    """One row per entry, in order: ``{"file", "digit", "confidence", "top_k", "low_confidence"}`` or
+    ``{"file", "error"}``.
+
+    ``predict`` maps a (N, 28, 28) batch to calibrated (N, 10) probabilities; it is called once, and only when
+    some image could be read. Answers below ``min_confidence`` become unsure rows (``digit`` None, the best guess
+    kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image`` and all ten
+    probabilities under ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
+    """
+    processed = iter(_preprocessed(entries, raw, parallel))
+    inputs: list[np.ndarray] = []
+    rows: list[dict[str, Any]] = []
+    for name, source, error in entries:
+        outcome = error or (next(processed) if source is not None else "no image")
+        if isinstance(outcome, str):
+            rows.append({"file": name, "error": outcome})
+        else:
+            inputs.append(outcome)
+            rows.append({"file": name})
+    if not inputs:
+        return rows
+    batch = np.stack(inputs)
+    probabilities = predict(batch)
+    ok_rows = [row for row in rows if "error" not in row]
+    for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
+        found = answer(probs, top_k)
+        if found is None:
+            # A model can still fail on one input (e.g. an overflow).
+            row["error"] = NO_ANSWER
+            continue
+        row.update(found)
+        if min_confidence is not None and found["confidence"] < min_confidence:
+            row.update(digit=None, best_guess=found["digit"], unsure=True)
+        row["_image"] = image
+        row["_probabilities"] = probs
+    return rows
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` without its private ``_`` keys: what ``predict --json`` prints."""
+    return {key: value for key, value in row.items() if not key.startswith("_")}
