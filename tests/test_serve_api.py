@@ -10,24 +10,22 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import REPO, run_cli
+from tests.serving import Server, mnistctl_command
 
 EXAMPLES = REPO / "mnistctl" / "builtin" / "examples"
 SEVEN = EXAMPLES / "seven-photo.jpg"
@@ -38,78 +36,6 @@ PAGE_ORIGIN = "http://page.example"
 
 
 # -- the server, and how we talk to it ---------------------------------------------------------------------------
-
-
-class Server:
-    """``mnistctl serve --port 0 ARGS`` in its own session; the URL is read from its first line on stderr."""
-
-    def __init__(self, *args: str, home: Path | None = None, env: dict[str, str] | None = None) -> None:
-        executable = Path(sys.executable).with_name("mnistctl")
-        command = [str(executable)] if executable.exists() else [sys.executable, "-m", "mnistctl"]
-        # Module-scoped servers start before the autouse fixture cleans the environment: clean it here too.
-        inherited = {
-            k: v for k, v in os.environ.items() if k not in ("MNISTCTL_MODEL", "MNISTCTL_TOKEN", "MNISTCTL_DEBUG")
-        }
-        environment = {**inherited, **(env or {})}
-        if home is not None:
-            environment["MNISTCTL_HOME"] = str(home)
-        self.process = subprocess.Popen(
-            [*command, "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=environment,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._url_seen = threading.Event()
-        self.url = ""
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-            found = re.search(r"http://\S+/", line)
-            if found and not self.url:
-                self.url = found.group(0)
-                self._url_seen.set()
-        self._url_seen.set()
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def port(self) -> int:
-        return int(urlsplit(self.url).port or 0)
-
-    def wait_ready(self, timeout: float = 60) -> Server:
-        deadline = time.monotonic() + timeout
-        assert self._url_seen.wait(timeout) and self.url, f"no URL printed:\n{self.stderr}"
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"exited {self.process.returncode}:\n{self.stderr}"
-            try:
-                if request(self, "GET", "/healthz", timeout=2)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"/healthz not ready in {timeout} s:\n{self.stderr}")
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        """Stop it as Ctrl-C does; its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._reader.join(timeout=5)
-        return self.process.returncode
 
 
 def request(
@@ -173,9 +99,9 @@ def mnist_one() -> np.ndarray:
 
 def predict_json(*names: str, cwd: Path) -> dict:
     """``mnistctl predict NAMES --json`` run in ``cwd`` (so that its rows name the files as the uploads do)."""
-    executable = Path(sys.executable).with_name("mnistctl")
-    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "mnistctl"]
-    result = subprocess.run([*command, "predict", *names, "--json"], capture_output=True, cwd=cwd, timeout=120)
+    result = subprocess.run(
+        [*mnistctl_command(), "predict", *names, "--json"], capture_output=True, cwd=cwd, timeout=120
+    )
     return json.loads(result.stdout)
 
 

@@ -9,14 +9,7 @@ are saved to ``$MNISTCTL_ARTIFACTS`` (default ``tests/artifacts/``, not committe
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tests.serving import Server
 
 SEVEN_PHOTO = REPO / "mnistctl" / "builtin" / "examples" / "seven-photo.jpg"
 # Chromium's background services reach for Google's hosts; on a closed network that is only noise and delay.
@@ -77,75 +71,10 @@ def browser():
         launched.close()
 
 
-class Server:
-    """``mnistctl serve --port 0`` in a subprocess: the real entry point, the test's isolated home."""
-
-    def __init__(self, *args: str, token: str | None = None) -> None:
-        executable = Path(sys.executable).with_name("mnistctl")
-        command = [str(executable)] if executable.exists() else [sys.executable, "-m", "mnistctl"]
-        env = {name: value for name, value in os.environ.items() if name != "MNISTCTL_TOKEN"}
-        if token is not None:
-            env["MNISTCTL_TOKEN"] = token
-        self.process = subprocess.Popen(
-            [*command, "serve", "--port", "0", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        self.stderr: list[str] = []
-        self._url_seen = threading.Event()
-        self.url = ""
-        # Drain stderr for the server's whole life, so that a chatty server never blocks on a full pipe.
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    def _read_stderr(self) -> None:
-        for line in self.process.stderr:
-            self.stderr.append(line)
-            match = re.search(r"https?://[^\s/]+", line)
-            if match and not self.url:
-                self.url = match.group(0)
-                self._url_seen.set()
-        self._url_seen.set()
-
-    def log(self) -> str:
-        return "".join(self.stderr)[-2000:]
-
-    def wait_ready(self, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        if not self._url_seen.wait(timeout) or not self.url:
-            raise AssertionError(f"mnistctl serve printed no URL:\n{self.log()}")
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"mnistctl serve exited {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return self.url
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.url}/healthz was not ready in {timeout} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops cleanly
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 @pytest.fixture
 def server_url(isolated_home: Path) -> Iterator[str]:
-    server = Server("--model", "builtin")
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    with Server("--model", "builtin") as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -289,9 +218,8 @@ def test_a_server_with_a_token_asks_for_it_and_the_page_sends_it(browser, isolat
     server = Server("--model", "builtin", token="s3cret-token")
     context = browser.new_context(viewport={"width": 1100, "height": 820}, reduced_motion="reduce")
     try:
-        url = server.wait_ready()
         page = context.new_page()
-        page.goto(url + "/")
+        page.goto(server.wait_ready().url + "/")
         draw(page, SEVEN_STROKES)
         page.wait_for_selector("#message:not([hidden])", timeout=15_000)
         assert "access token" in page.inner_text("#message")
