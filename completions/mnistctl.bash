@@ -5,7 +5,7 @@ _mnistctl() {
     local cmdpath="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "$cmdpath/${COMP_WORDS[i]}" in
-            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/default|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/serve|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
+            /completion|/download|/evaluate|/inspect|/models|/models/alias|/models/compare|/models/default|/models/export|/models/gc|/models/import|/models/list|/models/rm|/models/show|/predict|/serve|/train) cmdpath="$cmdpath/${COMP_WORDS[i]}" ;;
         esac
     done
     case "$cmdpath" in
@@ -72,12 +72,23 @@ _mnistctl() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
             else
-                COMPREPLY=($(compgen -W "alias default export gc import list rm show" -- "$cur"))
+                COMPREPLY=($(compgen -W "alias compare default export gc import list rm show" -- "$cur"))
             fi
             ;;
         "/models/alias")
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--json --help -h" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "" -- "$cur"))
+            fi
+            ;;
+        "/models/compare")
+            case "$prev" in
+                --split) COMPREPLY=($(compgen -W "test train" -- "$cur")); return ;;
+                --show) COMPREPLY=(); return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--split --show --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -180,9 +191,10 @@ _mnistctl() {
                 --name) COMPREPLY=(); return ;;
                 --augment-profile) COMPREPLY=(); return ;;
                 --resume) COMPREPLY=(); return ;;
+                --devices) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --devices --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -73,8 +73,25 @@ def arch_names() -> list[str]:
     return list(_REGISTRY)
 
 
+# ``train --arch FILE.py:FUNCTION`` or ``--arch FILE.json`` (mnistctl.user_arch): recorded under this name, with
+# this recipe, and built from the file's text that the run records (never listed among the choices).
+CUSTOM_ARCH = "custom"
+CUSTOM_RECIPE = Recipe(optimizer="Adam", learning_rate=0.001, batch_size=128, epochs=5)
+
+
+def _custom_needs_its_source() -> Any:
+    raise UsageError(f"architecture {CUSTOM_ARCH!r} is built from its file: use build_model(..., source=...)")
+
+
+_CUSTOM = Architecture(
+    CUSTOM_ARCH, "your own model: --arch FILE.py:FUNCTION or FILE.json", CUSTOM_RECIPE, _custom_needs_its_source
+)
+
+
 def get_arch(name: str) -> Architecture:
     """The architecture called ``name``; an unknown name is a usage error that lists the choices."""
+    if name == CUSTOM_ARCH:
+        return _CUSTOM
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -123,10 +140,19 @@ def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return re.search(r"\b(amx_bf16|avx512_bf16)\b", text) is not None
 
 
-def build_model(name: str, precision: str = "float32") -> keras.Model:
-    """A fresh model of architecture ``name`` whose layers compute in ``precision`` (a Keras dtype policy)."""
+def build_model(name: str, precision: str = "float32", source: dict[str, Any] | None = None) -> keras.Model:
+    """A fresh model of architecture ``name`` whose layers compute in ``precision`` (a Keras dtype policy).
+
+    ``source``: for CUSTOM_ARCH, the recorded file (mnistctl.user_arch.read_source) to build it from.
+    """
     import keras
 
+    if name == CUSTOM_ARCH:
+        from mnistctl.user_arch import build_user_model
+
+        if not source:
+            raise UsageError(f"architecture {CUSTOM_ARCH!r} needs its recorded source file")
+        return build_user_model(source)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:

@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 from mnistctl import __version__
 from mnistctl.archs import (
     AUGMENT_PROFILES,
+    CUSTOM_ARCH,
     arch_names,
     build_loss,
     build_model,
@@ -129,6 +130,9 @@ class TrainConfig:
     augment_profile: str = ""
     # The Keras dtype policy the run trains in: "float32", or "mixed_bfloat16" on CPUs with native bfloat16.
     precision: str = "float32"
+    # For CUSTOM_ARCH: the user's file as read when the run started (mnistctl.user_arch.read_source), so that a
+    # resumed run builds what it began with; {} for the built-in architectures.
+    arch_source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -144,9 +148,12 @@ class TrainConfig:
         limit: int | None = None,
         augment: bool | None = None,
         augment_profile: str | None = None,
+        arch_source: dict[str, Any] | None = None,
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated (``val_split``: 0.1 when not given)."""
         recipe = get_arch(arch).recipe
+        if (arch == CUSTOM_ARCH) != bool(arch_source):
+            raise UsageError(f"architecture {CUSTOM_ARCH!r} comes with its source file, and only it")
         val_split = DEFAULT_VAL_SPLIT if val_split is None else val_split
         if not 0.0 <= val_split < 1.0:
             raise UsageError(f"--val-split must be in [0, 1), got {val_split}")
@@ -196,6 +203,7 @@ class TrainConfig:
             augment_profile=augment_profile if augment else "",
             label_smoothing=recipe.label_smoothing,
             precision="mixed_bfloat16" if recipe.mixed_bfloat16 and native_bfloat16() else "float32",
+            arch_source=dict(arch_source or {}),
         )
 
     @classmethod
@@ -216,7 +224,7 @@ class TrainConfig:
                 raise ValueError(f"missing field {key!r}")
         recipes = [get_arch(name).recipe for name in arch_names()]
         rules: dict[str, tuple[Any, str]] = {
-            "arch": (lambda v: v in arch_names(), "one of " + ", ".join(arch_names())),
+            "arch": (lambda v: v in (*arch_names(), CUSTOM_ARCH), "one of " + ", ".join((*arch_names(), CUSTOM_ARCH))),
             "name": (_is_new_name, "a model name (letters, digits, '.', '_' or '-')"),
             "epochs": (_whole(1, MAX_EPOCHS), f"a whole number from 1 to {MAX_EPOCHS:,}"),
             "batch_size": (_whole(1, MAX_BATCH_SIZE), f"a whole number from 1 to {MAX_BATCH_SIZE:,}"),
@@ -245,6 +253,14 @@ class TrainConfig:
             if key in record and not valid(record[key]):
                 raise ValueError(f"{key} is {_shown(record[key])}, expected {expected}")
         config = cls(**record)
+        if (config.arch == CUSTOM_ARCH) != bool(config.arch_source):
+            raise ValueError(f"arch_source must be recorded for arch {CUSTOM_ARCH!r}, and only for it")
+        if config.arch_source:
+            from mnistctl.user_arch import source_problem
+
+            problem = source_problem(config.arch_source)
+            if problem:
+                raise ValueError(f"arch_source: {problem}")
         if config.label_smoothing and config.loss != "categorical_crossentropy":
             raise ValueError(f"label_smoothing needs loss categorical_crossentropy, not {config.loss!r}")
         return config
@@ -278,8 +294,10 @@ def _is_new_name(value: Any) -> bool:
 class TrainListener(Protocol):
     """What training reports (the CLI draws it). ``batch_done`` may be called from a worker thread."""
 
-    def run_started(self, run_id: str, config: TrainConfig, train_samples: int, val_samples: int, steps: int) -> None:
-        """Called once, before the first epoch (also when resuming)."""
+    def run_started(
+        self, run_id: str, config: TrainConfig, train_samples: int, val_samples: int, steps: int, devices: str = ""
+    ) -> None:
+        """Called once, before the first epoch (also when resuming); ``devices`` says where, e.g. "on CPU"."""
 
     def epoch_started(self, epoch: int) -> None:
         """``epoch`` counts from 1."""
@@ -572,6 +590,32 @@ def split_data(
     return (x[:-held_out], y[:-held_out]), (x[-held_out:], y[-held_out:])
 
 
+def even_for_replicas(
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    replicas: int,
+    config: TrainConfig,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """Every batch split evenly across ``replicas``: Keras 3's fit under MirroredStrategy fails on a batch that
+    does not (e.g. a last batch of 25 on 2 replicas: "Inputs to operation AddN ... [13,28,28] != [12,28,28]").
+
+    The global batch must be a multiple of the replicas; then at most ``replicas - 1`` images of each split are left
+    out, so that its last batch is one too.
+    """
+    if config.batch_size % replicas:
+        raise UsageError(
+            f"--batch-size {config.batch_size} does not split evenly across {replicas} replicas",
+            hint=f"use a multiple of {replicas}, e.g. {config.batch_size + replicas - config.batch_size % replicas}",
+        )
+
+    def trimmed(split: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        keep = len(split[0]) - len(split[0]) % replicas
+        return split[0][:keep], split[1][:keep]
+
+    validation = trimmed(validation) if validation is not None else None
+    return trimmed(train), (validation if validation is None or len(validation[0]) else None)
+
+
 def _keras_callbacks(listener: TrainListener, run: Path, state: RunState, config: TrainConfig) -> list[Any]:
     import keras
 
@@ -638,8 +682,10 @@ def environment() -> dict[str, str]:
     }
 
 
-def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | None = None) -> TrainResult:
-    """Train ``config`` (or continue run ``resume_run``), evaluate on the test set, register.
+def train(
+    config: TrainConfig, listener: TrainListener, *, resume_run: str | None = None, devices: str = "all"
+) -> TrainResult:
+    """Train ``config`` (or continue run ``resume_run``) on ``devices`` (mnistctl.devices), evaluate, register.
 
     The run's lock is held from start to end; a run to resume is claimed (and read again) before anything slow.
     """
@@ -660,6 +706,9 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         from mnistctl.tf_runtime import import_keras
 
         keras = import_keras()
+        from mnistctl.devices import select
+
+        placement = select(devices)  # before anything makes TensorFlow initialise its devices
 
         if resume_run is None:
             _sweep_discarded()
@@ -672,15 +721,22 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
         atomic_write_bytes(run / CONFIG_FILE, json.dumps(asdict(config), indent=2).encode())
 
         (x_train, y_train), validation = split_data(train_images, train_labels, config)
+        if placement.replicas > 1:
+            train_split = even_for_replicas((x_train, y_train), validation, placement.replicas, config)
+            (x_train, y_train), validation = train_split
         seed_everything((config.seed + state.epochs_done) % (MAX_SEED + 1), config.deterministic)
-        if state.epochs_done and state.checkpoint and (run / state.checkpoint).is_file():
-            model = keras.models.load_model(run / state.checkpoint)
-        else:
-            state = RunState()
-            model = new_model(config, len(x_train))
+        with placement.scope():
+            if state.epochs_done and state.checkpoint and (run / state.checkpoint).is_file():
+                model = keras.models.load_model(run / state.checkpoint)
+            else:
+                state = RunState()
+                model = new_model(config, len(x_train))
         resumed_from = state.epochs_done
         steps = steps_per_epoch(config, len(x_train))
-        listener.run_started(run_id, config, len(x_train), 0 if validation is None else len(validation[0]), steps)
+        val_samples = 0 if validation is None else len(validation[0])
+        listener.run_started(
+            run_id, config, len(x_train), val_samples, steps, devices=placement.describe(config.batch_size)
+        )
         resume_hint = f'resume with "mnistctl train --resume {run_id}"'
         if state.epochs_done < config.epochs:
             if config.augment:
@@ -726,6 +782,7 @@ def train(config: TrainConfig, listener: TrainListener, *, resume_run: str | Non
                 validation=validation,
                 test=(test_images, test_labels),
                 data_fingerprint=data_fingerprint,
+                placement=placement.record(),
             )
         except KeyboardInterrupt as exc:
             # Nothing is registered (the registry's transaction rolled back; were it committed, --resume says so).
@@ -785,6 +842,7 @@ def _evaluate_and_register(
     validation: tuple[np.ndarray, np.ndarray] | None,
     test: tuple[np.ndarray, np.ndarray],
     data_fingerprint: str,
+    placement: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """After the last epoch: test metrics, calibration, the artifacts, and the new version in the registry."""
     from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
@@ -811,6 +869,7 @@ def _evaluate_and_register(
         "val_samples": 0 if validation is None else len(validation[0]),
         "total_params": int(model.count_params()),
         "calibration": calibration,
+        **(placement or {"devices": ["CPU"], "replicas": 1}),
     }
     return Registry().register(
         name=config.name,
@@ -911,7 +970,7 @@ def steps_per_epoch(config: TrainConfig, train_samples: int) -> int:
 def new_model(config: TrainConfig, train_samples: int) -> Any:
     """A fresh model for ``config``, compiled with its recipe's loss and optimizer, whose learning-rate
     schedule spans all the steps of ``config.epochs`` epochs over ``train_samples`` images."""
-    model = build_model(config.arch, config.precision)
+    model = build_model(config.arch, config.precision, config.arch_source)
     total_steps = steps_per_epoch(config, train_samples) * config.epochs
     model.compile(
         optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate, total_steps),

@@ -51,6 +51,12 @@ def _first_line(text: str | None) -> str:
 
 # Typer up to 0.28 describes a parameter with a Click type (param.type); 0.29 with its own param.type_descriptor.
 def _choices(param: object) -> list[str]:
+    if getattr(param, "name", None) == "arch":
+        # train --arch takes a built-in name or a file (FILE.py:FUNCTION, FILE.json), so it is typed as text;
+        # TAB offers the built-in names, the common case.
+        from mnistctl.archs import arch_names
+
+        return list(arch_names())
     descriptor = getattr(param, "type_descriptor", None)
     if descriptor is not None:
         choices = descriptor.choices or ()

@@ -174,6 +174,10 @@ def show(
     if version.damaged:
         facts.append(("DAMAGED", f"{', '.join(version.damaged)} unreadable; remove it with models rm {version.ref}"))
     facts += [("arch", version.arch), ("created", version.created_at)]
+    source = params.get("arch_source")
+    if isinstance(source, dict) and source:
+        where = str(source.get("path", "?")) + (f":{source['function']}" if source.get("function") else "")
+        facts.append(("source", f"{where}, sha256 {source.get('sha256', '?')}"))
     if version.arch == "imported":
         facts.append(("imported", _import_fact(params)))
     else:
@@ -224,6 +228,8 @@ def show(
     total = sum(layer.get("params", 0) for layer in version.layers)
     layer_rows.append(("total", "", "", f"{total:,}"))
     print_table(None, ("layer", "type", "output shape", "params"), layer_rows)
+    if isinstance(source, dict) and isinstance(source.get("text"), str):
+        _print_source(source["text"], version.ref)
 
 
 @app.command("alias")
@@ -365,6 +371,24 @@ def import_model(
     print(f"registered {version.ref}: test accuracy {_accuracy(version)}")
 
 
+# `models show` prints this many lines of a user architecture's source; --json has all of it.
+SHOWN_SOURCE_LINES = 60
+
+
+def _print_source(text: str, ref: str) -> None:
+    """The architecture file the version was trained from, as recorded (its first lines when long)."""
+    lines = text.splitlines()
+    print()
+    print("source:")
+    for line in lines[:SHOWN_SOURCE_LINES]:
+        print(f"  {line}")
+    if len(lines) > SHOWN_SOURCE_LINES:
+        hint(
+            f"… {len(lines) - SHOWN_SOURCE_LINES:,} more lines; "
+            f'"mnistctl models show {ref} --json" has all of it (params.arch_source.text)'
+        )
+
+
 def _calibration_fact(calibration: Any) -> str:
     """The temperature and where it came from, or why there is none (versions from before calibration)."""
     if not isinstance(calibration, dict):
@@ -389,3 +413,167 @@ def _import_fact(params: dict[str, Any]) -> str:
     if params.get("unsafe"):
         fact += ", loaded with --unsafe"
     return fact
+
+
+class CompareSplit(str, Enum):
+    test = "test"
+    train = "train"
+
+
+SHOWN_DEFAULT = 10  # images listed per side by "models compare" unless --show says otherwise
+
+
+@app.command("compare")
+def compare(
+    ref_a: Annotated[str, typer.Argument(metavar="A", help="The first version (NAME, NAME:VERSION or NAME@ALIAS).")],
+    ref_b: Annotated[str, typer.Argument(metavar="B", help="The second version; differences are B minus A.")],
+    split: Annotated[CompareSplit, typer.Option(help="Which MNIST images both models answer.")] = CompareSplit.test,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show", min=0, metavar="N", help="How many images to list that one gets right, the other wrong."
+        ),
+    ] = SHOWN_DEFAULT,
+    json_output: JsonFlag = False,
+) -> None:
+    """Compare two versions on the same MNIST images, with McNemar's test.
+
+    Both accuracies and the paired difference with its 95% interval, the right/wrong table, McNemar's exact
+    (binomial, two-sided) test, per-digit accuracy, and the images one gets right and the other wrong.
+    Both run their .tflite through LiteRT.
+    """
+    import time
+
+    from mnistctl.compare import ALPHA, verdict
+    from mnistctl.compare import compare as compare_answers
+    from mnistctl.data.loader import load
+    from mnistctl.inference import Predictor, litert_available
+
+    registry = _registry()
+    version_a, version_b = registry.resolve(ref_a), registry.resolve(ref_b)
+    for version in (version_a, version_b):
+        version.check_usable()
+    if not litert_available():
+        raise MnistctlError(
+            "models compare runs models with LiteRT (ai-edge-litert), which is not installed here",
+            hint="install ai-edge-litert (it has wheels for Linux x86-64/aarch64 and macOS arm64)",
+        )
+    for version in (version_a, version_b):
+        if "model.tflite" not in version.artifacts:
+            raise MnistctlError(f"{version.ref} has no model.tflite, which models compare runs", hint="choose another")
+    images, labels = load(split.value)
+    started = time.perf_counter()
+    probabilities_a = Predictor(registry, version_a, backend="litert").predict(images, calibrate=False)
+    if version_b.ref == version_a.ref:
+        probabilities_b = probabilities_a
+    else:
+        probabilities_b = Predictor(registry, version_b, backend="litert").predict(images, calibrate=False)
+    seconds = time.perf_counter() - started
+    result = compare_answers(labels, probabilities_a, probabilities_b)
+    (both_right, a_only), (b_only, both_wrong) = result.table
+    p = result.p_value
+    difference, low, high = result.difference()
+    line = verdict(p, a_only, b_only, version_a.ref, version_b.ref)
+
+    def listed(indices: Any) -> list[dict[str, int]]:
+        return [
+            {
+                "index": int(i),
+                "label": int(result.labels[i]),
+                "a": int(result.predicted_a[i]),
+                "b": int(result.predicted_b[i]),
+            }
+            for i in indices
+        ]
+
+    only_a, only_b = listed(result.only_a_right(show)), listed(result.only_b_right(show))
+    if json_output:
+        print_json(
+            {
+                "a": {"model": version_a.ref, "accuracy": result.accuracy_a, "correct": both_right + a_only},
+                "b": {"model": version_b.ref, "accuracy": result.accuracy_b, "correct": both_right + b_only},
+                "split": split.value,
+                "images": result.images,
+                "backend": "litert",
+                "seconds": round(seconds, 3),
+                "difference": {"b_minus_a": difference, "low": low, "high": high, "confidence": 0.95},
+                "table": {
+                    "both_right": both_right,
+                    "a_right_b_wrong": a_only,
+                    "a_wrong_b_right": b_only,
+                    "both_wrong": both_wrong,
+                },
+                "mcnemar": {
+                    "test": "exact binomial, two-sided",
+                    "discordant": a_only + b_only,
+                    "p_value": p,
+                    "alpha": ALPHA,
+                    "significant": p < ALPHA,
+                },
+                "verdict": line,
+                "per_class": [
+                    {
+                        "digit": row.digit,
+                        "images": row.support,
+                        "accuracy_a": row.accuracy_a,
+                        "accuracy_b": row.accuracy_b,
+                        "difference": row.difference,
+                    }
+                    for row in result.per_class()
+                ],
+                "a_right_b_wrong": {"count": a_only, "shown": only_a},
+                "b_right_a_wrong": {"count": b_only, "shown": only_b},
+            }
+        )
+        return
+    n = result.images
+    print(f"{n:,} {split.value} {'image' if n == 1 else 'images'} (litert, {seconds:.2f} s)")
+    print_table(
+        None,
+        ("", "model", "accuracy", "right"),
+        [
+            ("A", version_a.ref, f"{result.accuracy_a:.4f}", f"{both_right + a_only:,}"),
+            ("B", version_b.ref, f"{result.accuracy_b:.4f}", f"{both_right + b_only:,}"),
+        ],
+    )
+    print(f"B - A: {difference:+.4f} (95% CI {low:+.4f} to {high:+.4f}, paired)")
+    print()
+    print_table(
+        None,
+        ("", "B right", "B wrong"),
+        [("A right", f"{both_right:,}", f"{a_only:,}"), ("A wrong", f"{b_only:,}", f"{both_wrong:,}")],
+    )
+    print()
+    print(f"McNemar's exact test on {a_only + b_only:,} discordant images ({a_only:,} vs {b_only:,}): p = {p:.4g}")
+    print(line)
+    print()
+    print_table(
+        None,
+        ("digit", "images", "A", "B", "B - A"),
+        [
+            (
+                row.digit,
+                f"{row.support:,}",
+                _number(row.accuracy_a),
+                _number(row.accuracy_b),
+                "-" if row.difference is None else f"{row.difference:+.4f}",
+            )
+            for row in result.per_class()
+        ],
+    )
+    for title, count, rows in (("A right, B wrong", a_only, only_a), ("B right, A wrong", b_only, only_b)):
+        print()
+        shown = f", first {len(rows):,}" if len(rows) < count else ""
+        print(f"{title}: {count:,} {'image' if count == 1 else 'images'}{shown}")
+        if rows:
+            print_table(None, ("index", "label", "A says", "B says"), [_answer_row(row) for row in rows])
+
+
+def _answer_row(row: dict[str, int]) -> tuple[str, str, str, str]:
+    """An image's index, label and the two models' digits ("-" where a model gave no answer)."""
+    return (
+        f"{row['index']}",
+        f"{row['label']}",
+        "-" if row["a"] < 0 else f"{row['a']}",
+        "-" if row["b"] < 0 else f"{row['b']}",
+    )

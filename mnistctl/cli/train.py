@@ -6,19 +6,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnistctl.archs import AUGMENT_PROFILES, arch_names, get_arch
+from mnistctl.archs import AUGMENT_PROFILES, CUSTOM_ARCH, arch_names, get_arch
 from mnistctl.cli._output import hint, print_json, printable, stderr_console
 from mnistctl.errors import UsageError
+from mnistctl.user_arch import (
+    changed_on_disk,
+    check_user_model,
+    default_name,
+    described,
+    is_user_arch,
+    parse_spec,
+    read_source,
+)
 
 if TYPE_CHECKING:
     from mnistctl.training import TrainConfig, TrainResult
-
-ArchChoice = Enum("ArchChoice", {name: name for name in arch_names()}, type=str)  # type: ignore[misc]
 
 
 def _recipe_defaults(field: str) -> str:
@@ -57,7 +63,9 @@ class RichTrainProgress:
         if self.progress is not None:
             self.progress.stop()
 
-    def run_started(self, run_id: str, config: "TrainConfig", train_samples: int, val_samples: int, steps: int) -> None:
+    def run_started(
+        self, run_id: str, config: "TrainConfig", train_samples: int, val_samples: int, steps: int, devices: str = ""
+    ) -> None:
         self.epochs, self.steps = config.epochs, steps
         held_out = f", {val_samples:,} held out for validation" if val_samples else ""
         details = [f"batch {config.batch_size}"]
@@ -69,6 +77,8 @@ class RichTrainProgress:
             details.append(f"label smoothing {config.label_smoothing:g}")
         if config.precision != "float32":
             details.append(config.precision.replace("_", " "))
+        if devices:
+            details.append(devices)
         hint(f"run {run_id}: {config.arch} on {train_samples:,} images{held_out}, {', '.join(details)}")
         hint(EPOCH_HEADER)
         if self.live:
@@ -138,7 +148,17 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 def train(
     arch: Annotated[
-        ArchChoice | None, typer.Option("--arch", help="Architecture to train.", show_default=False)
+        str | None,
+        typer.Option(
+            "--arch",
+            metavar="ARCH",
+            help=f"Architecture to train: {', '.join(arch_names())}; or your own, FILE.py:FUNCTION (a function"
+            " taking (input_shape, num_classes), i.e. ((28, 28), 10), and returning an uncompiled Keras model of"
+            " pixels scaled to 0..1) or FILE.json (a model config from model.to_json()). A FILE.py is your own"
+            " code and runs with your rights, by design: train only files you trust. Its text and sha256 are"
+            " stored with the version (models show prints them). Recipe: Adam, lr 0.001, batch 128, 5 epochs.",
+            show_default=False,
+        ),
     ] = None,
     epochs: Annotated[
         int | None,
@@ -183,6 +203,15 @@ def train(
         str | None,
         typer.Option(metavar="[RUN_ID]", help="Continue the latest interrupted run (of --name/--arch) or RUN_ID."),
     ] = None,
+    devices: Annotated[
+        str,
+        typer.Option(
+            metavar="all|N|cpu",
+            help="Where to train: all = every GPU (the CPU without one), N = the first N GPUs, cpu = the CPU only."
+            " Several GPUs train through MirroredStrategy; --batch-size is then the global batch, split evenly"
+            " across them. Multi-host training is not offered.",
+        ),
+    ] = "all",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Train an architecture, test it and register a new version.
@@ -190,6 +219,9 @@ def train(
     The trained model is evaluated on the 10,000 test images before it is registered.
     """
     started = time.perf_counter()
+    from mnistctl.devices import parse_devices
+
+    devices = parse_devices(devices)
     if name is not None and not name.strip():
         raise UsageError("--name is empty", hint="give a model name, or drop --name to use the arch's")
     if resume is not None and not resume.strip():
@@ -211,14 +243,17 @@ def train(
         overrides = [flag for flag, value in given.items() if value is not None]
         if overrides:
             raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(overrides)}")
-        run_id, config = find_run(resume, name or (arch.value if arch else None))
+        run_id, config = find_run(resume, name or (_arch_name(arch) if arch else None))
         hint(f"resuming {run_id}")
+        if config.arch_source:
+            _mention_changed_source(config.arch_source)
     else:
         if arch is None:
             raise UsageError("--arch is required", hint="choose one of: " + ", ".join(arch_names()))
+        source = _user_source(arch)
         config = TrainConfig.create(
-            arch.value,
-            name=name,
+            CUSTOM_ARCH if source else get_arch(arch).name,
+            name=default_name(source) if source and name is None else name,
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=lr,
@@ -227,12 +262,44 @@ def train(
             limit=limit,
             augment=augment,
             augment_profile=augment_profile,
+            arch_source=source,
         )
+        if source:
+            _check_user_arch(source)
         run_id = None
         _mention_abandoned_runs()
     with _sigterm_as_interrupt(), RichTrainProgress() as progress:
-        result = run_training(config, progress, resume_run=run_id)
+        result = run_training(config, progress, resume_run=run_id, devices=devices)
     _report(result, json_output, time.perf_counter() - started)
+
+
+def _user_source(arch: str) -> dict | None:
+    """The file an ``--arch FILE.py:FUNCTION`` or ``--arch FILE.json`` names, read; None for a built-in name."""
+    if arch in arch_names() or not is_user_arch(arch):
+        return None
+    return read_source(arch)
+
+
+def _arch_name(arch: str) -> str:
+    """The model name --resume looks for: a built-in arch's, or the one a user arch's file gives."""
+    if not is_user_arch(arch):
+        return arch
+    path, _ = parse_spec(arch)
+    return default_name({"path": str(path)})
+
+
+def _check_user_arch(source: dict) -> None:
+    """Build the user's model once before the run starts: a broken file costs no run folder."""
+    hint(f"building {described(source)} (your own code)…")
+    check_user_model(source)
+
+
+def _mention_changed_source(source: dict) -> None:
+    if changed_on_disk(source):
+        hint(
+            f"note: {source['path']} changed since the run started;"
+            f" resuming with the text recorded in the run (sha256 {source['sha256'][:12]})"
+        )
 
 
 @contextmanager
