@@ -192,9 +192,13 @@ _mnistctl() {
                 --augment-profile) COMPREPLY=(); return ;;
                 --resume) COMPREPLY=(); return ;;
                 --devices) COMPREPLY=(); return ;;
+                --data) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --from) COMPREPLY=(); return ;;
+                --early-stopping) COMPREPLY=(); return ;;
+                --tensorboard) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --devices --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --devices --data --from --early-stopping --tensorboard --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -50,6 +50,12 @@ CONFIG_FILE = "run.json"
 CHECKPOINT_PATTERN = "checkpoint-{epoch}.keras"
 _CHECKPOINT_NAME = re.compile(r"checkpoint-[0-9]+\.keras")
 STATE_FILE = "state.json"
+# --early-stopping: the best epoch's weights (numpy's npz of model.get_weights()), next to the checkpoint.
+BEST_WEIGHTS_PATTERN = "best-{epoch}.weights.npz"
+_BEST_WEIGHTS_NAME = re.compile(r"best-[0-9]+\.weights\.npz")
+# One row per completed epoch, rewritten (atomically) after each; registered with the version as an artifact.
+METRICS_CSV = "metrics.csv"
+METRICS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate")
 LOCK_FILE = ".lock"
 # A finished run's folder is renamed to this (in one step: nobody can take it for an interrupted run), then deleted.
 _DISCARDED_PREFIX = ".discarded-"
@@ -133,6 +139,13 @@ class TrainConfig:
     # For CUSTOM_ARCH: the user's file as read when the run started (mnistctl.user_arch.read_source), so that a
     # resumed run builds what it began with; {} for the built-in architectures.
     arch_source: dict[str, Any] = field(default_factory=dict)
+    # ``train --data DIR``: the labelled folder trained on (absolute), or "" for MNIST (mnistctl.folder_training).
+    data_folder: str = ""
+    # ``train --from REF``: {"ref", "weights_sha256"} of the version whose weights the run starts from, or {}.
+    parent: dict[str, Any] = field(default_factory=dict)
+    # --early-stopping: stop after this many epochs without a lower val_loss, and keep the best epoch's weights
+    # (0: off). Recorded with the run, so that a resumed run stops as it would have.
+    early_stopping: int = 0
 
     @classmethod
     def create(
@@ -149,6 +162,9 @@ class TrainConfig:
         augment: bool | None = None,
         augment_profile: str | None = None,
         arch_source: dict[str, Any] | None = None,
+        data_folder: str = "",
+        parent: dict[str, Any] | None = None,
+        early_stopping: int | None = None,
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated (``val_split``: 0.1 when not given)."""
         recipe = get_arch(arch).recipe
@@ -164,6 +180,13 @@ class TrainConfig:
         ):
             if value is not None and not 1 <= value <= most:
                 raise UsageError(f"{flag} must be between 1 and {most:,}, got {value:,}")
+        if early_stopping is not None and not 1 <= early_stopping <= MAX_EPOCHS:
+            raise UsageError(f"--early-stopping must be between 1 and {MAX_EPOCHS:,}, got {early_stopping:,}")
+        if early_stopping is not None and val_split == 0:
+            raise UsageError(
+                "--early-stopping watches val_loss, and --val-split 0 holds out no images to compute it on",
+                hint="drop --val-split 0 (or give a fraction above 0), or drop --early-stopping",
+            )
         if seed is not None and not 0 <= seed <= MAX_SEED:
             # NumPy's and TensorFlow's generators take 32-bit seeds; a larger one failed deep inside them.
             raise UsageError(f"--seed must be between 0 and {MAX_SEED:,}, got {seed:,}")
@@ -204,6 +227,9 @@ class TrainConfig:
             label_smoothing=recipe.label_smoothing,
             precision="mixed_bfloat16" if recipe.mixed_bfloat16 and native_bfloat16() else "float32",
             arch_source=dict(arch_source or {}),
+            early_stopping=early_stopping or 0,
+            data_folder=data_folder,
+            parent=dict(parent or {}),
         )
 
     @classmethod
@@ -248,6 +274,12 @@ class TrainConfig:
                 "empty or one of " + ", ".join(AUGMENT_PROFILES),
             ),
             "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
+            "early_stopping": (_whole(0, MAX_EPOCHS), f"a whole number from 0 to {MAX_EPOCHS:,}"),
+            "data_folder": (lambda v: isinstance(v, str), "a string"),
+            "parent": (
+                _is_parent,
+                'an empty object, or one of strings "ref" and "weights_sha256"',
+            ),
         }
         for key, (valid, expected) in rules.items():
             if key in record and not valid(record[key]):
@@ -263,6 +295,8 @@ class TrainConfig:
                 raise ValueError(f"arch_source: {problem}")
         if config.label_smoothing and config.loss != "categorical_crossentropy":
             raise ValueError(f"label_smoothing needs loss categorical_crossentropy, not {config.loss!r}")
+        if config.early_stopping and not config.val_split:
+            raise ValueError("early_stopping needs a val_split above 0")
         return config
 
 
@@ -279,6 +313,17 @@ def _is_number(value: Any) -> bool:
 def _whole(least: int, most: int) -> Any:
     """A check for a JSON whole number in [least, most] (true and false are not numbers here)."""
     return lambda value: isinstance(value, int) and not isinstance(value, bool) and least <= value <= most
+
+
+def _is_parent(value: Any) -> bool:
+    """A recorded ``parent``: {} or {"ref": str, "weights_sha256": str}."""
+    if value == {}:
+        return True
+    return (
+        isinstance(value, dict)
+        and set(value) == {"ref", "weights_sha256"}
+        and all(isinstance(item, str) for item in value.values())
+    )
 
 
 def _is_new_name(value: Any) -> bool:
@@ -331,6 +376,14 @@ class RunState:
     history: dict[str, list[float]] = field(default_factory=dict)
     train_seconds: float = 0.0
     epoch_seconds: list[float] = field(default_factory=list)
+    # The optimizer's learning rate at the end of each epoch (for metrics.csv); empty when it could not be read.
+    learning_rates: list[float] = field(default_factory=list)
+    # --early-stopping: the lowest val_loss so far, its epoch (from 1; 0: none yet) and the file holding that
+    # epoch's weights (written, like the checkpoint, before the state that names it); the epoch it stopped at.
+    best_val_loss: float | None = None
+    best_epoch: int = 0
+    best_weights: str = ""
+    stopped_at_epoch: int = 0
 
 
 def new_run_id(name: str) -> str:
@@ -503,6 +556,17 @@ def _read_state(run: Path, config: TrainConfig) -> RunState:
         raise ValueError("history is not an object of lists of numbers")
     if not (_is_number(state.train_seconds) and _numbers(state.epoch_seconds)):
         raise ValueError("train_seconds or epoch_seconds is not a number")
+    if not _numbers(state.learning_rates):
+        raise ValueError("learning_rates is not a list of numbers")
+    if not (state.best_val_loss is None or _is_number(state.best_val_loss)):
+        raise ValueError(f"best_val_loss is {_shown(state.best_val_loss)}, expected null or a number")
+    for key in ("best_epoch", "stopped_at_epoch"):
+        if not _whole(0, state.epochs_done)(getattr(state, key)):
+            raise ValueError(f"{key} is {_shown(getattr(state, key))}, expected a whole number from 0 to epochs_done")
+    if state.best_weights != "" and not (
+        isinstance(state.best_weights, str) and _BEST_WEIGHTS_NAME.fullmatch(state.best_weights)
+    ):
+        raise ValueError(f"best_weights is {_shown(state.best_weights)}, expected a name like best-3.weights.npz")
     return state
 
 
@@ -654,17 +718,112 @@ def _keras_callbacks(listener: TrainListener, run: Path, state: RunState, config
             state.epoch_seconds.append(round(seconds, 3))
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(value)
-            # A new checkpoint file first, then the state that names it, then the old file goes: a
-            # kill at any point leaves state.json describing a checkpoint that exists and matches.
-            previous = state.checkpoint
+            state.learning_rates += [math.nan] * (epoch - len(state.learning_rates))  # a run from before the field
+            state.learning_rates.append(_learning_rate(self.model, logs))
+            # New files first (the checkpoint; the best weights), then the state that names them, then the old
+            # files go: a kill at any point leaves state.json describing files that exist and match.
+            previous, previous_best = state.checkpoint, state.best_weights
+            if config.early_stopping:
+                self._early_stopping(epoch + 1, logs.get("val_loss"))
             state.checkpoint = CHECKPOINT_PATTERN.format(epoch=epoch + 1)
             atomic_write_bytes(run / state.checkpoint, keras_bytes(self.model))
             atomic_write_bytes(run / STATE_FILE, json.dumps(asdict(state)).encode())
-            if previous and previous != state.checkpoint:
-                (run / previous).unlink(missing_ok=True)
+            for old, new in ((previous, state.checkpoint), (previous_best, state.best_weights)):
+                if old and old != new:
+                    (run / old).unlink(missing_ok=True)
+            atomic_write_bytes(run / METRICS_CSV, metrics_csv(state).encode())
             listener.epoch_done(epoch + 1, logs, seconds)
 
+        def _early_stopping(self, epoch: int, val_loss: float | None) -> None:
+            """Keras' EarlyStopping(monitor="val_loss", patience=P, restore_best_weights=True), its memory kept in
+            the run's state and folder, so that an interrupted run resumes with the best epoch it had."""
+            if (
+                val_loss is not None
+                and math.isfinite(val_loss)
+                and (state.best_val_loss is None or val_loss < state.best_val_loss)
+            ):
+                state.best_val_loss, state.best_epoch = val_loss, epoch
+                state.best_weights = BEST_WEIGHTS_PATTERN.format(epoch=epoch)
+                atomic_write_bytes(run / state.best_weights, _weights_bytes(self.model))
+            elif epoch - state.best_epoch >= config.early_stopping:
+                state.stopped_at_epoch = epoch
+                self.model.stop_training = True
+
     return [Progress()]
+
+
+def _learning_rate(model: Any, logs: dict[str, float]) -> float:
+    """The optimizer's learning rate after this epoch's steps (a schedule's current value); NaN when unknown."""
+    if "learning_rate" in logs:
+        return float(logs["learning_rate"])
+    try:
+        import numpy as np
+
+        return float(np.asarray(model.optimizer.learning_rate))
+    except Exception:  # an optimizer without one: the column stays empty
+        return math.nan
+
+
+def _weights_bytes(model: Any) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, *[np.asarray(weight) for weight in model.get_weights()])
+    return buffer.getvalue()
+
+
+def _restore_best_weights(model: Any, run: Path, state: RunState, config: TrainConfig, listener: TrainListener) -> None:
+    """--early-stopping: say where training stopped, and put the best epoch's weights back into ``model``."""
+    import io
+
+    import numpy as np
+
+    if not config.early_stopping or not state.best_epoch:
+        return
+    if state.stopped_at_epoch:
+        listener.stage(f"stopped early at epoch {state.stopped_at_epoch} (best: epoch {state.best_epoch})")
+    if state.best_epoch == state.epochs_done:
+        return
+    try:
+        data = (run / state.best_weights).read_bytes()
+    except OSError as exc:
+        raise DamagedRunError(
+            f"run {run.name} is damaged: {run / state.best_weights}: {exc.strerror or exc}",
+            hint=f"it cannot be resumed; delete {run} to discard it",
+        ) from None
+    with np.load(io.BytesIO(data)) as stored:
+        model.set_weights([stored[f"arr_{index}"] for index in range(len(stored.files))])
+    listener.stage(f"restored the weights of epoch {state.best_epoch} (val_loss {state.best_val_loss:.4f})")
+
+
+def _restored_epoch(config: TrainConfig, state: RunState) -> int:
+    """The epoch whose weights are registered (from 1)."""
+    return state.best_epoch if config.early_stopping and state.best_epoch else state.epochs_done
+
+
+def metrics_csv(state: RunState) -> str:
+    """metrics.csv: a header, then one row per completed epoch; an unknown value is an empty cell."""
+
+    def cell(values: list[float], index: int) -> str:
+        if index >= len(values) or not math.isfinite(values[index]):
+            return ""
+        return repr(float(values[index]))
+
+    rows = [",".join(METRICS_COLUMNS)]
+    for index in range(state.epochs_done):
+        columns = [state.history.get(key, []) for key in METRICS_COLUMNS[1:5]]
+        columns += [state.epoch_seconds, state.learning_rates]
+        rows.append(",".join([str(index + 1), *(cell(values, index) for values in columns)]))
+    return "\n".join(rows) + "\n"
+
+
+def _tensorboard_callbacks(keras: Any, log_dir: Path | None, run_id: str) -> list[Any]:
+    """--tensorboard DIR: Keras' standard TensorBoard logs, in DIR/RUN_ID (a resumed run continues there)."""
+    if log_dir is None:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(Path(log_dir) / run_id), profile_batch=0)]
 
 
 def environment() -> dict[str, str]:
@@ -683,7 +842,12 @@ def environment() -> dict[str, str]:
 
 
 def train(
-    config: TrainConfig, listener: TrainListener, *, resume_run: str | None = None, devices: str = "all"
+    config: TrainConfig,
+    listener: TrainListener,
+    *,
+    resume_run: str | None = None,
+    devices: str = "all",
+    tensorboard: Path | None = None,
 ) -> TrainResult:
     """Train ``config`` (or continue run ``resume_run``) on ``devices`` (mnistctl.devices), evaluate, register.
 
@@ -698,10 +862,25 @@ def train(
             config, state = _reread_claimed_run(runs_dir() / resume_run)
 
         # Check the data before spending seconds importing TensorFlow.
-        train_images, train_labels = load("train")
-        test_images, test_labels = load("test")
-        data_fingerprint = fingerprint()
+        folder_data = None
+        if config.data_folder:
+            from mnistctl.folder_training import describe_skipped, load_folder
 
+            folder_data = load_folder(config.data_folder, config.seed, stage=listener.stage)
+            for line in describe_skipped(folder_data):
+                listener.stage(line)
+            (train_images, train_labels), (test_images, test_labels) = folder_data.train, folder_data.test
+            data_fingerprint = folder_data.fingerprint
+        else:
+            train_images, train_labels = load("train")
+            test_images, test_labels = load("test")
+            data_fingerprint = fingerprint()
+
+        if config.early_stopping and not int(min(len(train_images), config.limit or MAX_LIMIT) * config.val_split):
+            raise UsageError(
+                "--early-stopping needs held-out images, and --val-split holds out none of these",
+                hint="raise --val-split or --limit",
+            )
         listener.stage("loading TensorFlow…")  # 6-12 s of silence otherwise
         from mnistctl.tf_runtime import import_keras
 
@@ -738,7 +917,10 @@ def train(
             run_id, config, len(x_train), val_samples, steps, devices=placement.describe(config.batch_size)
         )
         resume_hint = f'resume with "mnistctl train --resume {run_id}"'
-        if state.epochs_done < config.epochs:
+        if config.early_stopping and validation is None:  # all held-out images trimmed away for the replicas
+            raise UsageError("--early-stopping needs held-out images, and none are left", hint="raise --limit")
+        # A run that stopped early (then was interrupted while registering) trains no further.
+        if state.epochs_done < config.epochs and not state.stopped_at_epoch:
             if config.augment:
                 from mnistctl.augment import augmented_dataset
 
@@ -760,7 +942,11 @@ def train(
                     epochs=config.epochs,
                     initial_epoch=state.epochs_done,
                     validation_data=validation,
-                    callbacks=[*_keras_callbacks(listener, run, state, config), _stop_on_nan(keras)],
+                    callbacks=[
+                        *_keras_callbacks(listener, run, state, config),
+                        _stop_on_nan(keras),
+                        *_tensorboard_callbacks(keras, tensorboard, run_id),
+                    ],
                     verbose=0,
                 )
             except KeyboardInterrupt as exc:
@@ -772,6 +958,7 @@ def train(
 
         try:
             _refuse_diverged(model, run, config)
+            _restore_best_weights(model, run, state, config, listener)
             version = _evaluate_and_register(
                 model,
                 config,
@@ -783,6 +970,7 @@ def train(
                 test=(test_images, test_labels),
                 data_fingerprint=data_fingerprint,
                 placement=placement.record(),
+                folder_data=folder_data,
             )
         except KeyboardInterrupt as exc:
             # Nothing is registered (the registry's transaction rolled back; were it committed, --resume says so).
@@ -843,6 +1031,7 @@ def _evaluate_and_register(
     test: tuple[np.ndarray, np.ndarray],
     data_fingerprint: str,
     placement: dict[str, Any] | None = None,
+    folder_data: Any = None,
 ) -> ModelVersion:
     """After the last epoch: test metrics, calibration, the artifacts, and the new version in the registry."""
     from mnistctl.convert import keras_bytes, layer_table, tflite_bytes, weights_sha256
@@ -853,14 +1042,21 @@ def _evaluate_and_register(
     listener.stage(describe_calibration(calibration))
     metrics = {
         **test_metrics(model, *test, calibration["temperature"]),
-        **{key: values[-1] for key, values in state.history.items() if values},
+        # The registered weights' epoch: the best one under --early-stopping.
+        **{
+            key: values[_restored_epoch(config, state) - 1]
+            for key, values in state.history.items()
+            if len(values) >= _restored_epoch(config, state) > 0
+        },
         "epochs_trained": state.epochs_done,
+        **({"test_on": folder_data.test_on} if folder_data is not None else {}),
     }
     listener.stage("converting to TFLite…")
     artifacts = {
         "model.keras": keras_bytes(model),
         "model.tflite": tflite_bytes(model),
         "history.json": json.dumps({"history": state.history, "epoch_seconds": state.epoch_seconds}, indent=2).encode(),
+        METRICS_CSV: metrics_csv(state).encode(),
     }
     listener.stage("registering…")
     params = {
@@ -870,6 +1066,16 @@ def _evaluate_and_register(
         "total_params": int(model.count_params()),
         "calibration": calibration,
         **(placement or {"devices": ["CPU"], "replicas": 1}),
+        "early_stopping": (
+            {
+                "patience": config.early_stopping,
+                "stopped_at_epoch": state.stopped_at_epoch or None,
+                "best_epoch": state.best_epoch or None,
+            }
+            if config.early_stopping
+            else None
+        ),
+        **({"data": folder_data.record} if folder_data is not None else {}),
     }
     return Registry().register(
         name=config.name,
@@ -971,6 +1177,10 @@ def new_model(config: TrainConfig, train_samples: int) -> Any:
     """A fresh model for ``config``, compiled with its recipe's loss and optimizer, whose learning-rate
     schedule spans all the steps of ``config.epochs`` epochs over ``train_samples`` images."""
     model = build_model(config.arch, config.precision, config.arch_source)
+    if config.parent:
+        from mnistctl.folder_training import load_parent_weights
+
+        load_parent_weights(model, config.parent)
     total_steps = steps_per_epoch(config, train_samples) * config.epochs
     model.compile(
         optimizer=build_optimizer(get_arch(config.arch).recipe, config.learning_rate, total_steps),

@@ -65,7 +65,7 @@ def test_train_mlp_registers_a_version_and_reports_json(data_home):
     assert len(report["weights_sha256"]) == 64 and report["train_seconds"] > 0
     shown = json.loads(run_cli("models", "show", "mlp", "--json").stdout)
     assert shown["metrics"] == report["metrics"]
-    assert set(shown["artifacts"]) == {"model.keras", "model.tflite", "history.json"}
+    assert set(shown["artifacts"]) == {"model.keras", "model.tflite", "history.json", "metrics.csv"}
     assert shown["environment"]["keras"].startswith("3.")
     assert not (data_home / "runs").exists() or not any((data_home / "runs").iterdir())
 

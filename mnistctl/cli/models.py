@@ -174,6 +174,7 @@ def show(
     if version.damaged:
         facts.append(("DAMAGED", f"{', '.join(version.damaged)} unreadable; remove it with models rm {version.ref}"))
     facts += [("arch", version.arch), ("created", version.created_at)]
+    facts += [("parent", f"fine-tuned from {params['parent'].get('ref')}")] if params.get("parent") else []
     source = params.get("arch_source")
     if isinstance(source, dict) and source:
         where = str(source.get("path", "?")) + (f":{source['function']}" if source.get("function") else "")

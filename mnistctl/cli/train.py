@@ -6,13 +6,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mnistctl.archs import AUGMENT_PROFILES, CUSTOM_ARCH, arch_names, get_arch
 from mnistctl.cli._output import hint, print_json, printable, stderr_console
-from mnistctl.errors import UsageError
+from mnistctl.errors import MnistctlError, UsageError
 from mnistctl.user_arch import (
     changed_on_disk,
     check_user_model,
@@ -212,6 +213,51 @@ def train(
             " across them. Multi-host training is not offered.",
         ),
     ] = "all",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="DIR",
+            help="Train on your own labelled folder, DIR/<digit>/*.png|jpg (folders named 0 to 9), read through"
+            " predict's preprocessing; files that cannot be used are listed and skipped. The images are shuffled"
+            " by --seed; 10% are held out for the test metrics, and --val-split is taken from the rest.",
+            show_default=False,
+        ),
+    ] = None,
+    from_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="REF",
+            help="Fine-tune: start from the weights of registered version REF (builtin too), same architecture,"
+            " on MNIST or --data DIR. Recipe: the parent's optimizer at a tenth of its learning rate, 3 epochs"
+            " (flags override). Registered under the parent's name (the arch's for builtin); the version"
+            " records its parent.",
+            show_default=False,
+        ),
+    ] = None,
+    early_stopping: Annotated[
+        int | None,
+        typer.Option(
+            "--early-stopping",
+            min=1,
+            metavar="PATIENCE",
+            help="Stop once val_loss has not improved for PATIENCE epochs, and register the best epoch's weights"
+            " (restored even when training runs all its epochs). Needs --val-split above 0. A one-cycle learning"
+            " rate (fastcnn, strongcnn, wildcnn) is planned over all --epochs: stopping early cuts the cycle short.",
+            show_default=False,
+        ),
+    ] = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            "--tensorboard",
+            metavar="DIR",
+            help="Write TensorBoard logs to DIR/RUN_ID (tensorboard --logdir DIR). Every run also keeps a"
+            " metrics.csv, one row per epoch, registered with its version.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Train an architecture, test it and register a new version.
@@ -239,6 +285,9 @@ def train(
             "--limit": limit,
             "--augment" if augment else "--no-augment": augment,
             "--augment-profile": augment_profile,
+            "--early-stopping": early_stopping,
+            "--data": data,
+            "--from": from_ref,
         }
         overrides = [flag for flag, value in given.items() if value is not None]
         if overrides:
@@ -247,6 +296,14 @@ def train(
         hint(f"resuming {run_id}")
         if config.arch_source:
             _mention_changed_source(config.arch_source)
+    elif from_ref is not None:
+        config = _fine_tune_config(
+            from_ref, arch, data, name=name, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+            val_split=val_split, limit=limit, augment=augment, augment_profile=augment_profile,
+            early_stopping=early_stopping,
+        )  # fmt: skip
+        run_id = None
+        _mention_abandoned_runs()
     else:
         if arch is None:
             raise UsageError("--arch is required", hint="choose one of: " + ", ".join(arch_names()))
@@ -263,14 +320,77 @@ def train(
             augment=augment,
             augment_profile=augment_profile,
             arch_source=source,
+            data_folder=_data_folder(data),
+            early_stopping=early_stopping,
         )
         if source:
             _check_user_arch(source)
         run_id = None
         _mention_abandoned_runs()
     with _sigterm_as_interrupt(), RichTrainProgress() as progress:
-        result = run_training(config, progress, resume_run=run_id, devices=devices)
+        result = run_training(
+            config, progress, resume_run=run_id, devices=devices, tensorboard=_tensorboard_dir(tensorboard)
+        )
     _report(result, json_output, time.perf_counter() - started)
+
+
+def _data_folder(data: Path | None) -> str:
+    """``--data DIR`` as recorded in the run (absolute); checked to be a folder before anything slow."""
+    if data is None:
+        return ""
+    from mnistctl.data.folder import LAYOUT_HINT
+    from mnistctl.folder_training import folder_key
+
+    if not data.expanduser().is_dir():
+        raise UsageError(f"--data {data}: no such folder", hint=LAYOUT_HINT)
+    return folder_key(data)
+
+
+def _fine_tune_config(
+    from_ref: str, arch: str | None, data: Path | None, *, name: str | None, **flags: Any
+) -> "TrainConfig":
+    """The config of ``train --from REF``: the parent's architecture and optimizer, a tenth of its learning rate,
+    FINE_TUNE_EPOCHS epochs, unless flags say otherwise."""
+    from mnistctl.folder_training import FINE_TUNE_EPOCHS, fine_tune_learning_rate, parent_record, resolve_parent
+    from mnistctl.training import TrainConfig
+
+    if not from_ref.strip():
+        raise UsageError("--from is empty", hint='give a model reference, e.g. "builtin" or "mlp:1"')
+    parent = resolve_parent(from_ref)
+    if arch is not None and arch != parent.arch:
+        raise UsageError(
+            f"--arch {arch} contradicts --from {parent.ref}, whose architecture is {parent.arch}",
+            hint="drop --arch: fine-tuning keeps the parent's architecture",
+        )
+    source = parent.params.get("arch_source") or None
+    return TrainConfig.create(
+        parent.arch,
+        name=name if name is not None else (parent.arch if parent.builtin else parent.name),
+        epochs=flags.pop("epochs") or FINE_TUNE_EPOCHS,
+        learning_rate=flags.pop("learning_rate") or fine_tune_learning_rate(parent),
+        arch_source=source,
+        data_folder=_data_folder(data),
+        parent=parent_record(parent),
+        **flags,
+    )
+
+
+def _tensorboard_dir(folder: Path | None) -> Path | None:
+    """--tensorboard DIR, made (absolute: TensorBoard is pointed at it later, from anywhere)."""
+    if folder is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:  # TensorFlow 2.21 no longer installs it
+        raise MnistctlError(
+            "--tensorboard needs the tensorboard package, which is not installed",
+            hint='install it with "pip install tensorboard", or drop --tensorboard',
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--tensorboard {printable(str(folder))}: {exc.strerror or exc}") from None
+    return folder.resolve()
 
 
 def _user_source(arch: str) -> dict | None:
