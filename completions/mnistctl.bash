@@ -30,9 +30,10 @@ _mnistctl() {
                 --timeout) COMPREPLY=(); return ;;
                 --retries) COMPREPLY=(); return ;;
                 --min-speed) COMPREPLY=(); return ;;
+                --dataset) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--mirror --from --no-default-mirrors --force --timeout --retries --min-speed --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--mirror --from --no-default-mirrors --force --timeout --retries --min-speed --dataset --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -45,9 +46,10 @@ _mnistctl() {
                 --save-worst) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --worst) COMPREPLY=(); return ;;
                 --save-confusion) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --dataset) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--model -m --split --data --raw --save-worst --worst --save-confusion --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--model -m --split --data --raw --save-worst --worst --save-confusion --dataset --any-dataset --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi
@@ -196,9 +198,10 @@ _mnistctl() {
                 --from) COMPREPLY=(); return ;;
                 --early-stopping) COMPREPLY=(); return ;;
                 --tensorboard) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --dataset) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --devices --data --from --early-stopping --tensorboard --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --epochs --batch-size --lr --seed --val-split --limit --name --augment --no-augment --augment-profile --resume --devices --data --from --early-stopping --tensorboard --dataset --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -31,6 +31,7 @@ class EvaluationReport:
     result: Evaluation
     calibration_error: float
     recorded: bool  # stored against the version (not for the builtin model, nor in a read-only home)
+    dataset: str = "mnist"  # the data set whose split was evaluated
 
 
 @dataclass(frozen=True)
@@ -59,22 +60,47 @@ class FolderReport:
     raw: bool
 
 
-def evaluate_version(ref: str | None, split: str = "test", *, record: bool = True) -> EvaluationReport:
-    """Run the version ``ref`` names over ``split``; store accuracy, loss and calibration error against it
-    (``record=False``: the caller does, with ``record_evaluation``, once its own outputs are written)."""
+def model_dataset(version: ModelVersion) -> str:
+    """The data set a version was trained on (versions from before ``--dataset``: MNIST)."""
+    dataset = version.params.get("dataset")
+    return dataset if isinstance(dataset, str) and dataset else "mnist"
+
+
+def evaluate_version(
+    ref: str | None,
+    split: str = "test",
+    *,
+    record: bool = True,
+    dataset: str | None = None,
+    any_dataset: bool = False,
+) -> EvaluationReport:
+    """Run the version ``ref`` names over ``split`` of ``dataset`` (default: the one it was trained on); store
+    accuracy, loss and calibration error against it (``record=False``: the caller does, with
+    ``record_evaluation``, once its own outputs are written). A data set other than the model's own is refused
+    (``UsageError``) unless ``any_dataset``."""
     from mnistctl.calibration import expected_calibration_error
     from mnistctl.data.loader import load
+    from mnistctl.data.spec import DATASETS, get_dataset
 
     registry = Registry()
     version = registry.resolve(ref)
-    images, labels = load(split)
+    trained_on = model_dataset(version)
+    dataset = dataset or trained_on
+    title = get_dataset(dataset).title
+    if dataset != trained_on and not any_dataset:
+        own = DATASETS[trained_on].title if trained_on in DATASETS else trained_on
+        raise UsageError(
+            f"{version.ref} was trained on {own}, not {title}: its labels mean other things there",
+            hint=f"drop --dataset (or give --dataset {trained_on}), or pass --any-dataset to score it anyway",
+        )
+    images, labels = load(split, dataset=dataset)
     started = time.perf_counter()
     predictor = Predictor(registry, version)
     probabilities = predictor.predict(images)
     result = evaluate(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started
-    report = EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece, False)
+    report = EvaluationReport(version, split, len(labels), predictor.backend, seconds, result, ece, False, dataset)
     return replace(report, recorded=record_evaluation(report, registry)) if record else report
 
 
@@ -91,6 +117,8 @@ def record_evaluation(report: EvaluationReport | FolderReport, registry: Registr
     if isinstance(report, FolderReport):
         split = folder_split(report.folder.root)
         metrics |= {"skipped": len(report.skipped), "raw": report.raw}
+    elif report.dataset != model_dataset(report.version):
+        split = f"{report.dataset}:{report.split}"  # another data set's split: never mistaken for its own
     else:
         split = report.split
     return (registry or Registry()).add_evaluation(report.version.ref, split, {**metrics, "backend": report.backend})

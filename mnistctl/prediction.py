@@ -61,6 +61,7 @@ def predict_rows(
     top_k: int = 3,
     min_confidence: float | None = None,
     parallel: bool = True,
+    classes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per entry, in order: ``{"file", "digit", "confidence", "top_k", "low_confidence"}`` or
     ``{"file", "error"}``.
@@ -69,6 +70,8 @@ def predict_rows(
     some image could be read. Answers below ``min_confidence`` become unsure rows (``digit`` None, the best guess
     kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image`` and all ten
     probabilities under ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
+    ``classes`` (a model's ``params["classes"]``, when its labels are not the digits) adds ``label``, the name of
+    ``digit`` (which stays the class index), e.g. "Sneaker" for 7 of a Fashion-MNIST model.
     """
     processed = iter(_preprocessed(entries, raw, parallel))
     inputs: list[np.ndarray] = []
@@ -92,8 +95,12 @@ def predict_rows(
             row["error"] = NO_ANSWER
             continue
         row.update(found)
+        if classes:
+            row["label"] = classes[found["digit"]]
         if min_confidence is not None and found["confidence"] < min_confidence:
             row.update(digit=None, best_guess=found["digit"], unsure=True)
+            if classes:
+                row.update(label=None, best_guess_label=classes[found["digit"]])
         row["_image"] = image
         row["_probabilities"] = probs
     return rows

@@ -38,6 +38,7 @@ from mnistctl.archs import (
     get_arch,
     native_bfloat16,
 )
+from mnistctl.data.spec import DATASET_NAMES, DIGIT_CLASSES, get_dataset
 from mnistctl.errors import ExitCode, MnistctlError, UsageError
 from mnistctl.fsutil import atomic_write_bytes
 from mnistctl.paths import runs_dir
@@ -146,6 +147,8 @@ class TrainConfig:
     # --early-stopping: stop after this many epochs without a lower val_loss, and keep the best epoch's weights
     # (0: off). Recorded with the run, so that a resumed run stops as it would have.
     early_stopping: int = 0
+    # ``train --dataset NAME``: the MNIST-format data set of mnistctl.data.spec.DATASETS trained on ("mnist").
+    dataset: str = "mnist"
 
     @classmethod
     def create(
@@ -165,9 +168,15 @@ class TrainConfig:
         data_folder: str = "",
         parent: dict[str, Any] | None = None,
         early_stopping: int | None = None,
+        dataset: str = "mnist",
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated (``val_split``: 0.1 when not given)."""
+        from mnistctl.data.spec import get_dataset
+
         recipe = get_arch(arch).recipe
+        get_dataset(dataset)
+        if data_folder and dataset != "mnist":
+            raise UsageError("--data trains on your own folder; drop --dataset", hint="give one of --data, --dataset")
         if (arch == CUSTOM_ARCH) != bool(arch_source):
             raise UsageError(f"architecture {CUSTOM_ARCH!r} comes with its source file, and only it")
         val_split = DEFAULT_VAL_SPLIT if val_split is None else val_split
@@ -230,6 +239,7 @@ class TrainConfig:
             early_stopping=early_stopping or 0,
             data_folder=data_folder,
             parent=dict(parent or {}),
+            dataset=dataset,
         )
 
     @classmethod
@@ -276,6 +286,7 @@ class TrainConfig:
             "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
             "early_stopping": (_whole(0, MAX_EPOCHS), f"a whole number from 0 to {MAX_EPOCHS:,}"),
             "data_folder": (lambda v: isinstance(v, str), "a string"),
+            "dataset": (lambda v: isinstance(v, str) and v in DATASET_NAMES, "one of " + ", ".join(DATASET_NAMES)),
             "parent": (
                 _is_parent,
                 'an empty object, or one of strings "ref" and "weights_sha256"',
@@ -872,9 +883,9 @@ def train(
             (train_images, train_labels), (test_images, test_labels) = folder_data.train, folder_data.test
             data_fingerprint = folder_data.fingerprint
         else:
-            train_images, train_labels = load("train")
-            test_images, test_labels = load("test")
-            data_fingerprint = fingerprint()
+            train_images, train_labels = load("train", dataset=config.dataset)
+            test_images, test_labels = load("test", dataset=config.dataset)
+            data_fingerprint = fingerprint(dataset=config.dataset)
 
         if config.early_stopping and not int(min(len(train_images), config.limit or MAX_LIMIT) * config.val_split):
             raise UsageError(
@@ -1076,6 +1087,8 @@ def _evaluate_and_register(
             else None
         ),
         **({"data": folder_data.record} if folder_data is not None else {}),
+        # The names of labels 0..9 travel with the model: predict prints "Sneaker" for a Fashion-MNIST one.
+        "classes": list(get_dataset(config.dataset).classes) if not folder_data else list(DIGIT_CLASSES),
     }
     return Registry().register(
         name=config.name,

@@ -8,6 +8,7 @@ import typer
 
 from mnistctl.cli import env_read_by_library
 from mnistctl.cli._output import hint, print_json, print_table, stderr_console
+from mnistctl.data.spec import DATASET_NAMES, get_dataset
 from mnistctl.errors import UsageError
 from mnistctl.paths import ENV_MIRROR
 
@@ -122,11 +123,20 @@ def download(
             help="Try the next mirror when one averages less than this after 30 s (0: wait for any).",
         ),
     ] = 10.0,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            metavar="NAME",
+            help="Which data set: " + ", ".join(DATASET_NAMES) + " (kept in datasets/NAME).",
+        ),
+    ] = "mnist",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Fetch and verify MNIST, or import an offline copy.
 
-    Downloads are sha256-verified and resume after a broken connection.
+    Downloads are sha256-verified and resume after a broken connection. --dataset fashion-mnist fetches
+    Fashion-MNIST the same way, into datasets/fashion-mnist.
     """
     if timeout != timeout:  # NaN passes every range check
         raise UsageError("--timeout must be a number of seconds, got nan")
@@ -134,10 +144,11 @@ def download(
         raise UsageError("--min-speed must be a number of KB/s, got nan")
     if from_path is not None and (mirror or no_default_mirrors):
         raise UsageError("--from imports a local copy; drop --mirror and --no-default-mirrors")
+    get_dataset(dataset)  # an unknown name is refused before anything else
     if from_path is not None:
         from mnistctl.data.importer import import_dataset
 
-        result = import_dataset(from_path, force=force, on_wait=hint)
+        result = import_dataset(from_path, force=force, on_wait=hint, dataset=dataset)
     else:
         from mnistctl.data.download import RetryPolicy
         from mnistctl.data.download import download as fetch
@@ -149,6 +160,7 @@ def download(
                 listener=progress,
                 policy=RetryPolicy(timeout, retries, min_rate=min_speed * 1000),
                 include_default_mirrors=not no_default_mirrors,
+                dataset=dataset,
             )
     _report(result, json_output)
 
@@ -183,7 +195,8 @@ def _report(result: "DatasetResult", json_output: bool) -> None:
     print_table(None, ("file", "status", "bytes", "sha256"), rows)
     for where in dict.fromkeys(_where(item.record) for item in result.files):
         hint(f"from {where}")
+    title = get_dataset(result.dataset).title
     unofficial = [item.record.name for item in result.files if not item.record.official]
     if unofficial:
-        hint(f"note: {', '.join(unofficial)} differ from the official MNIST; results will not match published ones")
-    hint(f"MNIST ready in {result.folder}")
+        hint(f"note: {', '.join(unofficial)} differ from the official {title}; results will not match published ones")
+    hint(f"{title} ready in {result.folder}")

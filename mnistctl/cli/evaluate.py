@@ -76,6 +76,21 @@ def evaluate(
     save_confusion: Annotated[
         Path | None, typer.Option("--save-confusion", metavar="FILE", help="Also draw the confusion heatmap (PNG).")
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            metavar="NAME",
+            help="Evaluate on this data set's split (default: the one the model was trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    any_dataset: Annotated[
+        bool,
+        typer.Option(
+            "--any-dataset", help="Allow --dataset other than the model's own (its labels mean other things)."
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Evaluate a model on MNIST or on a labelled folder of images.
@@ -83,6 +98,8 @@ def evaluate(
     Accuracy, loss, per-class table, confusion table, most confused pairs.
     """
     if data is not None:
+        if dataset is not None or any_dataset:
+            raise UsageError("--data and --dataset are alternatives", hint="evaluate on a folder or on a data set")
         if split is not None:
             raise UsageError("--data and --split are alternatives", hint="evaluate on a folder or on an MNIST split")
         _check_figures(save_worst, save_confusion)
@@ -99,7 +116,9 @@ def evaluate(
     _check_figures(None, save_confusion)
     from mnistctl.evaluation import evaluate_version, record_evaluation
 
-    report = evaluate_version(model, (split or Split.test).value, record=False)
+    report = evaluate_version(
+        model, (split or Split.test).value, record=False, dataset=dataset, any_dataset=any_dataset
+    )
     result = report.result
     _save_confusion(result, save_confusion, f"{report.version.ref} on {report.split}")
     _note_unrecorded(report.version, record_evaluation(report))  # only once the figure is written
@@ -108,6 +127,7 @@ def evaluate(
             {
                 "model": report.version.ref,
                 "split": report.split,
+                "dataset": report.dataset,
                 "images": report.images,
                 "backend": report.backend,
                 "seconds": round(report.seconds, 3),
@@ -116,8 +136,9 @@ def evaluate(
             }
         )
         return
+    split_text = report.split if report.dataset == "mnist" else f"{report.dataset} {report.split}"
     print(
-        f"{report.version.ref} on {report.images:,} {report.split} {_plural(report.images, 'image')}: "
+        f"{report.version.ref} on {report.images:,} {split_text} {_plural(report.images, 'image')}: "
         f"accuracy {result.accuracy:.4f}, "
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"

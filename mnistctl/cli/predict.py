@@ -2,13 +2,16 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mnistctl.cli._output import announce_model, print_json, printable, stdout_console
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.data.folder import IMAGE_SUFFIXES, files_below
+
+if TYPE_CHECKING:
+    from mnistctl.registry import ModelVersion
 
 GLOB_CHARS = set("*?[")
 
@@ -67,6 +70,19 @@ def with_stdin(
     return found
 
 
+def class_names(version: "ModelVersion") -> list[str] | None:
+    """The names of a model's classes when they are not the digits 0-9 (a Fashion-MNIST model), else None."""
+    classes = version.params.get("classes")
+    if (
+        isinstance(classes, list)
+        and len(classes) == 10
+        and all(isinstance(name, str) for name in classes)
+        and classes != [str(digit) for digit in range(10)]
+    ):
+        return classes
+    return None
+
+
 def predict(
     paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Image files, folders, globs, or - for stdin.")],
     model: ModelOption = None,
@@ -114,6 +130,7 @@ def predict(
         raw=raw,
         top_k=top_k,
         min_confidence=min_confidence,
+        classes=class_names(version),
     )
     if json_output:
         print_json({"model": version.ref, "results": [public(row) for row in rows]})
@@ -142,7 +159,7 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
                 print(digit_text(row["_image"], colour=False).plain)
             flag = "\tlow confidence" if row["low_confidence"] else ""
             top = " ".join(f"{d}:{p:.3f}" for d, p in row["top_k"])
-            digit = "unsure" if row.get("unsure") else row["digit"]
+            digit = "unsure" if row.get("unsure") else row.get("label", row["digit"])
             print(f"{printable(row['file'])}\t{digit}\t{row['confidence']:.3f}\t{top}{flag}")
         return
     table = Table(title=f"model {model_ref}", title_justify="left", box=box.SIMPLE_HEAD)
@@ -160,6 +177,7 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
         low = row["low_confidence"]
         confidence = Text(f"{row['confidence']:.1%}" + (" (low)" if low else ""), style="yellow" if low else "green")
         top = ", ".join(f"{d} {p:.1%}" for d, p in row["top_k"])
-        digit = Text("unsure", style="bold yellow") if row.get("unsure") else Text(str(row["digit"]), style="bold")
+        answer = f"{row['digit']} {row['label']}" if "label" in row else str(row["digit"])
+        digit = Text("unsure", style="bold yellow") if row.get("unsure") else Text(answer, style="bold")
         table.add_row(*picture, file, digit, confidence, top)
     console.print(table)

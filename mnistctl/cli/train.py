@@ -13,6 +13,7 @@ import typer
 
 from mnistctl.archs import AUGMENT_PROFILES, CUSTOM_ARCH, arch_names, get_arch
 from mnistctl.cli._output import hint, print_json, printable, stderr_console
+from mnistctl.data.spec import DATASET_NAMES
 from mnistctl.errors import MnistctlError, UsageError
 from mnistctl.user_arch import (
     changed_on_disk,
@@ -258,6 +259,16 @@ def train(
             show_default=False,
         ),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            metavar="NAME",
+            help="Train on this downloaded data set: " + ", ".join(DATASET_NAMES) + " (mnistctl download --dataset;"
+            " default mnist, or the parent's with --from).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Train an architecture, test it and register a new version.
@@ -288,6 +299,7 @@ def train(
             "--early-stopping": early_stopping,
             "--data": data,
             "--from": from_ref,
+            "--dataset": dataset,
         }
         overrides = [flag for flag, value in given.items() if value is not None]
         if overrides:
@@ -300,7 +312,7 @@ def train(
         config = _fine_tune_config(
             from_ref, arch, data, name=name, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
             val_split=val_split, limit=limit, augment=augment, augment_profile=augment_profile,
-            early_stopping=early_stopping,
+            early_stopping=early_stopping, dataset=dataset,
         )  # fmt: skip
         run_id = None
         _mention_abandoned_runs()
@@ -322,6 +334,7 @@ def train(
             arch_source=source,
             data_folder=_data_folder(data),
             early_stopping=early_stopping,
+            dataset=dataset or "mnist",
         )
         if source:
             _check_user_arch(source)
@@ -371,6 +384,7 @@ def _fine_tune_config(
         arch_source=source,
         data_folder=_data_folder(data),
         parent=parent_record(parent),
+        dataset=flags.pop("dataset") or parent.params.get("dataset", "mnist"),
         **flags,
     )
 

@@ -145,9 +145,12 @@ def normalise_mirror(mirror: str) -> str:
     return mirror if mirror.endswith("/") else mirror + "/"
 
 
-def mirror_list(user_mirrors: Sequence[str] = (), *, include_defaults: bool = True) -> list[str]:
-    """User mirrors (flags, then ``$MNISTCTL_MIRROR``) first, then the built-in ones, no repeats."""
-    defaults = DEFAULT_MIRRORS if include_defaults and not default_mirrors_disabled() else ()
+def mirror_list(
+    user_mirrors: Sequence[str] = (), *, include_defaults: bool = True, dataset: str = DATASET_NAME
+) -> list[str]:
+    """User mirrors (flags, then ``$MNISTCTL_MIRROR``) first, then the data set's built-in ones, no repeats."""
+    builtin = DEFAULT_MIRRORS if dataset == DATASET_NAME else dataset_spec.get_dataset(dataset).mirrors
+    defaults = builtin if include_defaults and not default_mirrors_disabled() else ()
     ordered: list[str] = []
     for mirror in [*user_mirrors, *env_mirrors(), *defaults]:
         normalised = normalise_mirror(mirror)
@@ -165,15 +168,16 @@ def download(
     policy: RetryPolicy = RetryPolicy(),
     include_default_mirrors: bool = True,
     files: Sequence[DataFile] | None = None,
+    dataset: str = DATASET_NAME,
 ) -> DatasetResult:
-    """Make sure the verified ``files`` (the four MNIST files) are in ``folder``; fetch only what is missing."""
-    files = dataset_spec.MNIST_FILES if files is None else files
-    folder = folder or dataset_dir(DATASET_NAME)
+    """Make sure the verified ``files`` (the data set's four files) are in ``folder``; fetch only what is missing."""
+    files = dataset_spec.get_dataset(dataset).files if files is None else files
+    folder = folder or dataset_dir(dataset)
     listener = listener or _SilentListener()
-    sources = mirror_list(mirrors, include_defaults=include_default_mirrors)
+    sources = mirror_list(mirrors, include_defaults=include_default_mirrors, dataset=dataset)
     if not sources:
         raise DownloadError("no mirror to try", hint="pass --mirror URL (or set MNISTCTL_MIRROR)")
-    result = DatasetResult(DATASET_NAME, folder)
+    result = DatasetResult(dataset, folder)
     with folder_lock(folder, on_wait=listener.note):
         records = read_manifest(folder)
         for spec in files:
@@ -184,9 +188,9 @@ def download(
                 continue
             record = _fetch(spec, sources, folder, listener, policy)
             records[spec.name] = record
-            write_manifest(folder, DATASET_NAME, records)
+            write_manifest(folder, dataset, records)
             result.files.append(FileResult(record, "downloaded"))
-        write_manifest(folder, DATASET_NAME, records)
+        write_manifest(folder, dataset, records)
     return result
 
 

@@ -61,6 +61,7 @@ def import_dataset(
     folder: Path | None = None,
     force: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    dataset: str = DATASET_NAME,
 ) -> DatasetResult:
     """Validate ``source`` and install its four files as the data set.
 
@@ -68,29 +69,30 @@ def import_dataset(
     files already in ``folder`` (``UsageError``); nothing is written when anything is refused.
     ``on_wait`` hears once if another mnistctl holds the folder and we wait for it.
     """
-    folder = folder or dataset_dir(DATASET_NAME)
+    dataset_spec.get_dataset(dataset)
+    folder = folder or dataset_dir(dataset)
     source = source.expanduser()
     if source.is_dir():
-        payloads = _payloads_from_folder(source)
+        payloads = _payloads_from_folder(source, dataset)
     elif source.is_file():
-        payloads = _payloads_from_npz(source)
+        payloads = _payloads_from_npz(source, dataset)
     elif not source.exists():
         raise InvalidDataError(f"{source} does not exist", hint="pass mnist.npz or a folder of the four IDX files")
     else:
         raise InvalidDataError(f"{source} is neither a file nor a folder")
 
-    result = DatasetResult(DATASET_NAME, folder)
+    result = DatasetResult(dataset, folder)
     with folder_lock(folder, on_wait=on_wait):
         records = read_manifest(folder)
         if not force:
-            _refuse_to_replace_official(folder, records, payloads, source)
-        for record in _install(folder, records, payloads):
+            _refuse_to_replace_official(folder, records, payloads, source, dataset)
+        for record in _install(folder, records, payloads, dataset):
             result.files.append(FileResult(record, "imported"))
     return result
 
 
 def _refuse_to_replace_official(
-    folder: Path, records: dict[str, FileRecord], payloads: list[_Payload], source: Path
+    folder: Path, records: dict[str, FileRecord], payloads: list[_Payload], source: Path, dataset: str = DATASET_NAME
 ) -> None:
     """Raise ``UsageError`` when an unofficial payload would overwrite an official file in place."""
     replaced = []
@@ -100,12 +102,15 @@ def _refuse_to_replace_official(
             replaced.append(payload.spec.name)
     if replaced:
         raise UsageError(
-            f"{folder} holds the official MNIST and {source} differs from it ({', '.join(replaced)})",
+            f"{folder} holds the official {dataset_spec.get_dataset(dataset).title} and {source} differs from it"
+            f" ({', '.join(replaced)})",
             hint="pass --force to replace the official files with this unofficial copy",
         )
 
 
-def _install(folder: Path, records: dict[str, FileRecord], payloads: list[_Payload]) -> list[FileRecord]:
+def _install(
+    folder: Path, records: dict[str, FileRecord], payloads: list[_Payload], dataset: str = DATASET_NAME
+) -> list[FileRecord]:
     """Write every payload to a temp file, then swap them all in and record them in the manifest."""
     staged: dict[str, Path] = {}
     try:
@@ -116,7 +121,7 @@ def _install(folder: Path, records: dict[str, FileRecord], payloads: list[_Paylo
         previous = dict(records)
         for name in staged:
             records.pop(name, None)
-        write_manifest(folder, DATASET_NAME, records)
+        write_manifest(folder, dataset, records)
         installed = []
         for payload in payloads:
             name = payload.spec.name
@@ -130,7 +135,7 @@ def _install(folder: Path, records: dict[str, FileRecord], payloads: list[_Paylo
             records[name] = FileRecord(name, digest, size, origin, official)
             installed.append(records[name])
         fsync_dir(folder)
-        write_manifest(folder, DATASET_NAME, records)
+        write_manifest(folder, dataset, records)
         return installed
     finally:
         for tmp in staged.values():
@@ -188,14 +193,14 @@ def _encoded(spec: DataFile, array: np.ndarray, origin: str) -> _Payload:
 # -- mnist.npz ---------------------------------------------------------------------------------
 
 
-def _payloads_from_npz(path: Path) -> list[_Payload]:
+def _payloads_from_npz(path: Path, dataset: str = DATASET_NAME) -> list[_Payload]:
     arrays = _read_npz(path)
     payloads = []
     for split in SPLITS:
         _validated(split, arrays[(split, "images")], arrays[(split, "labels")], str(path))
         for kind in ("images", "labels"):
             key = NPZ_KEYS[(split, kind)]
-            payloads.append(_encoded(file_for(split, kind), arrays[(split, kind)], f"{path}:{key}"))
+            payloads.append(_encoded(file_for(split, kind, dataset), arrays[(split, kind)], f"{path}:{key}"))
     return payloads
 
 
@@ -270,13 +275,13 @@ def _find_in_folder(folder: Path, spec: DataFile) -> Path:
     raise InvalidDataError(f"{folder} has no {spec.name} (nor {stem})", hint="it needs all four MNIST IDX files")
 
 
-def _payloads_from_folder(folder: Path) -> list[_Payload]:
-    paths = {spec.name: _find_in_folder(folder, spec) for spec in dataset_spec.MNIST_FILES}
+def _payloads_from_folder(folder: Path, dataset: str = DATASET_NAME) -> list[_Payload]:
+    paths = {spec.name: _find_in_folder(folder, spec) for spec in dataset_spec.get_dataset(dataset).files}
     # Streamed and bounded by each header: a gzip bomb stops at the first byte too many.
     arrays = {name: read_idx_file(path) for name, path in paths.items()}
     payloads = []
     for split in SPLITS:
-        image_spec, label_spec = file_for(split, "images"), file_for(split, "labels")
+        image_spec, label_spec = file_for(split, "images", dataset), file_for(split, "labels", dataset)
         _validated(split, arrays[image_spec.name], arrays[label_spec.name], str(folder))
         for spec in (image_spec, label_spec):
             path = paths[spec.name]

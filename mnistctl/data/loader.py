@@ -19,11 +19,14 @@ from mnistctl.errors import DataMissingError, InvalidDataError, UsageError
 from mnistctl.paths import dataset_dir
 
 
-def _verified_path(folder: Path, name: str) -> Path:
+def _verified_path(folder: Path, name: str, dataset: str = DATASET_NAME) -> Path:
     record = read_manifest(folder).get(name)
     path = folder / name
     if record is None or not path.is_file():
-        raise DataMissingError(f"MNIST is not downloaded ({path} is missing)")
+        raise DataMissingError(
+            f"{dataset_spec.get_dataset(dataset).title} is not downloaded ({path} is missing)",
+            hint=_download_hint(dataset),
+        )
     if path.stat().st_size != record.bytes:
         raise DataMissingError(
             f"{path} is damaged (size changed since it was verified)",
@@ -42,27 +45,36 @@ def _read_verified(path: Path) -> np.ndarray:
         ) from None
 
 
-def load(split: str = "train", *, folder: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N x 28 x 28 uint8) and labels (N uint8) of ``split`` ("train" or "test")."""
+def _download_hint(dataset: str) -> str | None:
+    return None if dataset == DATASET_NAME else f'run "mnistctl download --dataset {dataset}"'
+
+
+def load(
+    split: str = "train", *, folder: Path | None = None, dataset: str = DATASET_NAME
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N x 28 x 28 uint8) and labels (N uint8) of ``split`` ("train" or "test") of ``dataset``."""
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}", hint="use one of: " + ", ".join(SPLITS))
-    folder = folder or dataset_dir(DATASET_NAME)
-    images = _read_verified(_verified_path(folder, file_for(split, "images").name))
-    labels = _read_verified(_verified_path(folder, file_for(split, "labels").name))
+    folder = folder or dataset_dir(dataset)
+    images = _read_verified(_verified_path(folder, file_for(split, "images", dataset).name, dataset))
+    labels = _read_verified(_verified_path(folder, file_for(split, "labels", dataset).name, dataset))
     check_images(images, f"{split} images")
     labels = check_labels(labels, f"{split} labels")
     check_pair(images, labels, split)
     return images, labels
 
 
-def fingerprint(folder: Path | None = None) -> str:
+def fingerprint(folder: Path | None = None, dataset: str = DATASET_NAME) -> str:
     """A short sha256 over the verified files' checksums: which data a model was trained on."""
-    folder = folder or dataset_dir(DATASET_NAME)
+    folder = folder or dataset_dir(dataset)
     records = read_manifest(folder)
     digest = hashlib.sha256()
-    for spec in dataset_spec.MNIST_FILES:
+    table = dataset_spec.get_dataset(dataset)
+    for spec in table.files:
         record = records.get(spec.name)
         if record is None:
-            raise DataMissingError(f"MNIST is not downloaded ({folder / spec.name} is missing)")
+            raise DataMissingError(
+                f"{table.title} is not downloaded ({folder / spec.name} is missing)", hint=_download_hint(dataset)
+            )
         digest.update(f"{spec.name}={record.sha256}\n".encode())
     return digest.hexdigest()

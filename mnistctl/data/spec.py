@@ -85,9 +85,100 @@ DEFAULT_MIRRORS: tuple[str, ...] = (
 )
 
 
-def file_for(split: str, kind: str) -> DataFile:
+FASHION_MNIST_FILES: tuple[DataFile, ...] = (
+    # sha256 of the official .gz bytes (zalandoresearch/fashion-mnist data/fashion/, whose README publishes md5s
+    # 8d4fb7e6..., 25c81989..., bef4ecab..., bb300cfd...; these files match them); content_sha256 of the IDX bytes.
+    DataFile(
+        "train-images-idx3-ubyte.gz",
+        "train",
+        "images",
+        60000,
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        26421880,
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    DataFile(
+        "train-labels-idx1-ubyte.gz",
+        "train",
+        "labels",
+        60000,
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        29515,
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    DataFile(
+        "t10k-images-idx3-ubyte.gz",
+        "test",
+        "images",
+        10000,
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        4422102,
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    DataFile(
+        "t10k-labels-idx1-ubyte.gz",
+        "test",
+        "labels",
+        10000,
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        5148,
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
+)
+
+DIGIT_CLASSES: tuple[str, ...] = tuple(str(digit) for digit in range(10))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One MNIST-format data set: its four files, where to fetch them, and what its ten labels mean."""
+
+    name: str  # the --dataset value and the folder under datasets/
+    title: str  # for people: "MNIST", "Fashion-MNIST"
+    files: tuple[DataFile, ...]
+    mirrors: tuple[str, ...]  # tried in order after any user mirror
+    classes: tuple[str, ...]  # the name of label 0, 1, ...
+
+    @property
+    def digits(self) -> bool:
+        """True when the labels are the digits themselves (MNIST): no names to print beside them."""
+        return self.classes == DIGIT_CLASSES
+
+
+# The one table of data sets. KMNIST and QMNIST are not here yet: their official checksums are not pinned.
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset("mnist", "MNIST", MNIST_FILES, DEFAULT_MIRRORS, DIGIT_CLASSES),
+    "fashion-mnist": Dataset(
+        "fashion-mnist",
+        "Fashion-MNIST",
+        FASHION_MNIST_FILES,
+        (
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+}
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+
+
+def get_dataset(name: str = DATASET_NAME) -> Dataset:
+    """The table entry for ``name``; ``UsageError`` for an unknown one."""
+    from dataclasses import replace
+
+    from mnistctl.errors import UsageError
+
+    found = DATASETS.get(name)
+    if found is None:
+        raise UsageError(f"unknown dataset {name!r}", hint="use one of: " + ", ".join(DATASETS))
+    if name == DATASET_NAME and found.files is not MNIST_FILES:
+        found = replace(found, files=MNIST_FILES)  # tests swap MNIST_FILES for generated files
+    return found
+
+
+def file_for(split: str, kind: str, dataset: str = DATASET_NAME) -> DataFile:
     """The spec of one split's images or labels."""
-    for spec in MNIST_FILES:
+    for spec in get_dataset(dataset).files:
         if spec.split == split and spec.kind == kind:
             return spec
     raise KeyError((split, kind))

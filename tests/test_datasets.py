@@ -1,0 +1,154 @@
+"""``--dataset``: the one table of MNIST-format data sets, and download, train, predict and evaluate on them.
+
+Fashion-MNIST is stood in for by generated IDX files of its format (the real files are not in CI).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistctl.data import spec as dataset_spec
+from mnistctl.data.download import RetryPolicy, download, mirror_list
+from mnistctl.errors import DownloadError, UsageError
+from mnistctl.fsutil import sha256_file
+from mnistctl.paths import dataset_dir
+from tests.conftest import run_cli
+from tests.mirror_server import Fault, MirrorServer
+from tests.synthetic import make_dataset, make_digits, write_idx_mirror
+
+FAST = RetryPolicy(timeout=2, retries=0, backoff=0)
+FASHION = dataset_spec.DATASETS["fashion-mnist"].classes
+
+
+def test_the_table_pins_every_file_of_every_data_set():
+    assert set(dataset_spec.DATASETS) == {"mnist", "fashion-mnist"}
+    for entry in dataset_spec.DATASETS.values():
+        assert len(entry.classes) == 10 and entry.mirrors
+        assert sorted((f.split, f.kind) for f in entry.files) == sorted(
+            (s, k) for s in dataset_spec.SPLITS for k in ("images", "labels")
+        )
+        for spec in entry.files:
+            assert re.fullmatch("[0-9a-f]{64}", spec.sha256) and re.fullmatch("[0-9a-f]{64}", spec.content_sha256)
+            assert spec.size > 0
+    fashion = dataset_spec.get_dataset("fashion-mnist")
+    assert fashion.classes[7] == "Sneaker" and not fashion.digits and dataset_spec.get_dataset("mnist").digits
+    # The same file names as MNIST, other bytes: the folder and the checksums keep them apart.
+    assert {f.sha256 for f in fashion.files}.isdisjoint(f.sha256 for f in dataset_spec.MNIST_FILES)
+
+
+def test_an_unknown_data_set_is_refused():
+    with pytest.raises(UsageError, match="unknown dataset 'kmnist'"):
+        dataset_spec.get_dataset("kmnist")
+    result = run_cli("download", "--dataset", "kmnist")
+    assert result.returncode == 2 and b"fashion-mnist" in result.stderr
+
+
+@pytest.fixture
+def fashion_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Generated files of the Fashion-MNIST format, pinned in the table in place of the official ones."""
+    folder = tmp_path / "fashion-mirror"
+    specs = write_idx_mirror(folder, make_dataset(train=200, test=50, seed=7))
+    entry = dataset_spec.DATASETS["fashion-mnist"]
+    monkeypatch.setitem(dataset_spec.DATASETS, "fashion-mnist", replace(entry, files=specs))
+    return folder
+
+
+def test_download_fetches_and_verifies_into_the_data_sets_own_folder(fashion_mirror: Path):
+    server = MirrorServer(fashion_mirror).start()
+    try:
+        result = download([server.url], policy=FAST, dataset="fashion-mnist")
+    finally:
+        server.stop()
+    folder = dataset_dir("fashion-mnist")
+    assert result.dataset == "fashion-mnist" and result.folder == folder
+    for spec in dataset_spec.get_dataset("fashion-mnist").files:
+        assert sha256_file(folder / spec.name) == spec.sha256
+    assert not (dataset_dir("mnist")).exists()  # MNIST's folder is untouched
+    assert json.loads((folder / "manifest.json").read_text())["dataset"] == "fashion-mnist"
+
+
+def test_a_corrupt_file_from_a_data_sets_mirror_is_refused(fashion_mirror: Path):
+    server = MirrorServer(fashion_mirror, faults={"t10k-images-idx3-ubyte.gz": Fault("corrupt")}).start()
+    try:
+        with pytest.raises(DownloadError, match="checksum mismatch"):
+            download([server.url], policy=FAST, dataset="fashion-mnist")
+    finally:
+        server.stop()
+    assert not (dataset_dir("fashion-mnist") / "t10k-images-idx3-ubyte.gz").exists()
+
+
+def test_each_data_set_has_its_own_default_mirrors(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MNISTCTL_NO_DEFAULT_MIRRORS")
+    fashion = mirror_list(dataset="fashion-mnist")
+    assert fashion[0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    assert not set(fashion) & set(mirror_list())
+
+
+def _png(path: Path, image: np.ndarray) -> Path:
+    Image.fromarray(image.astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_train_predict_and_evaluate_on_another_data_set(tmp_path: Path, isolated_home: Path):
+    data = make_dataset(train=300, test=100, seed=11)
+    write_idx_mirror(tmp_path / "fashion", data)
+    imported = run_cli("download", "--dataset", "fashion-mnist", "--from", str(tmp_path / "fashion"))
+    assert imported.returncode == 0, imported.stderr.decode()
+    assert b"Fashion-MNIST ready in" in imported.stderr and b"official Fashion-MNIST" in imported.stderr
+
+    trained = run_cli("train", "--dataset", "fashion-mnist", "--arch", "mlp", "--epochs", "2", "--seed", "1", "--json")
+    assert trained.returncode == 0, trained.stderr.decode()[-2000:]
+    ref = json.loads(trained.stdout)["model"]
+    from mnistctl.registry import Registry
+
+    params = Registry().resolve(ref).params
+    assert params["dataset"] == "fashion-mnist" and params["classes"] == list(FASHION)
+
+    image = _png(tmp_path / "item.png", data["x_test"][0])
+    predicted = run_cli("predict", "-m", ref, "--raw", "--json", str(image))
+    assert predicted.returncode == 0, predicted.stderr.decode()
+    row = json.loads(predicted.stdout)["results"][0]
+    assert isinstance(row["digit"], int) and row["label"] == FASHION[row["digit"]]  # digit stays the index
+    plain = run_cli("predict", "-m", ref, "--raw", str(image))
+    assert plain.stdout.decode().split("\t")[1] == row["label"]
+
+    own = run_cli("evaluate", "-m", ref, "--json")  # default: the data set it was trained on
+    assert own.returncode == 0, own.stderr.decode()
+    assert json.loads(own.stdout)["dataset"] == "fashion-mnist"
+
+    refused = run_cli("evaluate", "-m", ref, "--dataset", "mnist")
+    assert refused.returncode == 2 and b"trained on Fashion-MNIST, not MNIST" in refused.stderr
+    assert b"--any-dataset" in refused.stderr
+
+    mnist = tmp_path / "mnist"
+    write_idx_mirror(mnist, make_dataset(train=100, test=50, seed=3))
+    assert run_cli("download", "--from", str(mnist)).returncode == 0
+    crossed = run_cli("evaluate", "-m", ref, "--dataset", "mnist", "--any-dataset", "--json")
+    assert crossed.returncode == 0, crossed.stderr.decode()
+    assert json.loads(crossed.stdout)["dataset"] == "mnist"
+
+
+def test_an_mnist_model_is_refused_on_another_data_set(trained_home: Path):
+    refused = run_cli("evaluate", "-m", "mlp:1", "--dataset", "fashion-mnist")
+    assert refused.returncode == 2 and b"trained on MNIST, not Fashion-MNIST" in refused.stderr
+    missing = run_cli("evaluate", "-m", "mlp:1", "--dataset", "fashion-mnist", "--any-dataset")
+    assert missing.returncode != 0 and b"mnistctl download --dataset fashion-mnist" in missing.stderr
+    plain = run_cli(
+        "predict", "-m", "mlp:1", "--raw", "--json", str(_png(trained_home / "d.png", make_digits(1)[0][0]))
+    )
+    for row in json.loads(plain.stdout)["results"]:
+        assert "label" not in row  # a digit model's answers are the digits themselves
+
+
+def test_resume_refuses_a_dataset_flag(data_home):
+    # Before: --dataset was silently ignored by --resume (the run keeps its own data set).
+    result = run_cli("train", "--resume", "--dataset", "fashion-mnist")
+    assert result.returncode == 2 and "--dataset" in result.stderr.decode()
