@@ -67,6 +67,25 @@ def tiny_npz(tmp_path: Path, tiny_dataset: dict) -> Path:
     return write_npz(tmp_path / "mnist.npz", tiny_dataset)
 
 
+# Starts a command (argv[2:]) and writes its peak memory (ru_maxrss: KiB on Linux) to the file argv[1]. A child's
+# max RSS counts the memory of the process that forked it until it execs, so a big test process (TensorFlow loaded,
+# large test images) would read as the command's: this small process starts it instead. Ctrl-C is for the measured
+# command (the sweep interrupts a training through the process group), so the launcher ignores it.
+PEAK_RSS_LAUNCHER = """
+import resource, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+code = child.wait()
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def measured(report: Path, command: list[str]) -> list[str]:
+    """``command`` started through ``PEAK_RSS_LAUNCHER``, which writes its peak RSS (KiB) to ``report``."""
+    return [sys.executable, "-c", PEAK_RSS_LAUNCHER, str(report), *command]
+
+
 def registered_refs() -> list[str]:
     """Refs of the versions in this test's registry (the builtin model left out)."""
     from mnistctl.registry import Registry

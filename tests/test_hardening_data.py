@@ -33,7 +33,7 @@ from mnistctl.data.loader import load
 from mnistctl.data.manifest import FileRecord, write_manifest
 from mnistctl.errors import InvalidDataError, UsageError
 from mnistctl.fsutil import sha256_file
-from tests.conftest import REPO
+from tests.conftest import REPO, measured
 from tests.mirror_server import Fault, MirrorServer
 from tests.synthetic import make_dataset, write_idx_mirror, write_npz
 
@@ -59,22 +59,12 @@ def cli_command() -> list[str]:
     return [str(executable)] if executable.exists() else [sys.executable, "-m", "mnistctl"]
 
 
-# Starts the measured command and writes the peak memory of its children (ru_maxrss) to a file. A child's max
-# RSS counts the memory of the process that forked it until it execs: forked from pytest (hundreds of MB with
-# TensorFlow loaded) it would read as a regression, so this small process starts it instead.
-_MEASURE = (
-    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
-    "sys.exit(code if code >= 0 else 128 - code)"
-)
-
-
 def run_measured(command: list[str], *, env: dict | None = None, timeout: float = 60, preexec_fn=None):
     """Run ``command``; return (exit code, stderr text, peak RSS in bytes of that command)."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "maxrss"
         process = subprocess.Popen(
-            [sys.executable, "-c", _MEASURE, str(report), *command],
+            measured(report, command),
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**os.environ, **(env or {})},

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from mnistctl.preprocess import decode
 from mnistctl.preprocess.decode import MAX_BYTES, InvalidImageError, load_gray, read_capped
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, measured, run_cli
 from tests.photos import SEVEN, as_uint8, draw, on_paper
 
 LIMIT = f"over the {MAX_BYTES // 1_000_000} MB limit"
@@ -274,21 +274,12 @@ BIG_IMAGES = {
 }
 
 
-# Runs a command and writes its peak memory (max RSS, KiB) to a file. A fresh, small process must start the
-# measured one: Linux counts the memory of the process that forked it (this test process, with its
-# 160 MB images) into a child's max RSS until the child execs.
-_MEASURE = (
-    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
-)
-
-
 def run_measured(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
     """``run_cli`` that also returns the process's peak memory in bytes (its max RSS, children included)."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "maxrss"
-        command = [sys.executable, "-c", _MEASURE, str(report), str(Path(sys.executable).with_name("mnistctl"))]
-        result = subprocess.run([*command, *args], capture_output=True, timeout=timeout, cwd=REPO)
+        command = measured(report, [str(Path(sys.executable).with_name("mnistctl")), *args])
+        result = subprocess.run(command, capture_output=True, timeout=timeout, cwd=REPO)
         return result, int(report.read_text()) * 1024
 
 

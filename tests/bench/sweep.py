@@ -29,19 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.conftest import measured
 from tests.synthetic import make_dataset, write_npz
 
 ENTRY = str(Path(sys.executable).with_name("mnistctl"))
-# Runs the command and records its peak memory. A child's ru_maxrss starts from its parent's at the fork,
-# so the command is started by this small process, not by the sweep (which holds big test images).
-LAUNCHER = """
-import resource, signal, subprocess, sys
-child = subprocess.Popen(sys.argv[2:])
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-code = child.wait()
-open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(code if code >= 0 else 128 - code)
-"""
 MB = 1 << 20
 
 
@@ -115,7 +106,7 @@ def run_case(case: Case, homes: dict[str, Path], scratch: Path) -> dict:
     started = time.monotonic()
     rss_file = work / "peak-rss"
     process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, str(rss_file), ENTRY, *args],
+        measured(rss_file, [ENTRY, *args]),
         cwd=outside,
         env=env,
         stdin=stdin,
