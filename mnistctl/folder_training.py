@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnistctl.data.spec import DIGIT_CLASSES
 from mnistctl.errors import InvalidDataError, UsageError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ FOLDER_TEST_SPLIT = 0.1
 # Fine-tuning's recipe: the parent's optimizer at a tenth of its learning rate, for this many epochs.
 FINE_TUNE_EPOCHS = 3
 FINE_TUNE_LR_FACTOR = 0.1
-DIGITS = tuple(str(digit) for digit in range(10))
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def load_folder(root: Path | str, seed: int, *, stage: Any = None) -> FolderData
     from mnistctl.preprocess import preprocess_many
 
     folder = read_labelled_folder(Path(root))
-    wrong = [name for name in folder.classes if name not in DIGITS]
+    wrong = [name for name in folder.classes if name not in DIGIT_CLASSES]
     if wrong:
         named = ", ".join(f'"{name}"' for name in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
         raise UsageError(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl.errors import MnistctlError, UsageError
-from mnistctl.jsonsafe import json_safe
+from mnistctl.jsonsafe import strict_dumps
 from mnistctl.paths import ENV_CRASH_POINT, ENV_HOME, ENV_MODEL, home
 from mnistctl.store import ArtifactStore, CorruptArtifactError, GcPlan
 
@@ -245,7 +245,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
 
 def _dumps(value: Any) -> str:
     """Strict JSON for a column: a NaN metric is stored as null, never as ``NaN`` that parsers reject."""
-    return json.dumps(json_safe(value), allow_nan=False)
+    return strict_dumps(value)
 
 
 def _now() -> str:
@@ -601,6 +601,18 @@ class Registry:
             exc.message = f"{ENV_MODEL}={ref}: {exc.message}"
             exc.hint = f"{exc.hint}; or change or unset {ENV_MODEL}" if exc.hint else f"change or unset {ENV_MODEL}"
             raise
+
+    def ref_of_run(self, run_id: str) -> str | None:
+        """The ref of the version a training run registered, if any (one query, not a read of every version)."""
+        with self._connect(create=False) as db:
+            row = (
+                None
+                if db is None
+                else db.execute(
+                    "SELECT name, version FROM versions WHERE run_id = ? ORDER BY id LIMIT 1", (run_id,)
+                ).fetchone()
+            )
+        return None if row is None else f"{row[0]}:{row[1]}"
 
     def default_ref(self) -> str | None:
         """The ref ``models default`` chose, if any (not ``$MNISTCTL_MODEL``, not "newest")."""

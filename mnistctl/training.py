@@ -171,8 +171,6 @@ class TrainConfig:
         dataset: str = "mnist",
     ) -> TrainConfig:
         """The architecture's recipe with the given overrides, validated (``val_split``: 0.1 when not given)."""
-        from mnistctl.data.spec import get_dataset
-
         recipe = get_arch(arch).recipe
         get_dataset(dataset)
         if data_folder and dataset != "mnist":
@@ -629,13 +627,13 @@ def _sweep_discarded() -> None:
 def _refuse_registered(run: Path) -> None:
     """A run whose version is in the registry already (killed between the commit and removing its folder) must not
     be registered twice: finish its clean-up and say where its version is."""
-    for version in Registry().list():
-        if version.run_id == run.name:
-            _discard_run(run)
-            raise RunAlreadyRegisteredError(
-                f"run {run.name} was already registered as {version.ref}",
-                hint="its folder outlived an interrupted clean-up and is now removed; nothing is left to resume",
-            )
+    ref = Registry().ref_of_run(run.name)
+    if ref is not None:
+        _discard_run(run)
+        raise RunAlreadyRegisteredError(
+            f"run {run.name} was already registered as {ref}",
+            hint="its folder outlived an interrupted clean-up and is now removed; nothing is left to resume",
+        )
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -1041,7 +1039,7 @@ def _evaluate_and_register(
     validation: tuple[np.ndarray, np.ndarray] | None,
     test: tuple[np.ndarray, np.ndarray],
     data_fingerprint: str,
-    placement: dict[str, Any] | None = None,
+    placement: dict[str, Any],
     folder_data: Any = None,
 ) -> ModelVersion:
     """After the last epoch: test metrics, calibration, the artifacts, and the new version in the registry."""
@@ -1051,13 +1049,13 @@ def _evaluate_and_register(
     model = final_model(model, config)
     calibration = calibrate(model, validation)
     listener.stage(describe_calibration(calibration))
+    registered_epoch = _restored_epoch(config, state)  # the best one under --early-stopping
     metrics = {
         **test_metrics(model, *test, calibration["temperature"]),
-        # The registered weights' epoch: the best one under --early-stopping.
         **{
-            key: values[_restored_epoch(config, state) - 1]
+            key: values[registered_epoch - 1]
             for key, values in state.history.items()
-            if len(values) >= _restored_epoch(config, state) > 0
+            if len(values) >= registered_epoch > 0
         },
         "epochs_trained": state.epochs_done,
         **({"test_on": folder_data.test_on} if folder_data is not None else {}),
@@ -1076,7 +1074,7 @@ def _evaluate_and_register(
         "val_samples": 0 if validation is None else len(validation[0]),
         "total_params": int(model.count_params()),
         "calibration": calibration,
-        **(placement or {"devices": ["CPU"], "replicas": 1}),
+        **placement,
         "early_stopping": (
             {
                 "patience": config.early_stopping,

@@ -195,11 +195,10 @@ def _wrapped(model: keras.Model, source: dict[str, Any]) -> keras.Model:
     """``model`` behind an (N, 28, 28) pixel input and Rescaling(1/255) (unless it scales its own input)."""
     import keras
 
-    from mnistctl.model_io import ends_in_logits
+    from mnistctl.model_io import _takes_raw_pixels, ends_in_logits
 
     where = described(source)
-    inner = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    takes_raw = bool(inner) and isinstance(inner[0], keras.layers.Rescaling)
+    takes_raw = _takes_raw_pixels(model)
     pixels = keras.Input(shape=INPUT_SHAPE, name="pixels")
     x = pixels if takes_raw else keras.layers.Rescaling(1.0 / 255, name="scale")(pixels)
     try:
