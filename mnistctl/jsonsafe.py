@@ -6,6 +6,7 @@ print or store goes through ``json_safe`` and is then dumped with ``allow_nan=Fa
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -23,3 +24,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def strict_dumps(value: Any, **options: Any) -> str:
+    """``value`` as strict JSON (``json_safe`` first, then no NaN allowed); ``options`` go to ``json.dumps``."""
+    return json.dumps(json_safe(value), allow_nan=False, **options)

@@ -4,7 +4,6 @@ progress and hints to stderr. ``NO_COLOR`` is honoured by Rich itself.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import unicodedata
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistctl.errors import UsageError
-from mnistctl.jsonsafe import json_safe
+from mnistctl.jsonsafe import strict_dumps
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -67,7 +66,7 @@ def _sane_width(console: Console) -> Console:
 
 def print_json(document: Any) -> None:
     """One JSON document on stdout; NaN and infinities are written as null (strict parsers reject NaN)."""
-    sys.stdout.write(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(strict_dumps(document, indent=2) + "\n")
 
 
 def hint(message: str) -> None:

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnistctl.errors import MnistctlError
-from mnistctl.jsonsafe import json_safe
+from mnistctl.jsonsafe import strict_dumps
 from mnistctl.paths import debug_enabled
 from mnistctl.prediction import NO_ANSWER, answer, predict_rows, public
 from mnistctl.serve.config import ServeConfig
@@ -80,7 +80,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(json_safe(document), allow_nan=False, separators=(",", ":")).encode()
+    body = strict_dumps(document, separators=(",", ":")).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -200,10 +200,8 @@ def pixels_request(body: bytes) -> tuple[np.ndarray, str | None, int]:
         raise ApiError(400, "model must be a string: NAME, NAME:VERSION or NAME@ALIAS")
     top_k = _top_k(document["top_k"]) if "top_k" in document else 3
     values = _pixel_values(document["pixels"])
-    batch = np.asarray(values, dtype=np.float64).reshape(1, SIDE, SIDE)
-    if not np.isfinite(batch).all():  # an integer too large for a float
-        raise ApiError(400, "pixels must be numbers from 0 to 255")
-    return batch.astype(np.float32), model, top_k
+    # _pixel_values let through only numbers from 0 to 255: nothing here can be NaN or too large.
+    return np.asarray(values, dtype=np.float32).reshape(1, SIDE, SIDE), model, top_k
 
 
 def _input_levels(image: np.ndarray) -> list[list[int]]:
@@ -296,11 +294,9 @@ class Service:
             if options.show and "_image" in row:
                 result["input"] = _input_levels(row["_image"])
             if options.probabilities and "_probabilities" in row:
-                result["probabilities"] = [float(p) for p in row["_probabilities"]]
+                result["probabilities"] = row["_probabilities"]  # strict_dumps makes the array a list
             results.append(result)
-        document = json.dumps(
-            json_safe({"model": model.ref, "results": results}), allow_nan=False, separators=(",", ":")
-        )
+        document = strict_dumps({"model": model.ref, "results": results}, separators=(",", ":"))
         failed = sum("error" in row for row in rows)
         return document.encode(), len(rows) - failed, failed
 

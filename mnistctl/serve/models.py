@@ -111,7 +111,6 @@ class ModelCache:
         with self._load_lock:  # one load at a time: a burst of requests for a new version loads it once
             model = self._loaded.get(key)
             if model is None:
-                version.check_usable()
                 model = ServedModel(version, Predictor(self.registry, version, backend="litert"))
                 model.predict(np.zeros((1, 28, 28), np.float32))  # builds the interpreter before a client waits
                 self._loaded[key] = model
