@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from mnistctl.errors import MnistctlError
-
 # Below this calibrated confidence an answer is flagged "low" (in the table and as "low_confidence" in JSON).
 LOW_CONFIDENCE = 0.6
 NO_ANSWER = "the model gave no answer for this image (NaN or infinite output)"
@@ -39,18 +37,10 @@ def answer(probabilities: np.ndarray, top_k: int) -> dict[str, Any] | None:
 
 def _preprocessed(entries: list[Entry], raw: bool, parallel: bool) -> list[np.ndarray | str]:
     """A 28x28 array or an error message for each entry without an error of its own, in order."""
-    from mnistctl.preprocess import preprocess, preprocess_many
+    from mnistctl.preprocess import preprocess_many
 
     readable = [(source, name) for name, source, error in entries if not error and source is not None]
-    if parallel:
-        return preprocess_many(readable, raw=raw)
-    outcomes: list[np.ndarray | str] = []
-    for source, name in readable:  # in this thread: a server must not fork worker processes per request
-        try:
-            outcomes.append(preprocess(source, name, raw=raw))
-        except MnistctlError as exc:
-            outcomes.append(str(exc))
-    return outcomes
+    return preprocess_many(readable, raw=raw, parallel=parallel)
 
 
 def predict_rows(

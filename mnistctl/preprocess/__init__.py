@@ -82,17 +82,20 @@ def _preprocess_item(item: tuple[Path | bytes, str, bool]) -> np.ndarray | str:
         return str(exc)
 
 
-def preprocess_many(items: list[tuple[Path | bytes, str]], *, raw: bool = False) -> list[np.ndarray | str]:
+def preprocess_many(
+    items: list[tuple[Path | bytes, str]], *, raw: bool = False, parallel: bool = True
+) -> list[np.ndarray | str]:
     """``preprocess`` for many images, in order: each result is a 28x28 array or an error message.
 
     Large batches are spread over forked worker processes (decoding and the numpy steps hold the
-    GIL, so threads would not help); the parent has imported nothing that dislikes ``fork``.
+    GIL, so threads would not help); the parent has imported nothing that dislikes ``fork``. With
+    ``parallel`` false everything runs in this thread (a server must not fork per request).
     """
     import multiprocessing
     import os
 
     jobs = [(source, name, raw) for source, name in items]
-    workers = min(os.cpu_count() or 1, len(jobs) // _PARALLEL_FROM)
+    workers = min(os.cpu_count() or 1, len(jobs) // _PARALLEL_FROM) if parallel else 1
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [_preprocess_item(job) for job in jobs]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
