@@ -282,19 +282,22 @@ def _check_signature(model: keras.Model, path: Path) -> None:
         )
 
 
-def check_finite_weights(model: keras.Model, source: Path | str) -> None:
-    """Refuse NaN or infinite weights (trainable or not: a BatchNorm's moving variance counts too).
-
-    ``source`` names the model in the message (a file, a training run).
-    """
+def nonfinite_weight(model: keras.Model) -> str | None:
+    """The path of the first variable holding NaN or infinity (trainable or not: a BatchNorm's moving variance
+    counts too), or None when every weight is finite."""
     import numpy as np
 
-    for variable in model.weights:
-        if not np.isfinite(variable.numpy()).all():
-            raise InvalidModelError(
-                f"{source} has non-finite weights (NaN or infinity) in {variable.path}",
-                hint="the training that wrote it diverged; use an earlier checkpoint or train it again",
-            )
+    return next((v.path for v in model.weights if not np.isfinite(np.asarray(v.numpy())).all()), None)
+
+
+def check_finite_weights(model: keras.Model, source: Path | str) -> None:
+    """Refuse NaN or infinite weights; ``source`` names the model in the message (a file, a training run)."""
+    variable = nonfinite_weight(model)
+    if variable is not None:
+        raise InvalidModelError(
+            f"{source} has non-finite weights (NaN or infinity) in {variable}",
+            hint="the training that wrote it diverged; use an earlier checkpoint or train it again",
+        )
 
 
 def _output_layer(model: keras.Model) -> Any:

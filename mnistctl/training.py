@@ -1121,9 +1121,9 @@ class TrainingDivergedError(MnistctlError):
 
 def _refuse_diverged(model: Any, run: Path, config: TrainConfig) -> None:
     """Never register NaN weights (they would print "9 nan" forever after); the run's checkpoints are as bad."""
-    import numpy as np
+    from mnistctl.model_io import nonfinite_weight
 
-    if all(np.isfinite(np.asarray(variable.numpy())).all() for variable in model.weights):
+    if nonfinite_weight(model) is None:
         return
     _discard_run(run)
     raise TrainingDivergedError(
