@@ -102,9 +102,25 @@ class RunNotFoundError(MnistctlError):
 class RunBusyError(MnistctlError):
     """Another live process holds the run's lock: it is training (or registering) that run."""
 
+    default_hint = "wait for it to finish, or stop that process (Ctrl-C) and resume it then"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} is still training in another process")
+
 
 class DamagedRunError(MnistctlError):
     """A run's run.json or state.json is not what mnistctl writes: the run cannot be resumed."""
+
+    def __init__(self, run: Path, detail: str) -> None:
+        hint = f"it cannot be resumed; delete {run} to discard it"
+        super().__init__(f"run {run.name} is damaged: {detail}", hint=hint)
+
+
+def _forget_recreated(run: Path) -> None:
+    """Taking a run's lock created its folder anew after the run was registered and removed: leave nothing."""
+    with contextlib.suppress(OSError):
+        (run / LOCK_FILE).unlink()
+        run.rmdir()
 
 
 class RunAlreadyRegisteredError(MnistctlError):
@@ -485,10 +501,7 @@ def _is_locked(run: Path) -> bool | None:
     lock.release()
     if (run / CONFIG_FILE).exists():
         return False
-    # Taking the lock created the folder anew after its run was registered and removed: leave nothing behind.
-    with contextlib.suppress(OSError):
-        (run / LOCK_FILE).unlink()
-        run.rmdir()
+    _forget_recreated(run)
     return None
 
 
@@ -512,15 +525,9 @@ def find_run(run_id_or_latest: str, name: str | None) -> tuple[str, TrainConfig]
 
 def _resumable(run: RunInfo) -> tuple[str, TrainConfig]:
     if run.busy:
-        raise RunBusyError(
-            f"run {run.run_id} is still training in another process",
-            hint="wait for it to finish, or stop that process (Ctrl-C) and resume it then",
-        )
+        raise RunBusyError(run.run_id)
     if run.damage or run.config is None:
-        raise DamagedRunError(
-            f"run {run.run_id} is damaged: {run.damage}",
-            hint=f"it cannot be resumed; delete {run.path} to discard it",
-        )
+        raise DamagedRunError(run.path, str(run.damage))
     return run.run_id, run.config
 
 
@@ -590,10 +597,7 @@ def _hold_run(run: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise RunBusyError(
-            f"run {run.name} is still training in another process",
-            hint="wait for it to finish, or stop that process (Ctrl-C) and resume it then",
-        ) from None
+        raise RunBusyError(run.name) from None
     try:
         yield
     finally:
@@ -798,10 +802,7 @@ def _restore_best_weights(model: Any, run: Path, state: RunState, config: TrainC
     try:
         data = (run / state.best_weights).read_bytes()
     except OSError as exc:
-        raise DamagedRunError(
-            f"run {run.name} is damaged: {run / state.best_weights}: {exc.strerror or exc}",
-            hint=f"it cannot be resumed; delete {run} to discard it",
-        ) from None
+        raise DamagedRunError(run, f"{run / state.best_weights}: {exc.strerror or exc}") from None
     with np.load(io.BytesIO(data)) as stored:
         model.set_weights([stored[f"arr_{index}"] for index in range(len(stored.files))])
     listener.stage(f"restored the weights of epoch {state.best_epoch} (val_loss {state.best_val_loss:.4f})")
@@ -1003,10 +1004,7 @@ def _new_run_folder(name: str) -> Path:
 def _reread_claimed_run(run: Path) -> tuple[TrainConfig, RunState]:
     """The config and state of a run whose lock we now hold: what ``find_run`` saw may have changed since."""
     if not (run / CONFIG_FILE).is_file():
-        # Another process finished it between find_run and our lock (which created the folder anew).
-        with contextlib.suppress(OSError):
-            (run / LOCK_FILE).unlink()
-            run.rmdir()
+        _forget_recreated(run)  # another process finished it between find_run and our lock
         raise RunNotFoundError(f"run {run.name} is no longer interrupted: another process finished it meanwhile")
     source = run / CONFIG_FILE
     try:
@@ -1014,9 +1012,7 @@ def _reread_claimed_run(run: Path) -> tuple[TrainConfig, RunState]:
         source = run / STATE_FILE
         state = _read_state(run, config)
     except ValueError as exc:
-        raise DamagedRunError(
-            f"run {run.name} is damaged: {source}: {exc}", hint=f"it cannot be resumed; delete {run} to discard it"
-        ) from None
+        raise DamagedRunError(run, f"{source}: {exc}") from None
     _refuse_registered(run)
     return config, state
 
