@@ -343,6 +343,28 @@
     if (!timer && !inFlight) timer = setTimeout(flush, THROTTLE_MS);
   }
 
+  // The first result row of a prediction and the model that answered, or null: when a newer drawing or upload has
+  // superseded the request, or after showing why there is no answer (`noAnswer` goes where the confidence would).
+  async function answerOf(response, mine, noAnswer, announceError) {
+    if (mine !== generation) return null;
+    if (!response.ok) {
+      showMessage(await errorText(response));
+      confidence.textContent = noAnswer;
+      return null;
+    }
+    const body = await response.json();
+    if (mine !== generation) return null;
+    const row = (body.results || [])[0];
+    if (!row) throw new Error("the server sent no result");
+    if (row.error) {
+      showMessage(row.error);
+      confidence.textContent = noAnswer;
+      if (announceError) announce("No answer: " + row.error);
+      return null;
+    }
+    return { row, model: body.model };
+  }
+
   async function flush() {
     timer = null;
     if (inFlight || !dirty) return;
@@ -363,22 +385,9 @@
         headers: headers({ "Content-Type": "application/json" }),
         body: JSON.stringify(chosenModel ? { pixels, model: chosenModel } : { pixels }),
       });
-      if (mine !== generation) return;
-      if (!response.ok) {
-        showMessage(await errorText(response));
-        confidence.textContent = "No answer yet.";
-        return;
-      }
-      const body = await response.json();
-      if (mine !== generation) return;
-      const row = (body.results || [])[0];
-      if (!row) throw new Error("the server sent no result");
-      if (row.error) {
-        showMessage(row.error);
-        confidence.textContent = "No answer yet.";
-        return;
-      }
-      const sentence = showResult(row, pixels, body.model, "");
+      const answer = await answerOf(response, mine, "No answer yet.", false);
+      if (!answer) return;
+      const sentence = showResult(answer.row, pixels, answer.model, "");
       if (!drawing && !dirty) announce(sentence); // announce settled answers, not every stroke
     } catch (error) {
       if (mine === generation) showMessage("Could not reach the server: " + error.message);
@@ -521,23 +530,9 @@
         headers: headers(),
         body: form,
       });
-      if (mine !== generation) return;
-      if (!response.ok) {
-        showMessage(await errorText(response));
-        confidence.textContent = "No answer for " + file.name + ".";
-        return;
-      }
-      const body = await response.json();
-      if (mine !== generation) return;
-      const row = (body.results || [])[0];
-      if (!row) throw new Error("the server sent no result");
-      if (row.error) {
-        showMessage(row.error);
-        confidence.textContent = "No answer for " + file.name + ".";
-        announce("No answer: " + row.error);
-        return;
-      }
-      announce(showResult(row, row.input, body.model, file.name));
+      const answer = await answerOf(response, mine, "No answer for " + file.name + ".", true);
+      if (!answer) return;
+      announce(showResult(answer.row, answer.row.input, answer.model, file.name));
     } catch (error) {
       if (mine === generation) showMessage("Could not reach the server: " + error.message);
     } finally {
