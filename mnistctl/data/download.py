@@ -30,7 +30,7 @@ from mnistctl import __version__
 from mnistctl.data import spec as dataset_spec
 from mnistctl.data.idx import GZIP_MAGIC
 from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, write_manifest
-from mnistctl.data.spec import DATASET_NAME, DEFAULT_MIRRORS, DataFile
+from mnistctl.data.spec import DATASET_NAME, DataFile
 from mnistctl.errors import DownloadError, UsageError
 from mnistctl.fsutil import fsync_dir, sha256_file, temp_path_for
 from mnistctl.paths import dataset_dir, default_mirrors_disabled, env_mirrors, keras_cached_npz
@@ -149,7 +149,7 @@ def mirror_list(
     user_mirrors: Sequence[str] = (), *, include_defaults: bool = True, dataset: str = DATASET_NAME
 ) -> list[str]:
     """User mirrors (flags, then ``$MNISTCTL_MIRROR``) first, then the data set's built-in ones, no repeats."""
-    builtin = DEFAULT_MIRRORS if dataset == DATASET_NAME else dataset_spec.get_dataset(dataset).mirrors
+    builtin = dataset_spec.get_dataset(dataset).mirrors
     defaults = builtin if include_defaults and not default_mirrors_disabled() else ()
     ordered: list[str] = []
     for mirror in [*user_mirrors, *env_mirrors(), *defaults]:
