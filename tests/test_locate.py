@@ -108,6 +108,58 @@ def test_the_scanner_beds_dark_edge_is_not_the_digit(side):
     assert correlation(to_mnist(finish(page)), clean(2)) >= MIN_CORRELATION
 
 
+@pytest.mark.parametrize("label", [2, 3, 5])
+def test_a_ruling_line_that_stops_under_the_digit_is_taken_out(label):
+    """A register's underline that ends under a small entry: the digit at its end is no 7's stem."""
+    page = _only_digit(label, 50, 114, 14)
+    page[62:64, 20:124] = 110.0  # from inside the crop to under the digit, through its bottom
+    assert _matches_the_digit_alone(page, label, 50, 114, 14)
+
+
+@pytest.mark.parametrize("label", [2, 3, 5])
+def test_a_ruling_line_that_stops_at_a_column_rule_beside_the_digit_is_taken_out(label):
+    page = _only_digit(label, 50, 114, 14)
+    page[:, 130:132] = 100.0  # a column rule from edge to edge...
+    page[62:64, 30:131] = 110.0  # ...and a row rule that ends at it, through the digit's bottom
+    assert _matches_the_digit_alone(page, label, 50, 114, 14)
+
+
+@pytest.mark.parametrize("label", [2, 3, 5])
+def test_a_ruling_line_from_the_scanner_bed_reaches_the_papers_edge(label):
+    page = _only_digit(label, 50, 71, 14)
+    page[:, :16] = 12.0  # the scanner bed on the left
+    page[62:64, 16:85] = 110.0  # from the paper's edge to the digit: under half the crop
+    assert _matches_the_digit_alone(page, label, 50, 71, 14)
+
+
+def test_a_small_wide_zero_is_a_digit_not_a_printed_word():
+    page = sheet(133, 155)
+    rows, cols = np.mgrid[:133, :155]
+    radius = np.hypot((rows - 66) / 7.0, (cols - 80) / 10.5)
+    page[(radius > 0.75) & (radius <= 1.0)] = INK  # a "0" 15 px tall and 22 px wide, 2 px pen
+    registry = Registry()
+    pixels = to_mnist(finish(page))
+    assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 0
+
+
+@pytest.mark.parametrize("label", [3, 6, 9])
+def test_a_small_digit_keeps_its_period_out(label):
+    page = _only_digit(label, 50, 114, 10)
+    page[55:60, 125:130] = INK  # "6." -- a period half as tall as the 10 px digit, on its baseline
+    assert _matches_the_digit_alone(page, label, 50, 114, 10)
+
+
+def _only_digit(label: int, top: int, left: int, size: int) -> np.ndarray:
+    page = sheet()
+    put_digit(page, label, top, left, size=size)
+    return page
+
+
+def _matches_the_digit_alone(page: np.ndarray, label: int, top: int, left: int, size: int) -> bool:
+    alone = to_mnist(finish(_only_digit(label, top, left, size)))
+    return correlation(to_mnist(finish(page)), alone) >= MIN_CORRELATION
+
+
 def test_a_trailing_period_and_specks_are_left_out():
     page = sheet()
     put_digit(page, 9, 50, 70)

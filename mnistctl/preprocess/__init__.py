@@ -118,6 +118,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     if float(image.max()) - float(image.min()) < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (the image is blank)")
     work = work_copy(image)
+    painted = None
     light, paper_tone, flat = polarity_and_paper(work)
     if light:
         work = 255 - work  # from here on: dark ink on light paper
@@ -125,6 +126,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
         # The scanner bed's dark edge is wider than a stroke, so the paper estimate would take it for
         # shadowed paper and leave its rim as ink: paint it over with paper before anything else.
         bars = bar_region(work < _BAR_DARKNESS * paper_tone)
+        painted = bars if bars.any() else None
         if bars.any():
             work = np.where(bars, np.uint8(min(255, round(paper_tone))), work)
     # A small image whose whole border is one tone is a scan or a drawing, not a photo with uneven light.
@@ -137,7 +139,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # Half-way between the paper's noise and the ink's threshold, grown from the ink: a thin pen's faint
     # stroke stays in one piece.
     strokes = hysteresis(quantised > threshold, quantised > (threshold + DARK_ZERO + DARK_STEPS * low) / 2)
-    found = find_digit(strokes, name, faint, quantised - np.float32(DARK_ZERO))
+    found = find_digit(strokes, name, faint, quantised - np.float32(DARK_ZERO), painted)
     digit_darkness = (float(quantised[found.digit].mean()) - DARK_ZERO) / DARK_STEPS
     if digit_darkness < _MIN_DARKNESS or digit_darkness * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (only faint marks: stains, noise or shadows)")

@@ -47,6 +47,8 @@ _LINE_SKEW = 0.035
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
 _FREE_LINE_SPAN = 0.5
 _FREE_LINE_RATIO = 25
+# ...unless a stroke leaves it at an end and runs on for this share of its length: a 7's stem.
+_STEM_SHARE = 0.4
 # Pixels of a line this many times darker than the median of its ink are a pen stroke drawn along it.
 _INK_ON_LINE = 1.6
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
@@ -93,6 +95,13 @@ _SHORT_WORD_ASPECT = 1.3
 # ...and whose middle rows cross at least this many strokes (measured: wide digits 1, a few 2 or 3; words
 # mostly 2 to 4).
 _WORD_STROKES = 2
+# ...unless it is one loop round paper (a "0"): a hole of at least this share of its box (the counters of
+# small print, an "o" or an "e", are a few pixels), with at most this many strokes across.
+_LOOP_HOLE = 0.08
+_LOOP_STROKES = 2
+# A round filled dot at most this share of a shape's height beside it is a period, not a letter.
+_PERIOD_SHARE = 0.6
+_PERIOD_FILL = 0.5
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
 
@@ -205,13 +214,18 @@ class Located:
 
 
 def find_digit(
-    mask: np.ndarray, name: str, faint: np.ndarray | None = None, darkness: np.ndarray | None = None
+    mask: np.ndarray,
+    name: str,
+    faint: np.ndarray | None = None,
+    darkness: np.ndarray | None = None,
+    painted: np.ndarray | None = None,
 ) -> Located:
     """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none.
 
     ``darkness`` (per pixel, any scale) tells the pen's ink from fainter stains beside it.
     ``faint`` (a superset of ``mask``: everything above the paper's noise) is where lines are looked for:
     a faint printed line falls apart into pieces at the digit's threshold, but not at the paper's.
+    ``painted`` marks bars already painted over with paper: the paper's edge is where they begin.
     """
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
@@ -221,7 +235,8 @@ def find_digit(
     else:
         unbarred = ~bar_region(mask)
         lenient = (mask if faint is None else faint | mask) & unbarred
-        strokes, across, down = _without_lines(mask & unbarred, lenient, darkness)
+        paper = _paper_extent(unbarred if painted is None else unbarred & ~painted)
+        strokes, across, down = _without_lines(mask & unbarred, lenient, darkness, paper)
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
         bars = mask & ~unbarred
@@ -257,7 +272,7 @@ def find_digit(
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         digit = shapes.mask_of(group)
         wide_and_small = right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height
-        if not tiny and wide_and_small and _strokes_across(digit[top:bottom, left:right]) >= _WORD_STROKES:
+        if not tiny and wide_and_small and _looks_like_a_word(digit[top:bottom, left:right]):
             continue  # a short printed word ("Nr", "No"): wider than a digit, small, and letter after letter
         return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit)
     raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
@@ -310,16 +325,22 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
 
 
 def _without_lines(
-    mask: np.ndarray, faint: np.ndarray, darkness: np.ndarray | None = None
+    mask: np.ndarray,
+    faint: np.ndarray,
+    darkness: np.ndarray | None = None,
+    paper: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
     one; and the pixels of the horizontal and of the vertical lines (in ``faint``: a light printed line may
-    not reach ``mask`` at all)."""
+    not reach ``mask`` at all). ``paper`` (top, bottom, left, right) is the part of the image that is not a
+    bar: a ruling line ends at the paper's edge, under a scanner bed's bar, as surely as at the image's."""
+    paper = paper or (0, mask.shape[0], 0, mask.shape[1])
     kept = mask.copy()
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
     for transposed in (False, True):
         view = faint.T if transposed else faint
-        width = view.shape[1]
+        near_edge, far_edge = paper[2:] if not transposed else paper[:2]
+        width = far_edge - near_edge
         # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured.
         bridged = _closed_rows(view, _LINE_GAP)
         candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width)))
@@ -344,7 +365,7 @@ def _without_lines(
             np.minimum.at(first, owner[owned], columns)
             np.maximum.at(last, owner[owned], columns + 1)
         edge = max(1, int(_LINE_EDGE * width))
-        reaches_edge = (first < edge) | (last > width - edge)
+        reaches_edge = (first < near_edge + edge) | (last > far_edge - edge)
         across_image = reaches_edge & (span >= _LINE_SPAN * width)
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
@@ -371,16 +392,42 @@ def _without_lines(
     return kept, found[0], found[1]
 
 
+def _paper_extent(unbarred: np.ndarray) -> tuple[int, int, int, int]:
+    """Top, bottom, left and right (half-open) of the region that is not a bar (``unbarred``)."""
+    rows, cols = np.flatnonzero(unbarred.any(axis=1)), np.flatnonzero(unbarred.any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return 0, unbarred.shape[0], 0, unbarred.shape[1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int) -> bool:
-    """Whether ink leaves line ``index`` (running along the rows of ``ink``) sideways at either of its ends:
-    more than a couple of pixels above or below its band, within a few pixels of the end."""
-    top, bottom = lines.top[index], lines.bottom[index]
-    reach = 3 + (bottom - top)
-    for end in (lines.left[index], lines.right[index] - 1):
+    """Whether a stroke leaves line ``index`` (running along the rows of ``ink``) sideways at either of its
+    ends and runs on as far as a 7's stem would: at least ``_STEM_SHARE`` of the line's length away from it.
+
+    A 7's bar turns into a stem about as long as the bar; a small digit written at the end of a long ruling
+    line (a register's underline that stops under the entry) reaches only a fraction of the line's length.
+    """
+    top, bottom = int(lines.top[index]), int(lines.bottom[index])
+    span = int(lines.right[index] - lines.left[index])
+    # The strokes beside the line's band, as shapes of their own (the band itself would join everything).
+    beside = ink.copy()
+    beside[max(0, top - 1) : bottom + 1] = False
+    shapes = _Components(beside)
+    if shapes.count == 0:
+        return False
+    labels = shapes.labels()
+    least = max(3 + (bottom - top), _STEM_SHARE * span)
+    for end in (int(lines.left[index]), int(lines.right[index]) - 1):
         columns = slice(max(0, end - 3), end + 4)
-        above = ink[max(0, top - reach) : max(0, top - 2), columns]
-        below = ink[bottom + 2 : bottom + reach, columns]
-        if above.any() or below.any():
+        # The shapes that start right above or below the band near this end...
+        edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
+        touching = np.unique(labels[edge_rows, columns])
+        touching = touching[touching >= 0]
+        # ...and how far from the band they reach.
+        reach = np.maximum(top - shapes.top[touching], shapes.bottom[touching] - bottom)
+        # A ruling line of the other direction meeting this one at a corner runs on to the image's edge.
+        reach[(shapes.top[touching] == 0) | (shapes.bottom[touching] == ink.shape[0])] = 0
+        if (reach >= least).any():
             return True
     return False
 
@@ -471,6 +518,30 @@ def _strokes_across(box: np.ndarray) -> float:
     return float(np.median(starts.sum(axis=1)))
 
 
+def _looks_like_a_word(box: np.ndarray) -> bool:
+    """Whether a small, wide group of strokes (``box``: its ink pixels) is a printed word: letter after letter
+    across its middle, and not one loop round a large hole as a wide "0" is."""
+    across = _strokes_across(box)
+    if across < _WORD_STROKES:
+        return False
+    if across > _LOOP_STROKES:
+        return True
+    paper = _Components(~box)
+    enclosed = (paper.top > 0) & (paper.left > 0) & (paper.bottom < box.shape[0]) & (paper.right < box.shape[1])
+    return not (paper.area[enclosed] >= _LOOP_HOLE * box.size).any()
+
+
+def _periods(shapes: _Components, seed: int) -> np.ndarray:
+    """Per shape: whether it is a period after the digit ``seed`` ("9."), not a letter or a piece of the
+    digit: a round filled dot, at most ``_PERIOD_SHARE`` of the digit's height, right of it, low down."""
+    tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    side, least = np.maximum(tall, wide), np.maximum(np.minimum(tall, wide), 1)
+    size = tall[seed]
+    round_dot = (side <= _PERIOD_SHARE * size) & (side <= 2 * least) & (shapes.area >= _PERIOD_FILL * tall * wide)
+    after = (shapes.left >= shapes.right[seed] - 1) & (shapes.top >= shapes.top[seed] + size // 2)
+    return round_dot & after
+
+
 def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     """Whether ``seed`` is printed text: a word whose letters ran together (much wider than tall), or one of
     two or more similar shapes side by side on a line that is wider than a digit could be."""
@@ -481,6 +552,7 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     overlap = np.minimum(shapes.bottom, shapes.bottom[seed]) - np.maximum(shapes.top, shapes.top[seed])
     # Capitals and descenders stand up to about twice a lower-case letter's height.
     similar = usable & (tall >= 0.5 * size) & (tall <= 2.0 * size) & (overlap >= 0.5 * size)
+    similar &= ~_periods(shapes, seed)
     similar[seed] = False
     # Chain letters outwards from the seed, nearest first: each a gap of at most 0.6 letters from the
     # row so far, and side by side with it (pieces of one digit overlap; letters do not, but for a pixel).
@@ -502,6 +574,7 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     thin = np.minimum(tall, wide)
     straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
+    usable &= ~_periods(shapes, seed)
     # Measured against the group so far, up to twice the seed's height: a chain of marks cannot snowball.
     most = 2 * tall[seed]
     group = np.zeros(shapes.count, dtype=bool)
