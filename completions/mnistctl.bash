@@ -63,9 +63,10 @@ _mnistctl() {
                 --samples) COMPREPLY=(); return ;;
                 --save) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --seed) COMPREPLY=(); return ;;
+                --dataset) COMPREPLY=(); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--model -m --wrong --right --random --samples --confusion --history --summary --save --seed --json --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--model -m --wrong --right --random --samples --confusion --history --summary --save --seed --dataset --json --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "" -- "$cur"))
             fi

@@ -60,12 +60,6 @@ class FolderReport:
     raw: bool
 
 
-def model_dataset(version: ModelVersion) -> str:
-    """The data set a version was trained on (versions from before ``--dataset``: MNIST)."""
-    dataset = version.params.get("dataset")
-    return dataset if isinstance(dataset, str) and dataset else "mnist"
-
-
 def evaluate_version(
     ref: str | None,
     split: str = "test",
@@ -84,7 +78,7 @@ def evaluate_version(
 
     registry = Registry()
     version = registry.resolve(ref)
-    trained_on = model_dataset(version)
+    trained_on = version.dataset
     dataset = dataset or trained_on
     title = get_dataset(dataset).title
     if dataset != trained_on and not any_dataset:
@@ -117,7 +111,7 @@ def record_evaluation(report: EvaluationReport | FolderReport, registry: Registr
     if isinstance(report, FolderReport):
         split = folder_split(report.folder.root)
         metrics |= {"skipped": len(report.skipped), "raw": report.raw}
-    elif report.dataset != model_dataset(report.version):
+    elif report.dataset != report.version.dataset:
         split = f"{report.dataset}:{report.split}"  # another data set's split: never mistaken for its own
     else:
         split = report.split

@@ -57,16 +57,22 @@ def save_figure(figure: Figure, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_TITLE_CHARS = 22  # the widest title that fits over a 2-inch tile at 10 pt
+
+
 def digit_grid(
     images: np.ndarray, titles: Sequence[str], path: Path, *, title_colors: Sequence[str] | None = None
 ) -> None:
     """Digits in a near-square grid, each titled (e.g. "Predicted 4, Class 9")."""
     rows, columns = grid_shape(len(images))
-    figure = _figure(2.0 * columns, 2.2 * rows)
+    two_lines = any(len(title) > _TITLE_CHARS for title in titles)
+    figure = _figure(2.0 * columns, (2.5 if two_lines else 2.2) * rows)
     for index, (image, title) in enumerate(zip(images, titles, strict=True)):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.imshow(image, cmap="gray", interpolation="none", vmin=0, vmax=255)
-        axes.set_title(title, fontsize=10, color=(title_colors[index] if title_colors else "black"), **PLAIN)
+        # Class names ("Predicted Sneaker, Class Ankle boot") are wider than a tile: one clause per line.
+        shown = title.replace(", ", "\n") if len(title) > _TITLE_CHARS else title
+        axes.set_title(shown, fontsize=10, color=(title_colors[index] if title_colors else "black"), **PLAIN)
         axes.set_xticks([])
         axes.set_yticks([])
     figure.tight_layout()
@@ -107,7 +113,7 @@ def mistakes_grid(
     save_figure(figure, path)
 
 
-def confusion_heatmap(matrix: np.ndarray, path: Path, *, title: str) -> None:
+def confusion_heatmap(matrix: np.ndarray, path: Path, *, title: str, names: list[str] | None = None) -> None:
     figure = _figure(6.5, 5.5)
     axes = figure.add_subplot(1, 1, 1)
     # Log-ish scale so a few errors stay visible next to ~1,000 correct ones.
@@ -117,8 +123,8 @@ def confusion_heatmap(matrix: np.ndarray, path: Path, *, title: str) -> None:
         axes.text(predicted, true, str(count), ha="center", va="center", fontsize=8, color=colour)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_xticks(range(10))
-    axes.set_yticks(range(10))
+    axes.set_xticks(range(10), labels=names or [str(index) for index in range(10)], rotation=90 if names else 0)
+    axes.set_yticks(range(10), labels=names or [str(index) for index in range(10)])
     axes.set_title(title, **PLAIN)
     figure.colorbar(image, ax=axes, label="log(1 + count)")
     save_figure(figure, path)

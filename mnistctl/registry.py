@@ -156,6 +156,30 @@ class ModelVersion:
             )
 
     @property
+    def dataset(self) -> str:
+        """The data set this version was trained on (versions from before ``--dataset``: MNIST)."""
+        dataset = self.params.get("dataset")
+        return dataset if isinstance(dataset, str) and dataset else "mnist"
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of its classes when they are not the digits 0-9 (a Fashion-MNIST model), else None."""
+        classes = self.params.get("classes")
+        if (
+            isinstance(classes, list)
+            and len(classes) == 10
+            and all(isinstance(name, str) for name in classes)
+            and classes != [str(digit) for digit in range(10)]
+        ):
+            return classes
+        return None
+
+    def label(self, index: int) -> str:
+        """Class ``index`` as people read it: "Sneaker" for a Fashion-MNIST model, "7" for a digit model."""
+        names = self.class_names
+        return names[index] if names is not None else str(index)
+
+    @property
     def temperature(self) -> float:
         """The calibration temperature fitted at registration (1.0: not calibrated; see ``calibration``)."""
         fitted = self.params.get("calibration")

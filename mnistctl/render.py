@@ -63,8 +63,14 @@ def digit_gallery(images: np.ndarray, titles: list[str], *, colour: bool, column
     return table
 
 
-def confusion_table(matrix: np.ndarray, title: str | None = None) -> Table:
-    """Rows true digits, columns predictions; the diagonal highlighted, errors shaded by count."""
+def class_label(index: int, names: list[str] | None = None) -> str:
+    """Class ``index`` for a table's row: "7", or "7 Sneaker" for a model with named classes."""
+    return f"{index} {names[index]}" if names else str(index)
+
+
+def confusion_table(matrix: np.ndarray, title: str | None = None, names: list[str] | None = None) -> Table:
+    """Rows true classes, columns predictions; the diagonal highlighted, errors shaded by count. With ``names``
+    (a model whose classes are not digits) each row is named; columns keep the numbers, to stay narrow."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -91,5 +97,5 @@ def confusion_table(matrix: np.ndarray, title: str | None = None) -> Table:
                 cells.append(
                     Text(str(count), style=f"bold rgb({red},{int(80 * (1 - strength))},{int(80 * (1 - strength))})")
                 )
-        table.add_row(str(true), *cells)
+        table.add_row(class_label(true, names), *cells)
     return table

@@ -232,7 +232,7 @@ class TrainConfig:
         return cls(
             arch=arch,
             name=check_new_name(arch if name is None else name),  # "" is refused, not taken as "no name"
-            epochs=epochs or recipe.epochs,
+            epochs=epochs or recipe.epochs_for(dataset),
             batch_size=batch_size or recipe.batch_size,
             learning_rate=recipe.learning_rate if learning_rate is None else learning_rate,
             # Without --seed a random one is drawn and recorded, so any run can be repeated.

@@ -38,8 +38,9 @@ def test_list_and_show_do_not_import_tensorflow(two_versions, command):
 def test_list_shows_every_version_newest_first(two_versions):
     result = run_cli("models", "list")
     lines = result.stdout.decode().splitlines()
-    assert lines[0].split()[:3] == ["model", "arch", "test"]
+    assert lines[0].split()[:4] == ["model", "arch", "data", "test"]
     assert [line.split()[0] for line in lines[1:]] == ["mlp:2", "mlp:1", "builtin"]
+    assert [line.split()[2] for line in lines[1:]] == ["mnist", "mnist", "mnist"]  # trained before --dataset
     document = json.loads(run_cli("models", "list", "--json").stdout)
     assert [m["model"] for m in document["models"]] == ["mlp:2", "mlp:1", "builtin"]
     assert document["models"][0]["metrics"]["test_accuracy"] == 0.95

@@ -120,7 +120,8 @@ def evaluate(
         model, (split or Split.test).value, record=False, dataset=dataset, any_dataset=any_dataset
     )
     result = report.result
-    _save_confusion(result, save_confusion, f"{report.version.ref} on {report.split}")
+    names = report.version.class_names
+    _save_confusion(result, save_confusion, f"{report.version.ref} on {report.split}", names)
     _note_unrecorded(report.version, record_evaluation(report))  # only once the figure is written
     if json_output:
         print_json(
@@ -132,7 +133,7 @@ def evaluate(
                 "backend": report.backend,
                 "seconds": round(report.seconds, 3),
                 "calibration_error": report.calibration_error,
-                **_metrics_json(result),
+                **_metrics_json(result, names),
             }
         )
         return
@@ -143,7 +144,7 @@ def evaluate(
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"
     )
-    _print_metrics(result)
+    _print_metrics(result, names)
 
 
 def _evaluate_folder(
@@ -194,21 +195,22 @@ def _images(count: int) -> str:
     return f"{count:,} {_plural(count, 'image')}"
 
 
-def _save_confusion(result: "Evaluation", path: Path | None, title: str) -> None:
+def _save_confusion(result: "Evaluation", path: Path | None, title: str, names: list[str] | None = None) -> None:
     if path is None:
         return
     from mnistctl.plots import confusion_heatmap
 
-    confusion_heatmap(result.confusion, path, title=title)
+    confusion_heatmap(result.confusion, path, title=title, names=names)
     hint(f"confusion heatmap written to {printable(str(path))}")
 
 
-def _metrics_json(result: "Evaluation") -> dict[str, Any]:
+def _metrics_json(result: "Evaluation", names: list[str] | None = None) -> dict[str, Any]:
     return {
         "accuracy": result.accuracy,
         "loss": result.loss,
         "per_class": [
             {"digit": c.digit, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+            | ({"label": names[c.digit]} if names else {})
             for c in result.per_class
         ],
         "confusion": result.confusion.tolist(),
@@ -260,23 +262,32 @@ def _print_folder(report: "FolderReport", data: Path) -> None:
     print_table(None, ("file", "label", "predicted", "confidence"), rows)
 
 
-def _print_metrics(result: "Evaluation") -> None:
-    """Per-class table, confusion table and the most confused pairs."""
+def _print_metrics(result: "Evaluation", names: list[str] | None = None) -> None:
+    """Per-class table, confusion table and the most confused pairs; classes named where ``names`` are given
+    (a model whose classes are not digits, such as Fashion-MNIST's "Sneaker")."""
+    from mnistctl.render import class_label
+
+    what = "class" if names else "digit"
     print()
     rows = [
-        (c.digit, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", f"{c.support:,}") for c in result.per_class
+        (class_label(c.digit, names), f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", f"{c.support:,}")
+        for c in result.per_class
     ]
-    print_table(None, ("digit", "precision", "recall", "f1", "support"), rows)
+    print_table(None, (what, "precision", "recall", "f1", "support"), rows)
     print()
     console = stdout_console()
     if console.is_terminal:
         from mnistctl.render import confusion_table
 
-        console.print(confusion_table(result.confusion, title="confusion (rows: true digit, columns: predicted)"))
+        title = f"confusion (rows: true {what}, columns: predicted)"
+        console.print(confusion_table(result.confusion, title=title, names=names))
     else:
         header = ["true\\pred", *map(str, range(10))]
-        print_table(None, header, [[str(t), *map(str, row)] for t, row in enumerate(result.confusion.tolist())])
-    pairs = ", ".join(f"{t} as {p} ({n})" for t, p, n in result.most_confused())
+        table = [[class_label(t, names), *map(str, row)] for t, row in enumerate(result.confusion.tolist())]
+        print_table(None, header, table)
+    pairs = ", ".join(
+        f"{names[t] if names else t} as {names[p] if names else p} ({n})" for t, p, n in result.most_confused()
+    )
     print(f"\nmost confused: {pairs or 'none'}")
 
 

@@ -69,6 +69,15 @@ def inspect(
             help="Pick a random sample instead of the first N.",
         ),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            metavar="NAME",
+            help="The data set to show (default: the model's own; mnist for --samples).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Show a model's wrong or right digits, confusion, curves, layers.
@@ -95,15 +104,25 @@ def inspect(
         raise UsageError("--summary is a table; --save works with the grids, --confusion and --history")
     if seed is not None and mode not in GRID_MODES:
         raise UsageError("--seed only applies to --wrong/--right/--random/--samples", hint=f"drop --seed for --{mode}")
+    if dataset is not None and mode in ("history", "summary"):
+        raise UsageError(f"--dataset does not apply to --{mode}", hint="drop --dataset")
     if save is not None:
         check_figure_path(save, "--save")  # before predicting 10,000 test digits, not after
+    from mnistctl.data.spec import get_dataset
     from mnistctl.registry import Registry
 
+    if dataset is not None:
+        get_dataset(dataset)  # an unknown name is a usage error before anything is loaded
     registry = Registry()
     if mode == "samples":
-        _show_samples(samples or 0, seed, save, json_output)
+        _show_samples(samples or 0, seed, save, json_output, dataset or "mnist")
         return
     version = registry.resolve(model)
+    if dataset is not None and dataset != version.dataset:
+        raise UsageError(
+            f"{version.ref} was trained on {version.dataset}, not {dataset}: its labels mean other things there",
+            hint=f'drop --dataset, or score it anyway with "mnistctl evaluate --dataset {dataset} --any-dataset"',
+        )
     announce_model(version.ref)
     if mode == "summary":
         _show_summary(version, json_output)
@@ -129,7 +148,7 @@ def _show_predictions(
     from mnistctl.data.loader import load
     from mnistctl.inference import Predictor
 
-    images, labels = load("test")
+    images, labels = load("test", dataset=version.dataset)
     probabilities = Predictor(registry, version).predict(images)
     predicted = probabilities.argmax(axis=1)
     if mode == "wrong":
@@ -141,7 +160,7 @@ def _show_predictions(
         seed = 0 if seed is None else seed
     picked = _choose(candidates, count, seed)
     if len(picked) < count:
-        hint(f"only {len(picked)} {mode} test digits for {version.ref}")
+        hint(f"only {len(picked)} {mode} test images for {version.ref}")
     records = [
         {
             "index": int(i),
@@ -151,25 +170,33 @@ def _show_predictions(
         }
         for i in picked
     ]
-    titles = [f"Predicted {r['predicted']}, Class {r['label']}" for r in records]
+    names = version.class_names
+    if names:
+        for record in records:
+            record |= {"label_name": names[record["label"]], "predicted_name": names[record["predicted"]]}
+    titles = [f"Predicted {version.label(r['predicted'])}, Class {version.label(r['label'])}" for r in records]
     colours = ["red" if r["predicted"] != r["label"] and mode == "random" else "black" for r in records]
     _output_grid(
         images[picked], titles, colours, save, as_json, {"model": version.ref, "mode": mode, "digits": records}
     )
 
 
-def _show_samples(count: int, seed: int | None, save: Path | None, as_json: bool) -> None:
+def _show_samples(count: int, seed: int | None, save: Path | None, as_json: bool, dataset: str) -> None:
     import numpy as np
 
     from mnistctl.data.loader import load
+    from mnistctl.data.spec import get_dataset
 
-    images, labels = load("train")
+    images, labels = load("train", dataset=dataset)
+    names = None if get_dataset(dataset).digits else list(get_dataset(dataset).classes)
     picked = _choose(np.arange(len(labels)), count, seed)
     records = [{"index": int(i), "label": int(labels[i])} for i in picked]
-    titles = [f"Class {r['label']}" for r in records]
-    _output_grid(
-        images[picked], titles, ["black"] * len(records), save, as_json, {"mode": "samples", "digits": records}
-    )
+    if names:
+        for record in records:
+            record["label_name"] = names[record["label"]]
+    titles = [f"Class {names[r['label']] if names else r['label']}" for r in records]
+    document = {"mode": "samples", "dataset": dataset, "digits": records}
+    _output_grid(images[picked], titles, ["black"] * len(records), save, as_json, document)
 
 
 def _output_grid(
@@ -202,10 +229,11 @@ def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool) -
 
     report = evaluate_version(version.ref, "test", record=False)
     matrix = report.result.confusion
+    names = version.class_names
     if save is not None:
         from mnistctl.plots import confusion_heatmap
 
-        confusion_heatmap(matrix, save, title=f"{version.ref} on test")
+        confusion_heatmap(matrix, save, title=f"{version.ref} on {report.dataset} test", names=names)
     if as_json:
         print_json({"model": version.ref, "confusion": matrix.tolist(), **({"saved": str(save)} if save else {})})
     elif save is not None:
@@ -213,7 +241,9 @@ def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool) -
     else:
         from mnistctl.render import confusion_table
 
-        stdout_console().print(confusion_table(matrix, title=f"{version.ref}: rows true digit, columns predicted"))
+        what = "class" if names else "digit"
+        title = f"{version.ref}: rows true {what}, columns predicted"
+        stdout_console().print(confusion_table(matrix, title=title, names=names))
 
 
 def _show_history(registry: "Registry", version: "ModelVersion", save: Path | None, as_json: bool) -> None:

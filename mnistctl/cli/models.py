@@ -48,6 +48,7 @@ def version_document(version: "ModelVersion") -> dict[str, Any]:
         "name": version.name,
         "version": version.version,
         "arch": version.arch,
+        "data": _trained_on(version),
         "aliases": list(version.aliases),
         "created_at": version.created_at,
         "params": version.params,
@@ -95,6 +96,7 @@ def list_models(json_output: JsonFlag = False) -> None:
         (
             v.ref,
             v.arch,
+            _trained_on(v),
             _accuracy(v),
             _count(v.params.get("total_params", sum(layer.get("params", 0) for layer in v.layers))),
             v.params.get("epochs", "-"),
@@ -103,10 +105,15 @@ def list_models(json_output: JsonFlag = False) -> None:
         )
         for v in versions
     ]
-    print_table(None, ("model", "arch", "test acc", "params", "epochs", "created (UTC)", "aliases"), rows)
+    print_table(None, ("model", "arch", "data", "test acc", "params", "epochs", "created (UTC)", "aliases"), rows)
     damaged = [v.ref for v in versions if v.damaged]
     if damaged:
         hint(f'damaged registry records: {", ".join(damaged)}; remove them with "mnistctl models rm REF --yes"')
+
+
+def _trained_on(version: "ModelVersion") -> str:
+    """What a version was trained on: a data set's name, or "folder" (``train --data DIR``)."""
+    return "folder" if version.params.get("data_folder") else version.dataset
 
 
 def _aliases(version: "ModelVersion", default: str | None) -> str:

@@ -11,7 +11,7 @@ from mnistctl.cli.evaluate import ModelOption
 from mnistctl.data.folder import IMAGE_SUFFIXES, files_below
 
 if TYPE_CHECKING:
-    from mnistctl.registry import ModelVersion
+    pass
 
 GLOB_CHARS = set("*?[")
 
@@ -70,19 +70,6 @@ def with_stdin(
     return found
 
 
-def class_names(version: "ModelVersion") -> list[str] | None:
-    """The names of a model's classes when they are not the digits 0-9 (a Fashion-MNIST model), else None."""
-    classes = version.params.get("classes")
-    if (
-        isinstance(classes, list)
-        and len(classes) == 10
-        and all(isinstance(name, str) for name in classes)
-        and classes != [str(digit) for digit in range(10)]
-    ):
-        return classes
-    return None
-
-
 def predict(
     paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Image files, folders, globs, or - for stdin.")],
     model: ModelOption = None,
@@ -130,7 +117,7 @@ def predict(
         raw=raw,
         top_k=top_k,
         min_confidence=min_confidence,
-        classes=class_names(version),
+        classes=version.class_names,
     )
     if json_output:
         print_json({"model": version.ref, "results": [public(row) for row in rows]})

@@ -31,7 +31,14 @@ if TYPE_CHECKING:
 
 def _recipe_defaults(field: str) -> str:
     """E.g. "mlp 128, cnn 128, fastcnn 256": each architecture's recipe value, for --help."""
-    return ", ".join(f"{name} {getattr(get_arch(name).recipe, field)}" for name in arch_names())
+    parts = []
+    for name in arch_names():
+        recipe = get_arch(name).recipe
+        part = f"{name} {getattr(recipe, field)}"
+        if field == "epochs" and recipe.dataset_epochs:
+            part += " (" + ", ".join(f"{count} on {data}" for data, count in recipe.dataset_epochs.items()) + ")"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 # Abandoned runs named in train's note; the rest are counted.

@@ -287,6 +287,7 @@ class Service:
             raw=options.raw,
             top_k=options.top_k,
             parallel=False,
+            classes=model.version.class_names,
         )
         results = []
         for row in rows:
@@ -310,6 +311,8 @@ class Service:
         probabilities = (await self.in_thread(model.predict, batch))[0]
         found = answer(probabilities, top_k)
         row = {"error": NO_ANSWER} if found is None else {**found, "probabilities": probabilities}
+        if found is not None and model.version.class_names:
+            row = {**row, "label": model.version.label(found["digit"])}
         request.scope["mnistctl.images"] = (0, 1) if found is None else (1, 0)
         return json_response({"model": model.ref, "results": [row]})
 
@@ -326,6 +329,7 @@ class Service:
             {
                 "model": version.ref,
                 "arch": version.arch,
+                "dataset": version.dataset,
                 "test_accuracy": _number(version.metrics.get("test_accuracy")),
                 "aliases": list(version.aliases),
             }

@@ -44,6 +44,10 @@ SCHEMAS: dict[str, Any] = {
             "confidence": {**_PROBABILITY, "description": "Calibrated probability of the digit."},
             "top_k": {"type": "array", "items": _TOP_K_PAIR, "description": "The K likeliest digits, best first."},
             "low_confidence": {"type": "boolean", "description": "confidence < 0.6"},
+            "label": {
+                "type": "string",
+                "description": 'The class name, for models whose classes are not digits ("Sneaker").',
+            },
             "input": {
                 "type": "array",
                 "items": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
@@ -121,6 +125,7 @@ SCHEMAS: dict[str, Any] = {
                                 "confidence": _PROBABILITY,
                                 "top_k": {"type": "array", "items": _TOP_K_PAIR},
                                 "low_confidence": {"type": "boolean"},
+                                "label": {"type": "string"},
                                 "probabilities": {
                                     "type": "array",
                                     "items": _PROBABILITY,
@@ -148,6 +153,7 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "model": {"type": "string"},
                         "arch": {"type": "string"},
+                        "dataset": {"type": "string", "description": "What it was trained on: mnist, fashion-mnist."},
                         "test_accuracy": {"type": ["number", "null"]},
                         "aliases": {"type": "array", "items": {"type": "string"}},
                     },
