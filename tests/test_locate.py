@@ -149,6 +149,26 @@ def test_a_small_digit_keeps_its_period_out(label):
     assert _matches_the_digit_alone(page, label, 50, 114, 10)
 
 
+@pytest.mark.parametrize("label", [2, 3, 5])
+def test_a_small_digit_broken_across_its_waist_keeps_both_halves_and_leaves_its_period(label):
+    """Halves 7 px tall are shorter than a digit: either may seed the group, which must be digit-tall; the
+    period, as big as a half, joins neither."""
+    page = _only_digit(label, 50, 70, 16)
+    page[57:59, 60:100] = PAPER  # the digit broken across its waist
+    page[62:66, 86:90] = INK  # "2."
+    assert _matches_the_digit_alone(page, label, 50, 70, 16)
+
+
+@pytest.mark.parametrize("tone", [45, 60])
+def test_a_faint_coffee_ring_bigger_than_the_digit_is_not_read_as_a_zero(tone):
+    """The ring is bigger and more central than the digit, but drawn in less than half its darkness."""
+    page = _only_digit(3, 30, 40, 16)
+    rows, cols = np.mgrid[: page.shape[0], : page.shape[1]]
+    ring = np.abs(np.hypot((rows - 75) / 18, (cols - 100) / 18) - 1) <= 0.1
+    page[ring] = np.minimum(page[ring], PAPER - tone)
+    assert _matches_the_digit_alone(page, 3, 30, 40, 16)
+
+
 def _only_digit(label: int, top: int, left: int, size: int) -> np.ndarray:
     page = sheet()
     put_digit(page, label, top, left, size=size)

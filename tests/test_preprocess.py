@@ -192,6 +192,22 @@ def test_white_ink_on_transparent_background_is_shown_on_black():
     assert correlation(preprocess(data, "sticker.png"), reference(7)) >= MIN_CORRELATION
 
 
+def test_dark_pen_beside_light_grid_lines_on_transparency_is_shown_on_white():
+    """A blue pen on a scanned form saved with a transparent background: the form's light-blue grid lines
+    outnumber the pen's pixels, but a black backdrop would hide the pen, not the lines."""
+    coverage = enlarge(mnist_digit(7), 4)
+    height, width = coverage.shape
+    pixels = np.zeros((height, width, 4), np.uint8)
+    pixels[..., :3] = (20, 30, 150)  # the pen
+    pixels[..., 3] = as_uint8(coverage * 255)
+    for rows, cols in ((slice(0, 4), slice(None)), (slice(None), slice(0, 4)), (slice(-4, None), slice(None))):
+        pixels[rows, cols] = (150, 190, 235, 255)  # the grid, opaque: more pixels than the pen's
+    pixels[:, 28:32] = pixels[58:62, :] = (150, 190, 235, 255)
+    data = png(pixels, "RGBA")
+    assert load_gray(data, "form.png")[height // 2, 12] > 240  # transparent paper beside the grid: white
+    assert correlation(preprocess(data, "form.png"), reference(7)) >= MIN_CORRELATION
+
+
 def test_transparent_margins_around_a_paper_photo_take_the_paper_tone():
     paper = as_uint8(noisy(photo_of(2, scale=6), sigma=4))
     alpha = np.full(paper.shape, 255, np.uint8)

@@ -61,6 +61,8 @@ _BAND_PIXELS = 1 << 20
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _WIDE = ("I", "F", "I;16S")
 _ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
+# On transparency, ink drawn this much of it darker than mid-grey is dark ink, whatever light marks come with it.
+_DARK_INK_SHARE = 0.2
 # EXIF orientation -> what turns the stored pixels upright (the table of Pillow's ImageOps.exif_transpose).
 _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda pixels: pixels[:, ::-1],  # FLIP_LEFT_RIGHT
@@ -340,7 +342,9 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
 
     When the opaque pixels are a minority they are the ink: they go onto the colour that contrasts with
     them (white behind dark ink, as a viewer shows it; black behind light ink, as a dark theme does), so
-    a white-on-transparent digit works as well as a black one. When they are the majority they are a
+    a white-on-transparent digit works as well as a black one. Where some of them are dark and others
+    light (a blue pen beside a form's light grid lines), white: black would hide the dark pen, while the
+    light lines stay visible on white. When they are the majority they are a
     picture (paper with transparent margins): the transparent parts take the picture's typical tone.
 
     The statistics are gathered at full size, tile by tile; the composite, tone x alpha + backdrop x
@@ -365,7 +369,8 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
     if coverage == 0.0:
         return np.full_like(ink, 255.0)  # nothing visible: blank, to_mnist says so
     if coverage < 0.5:
-        backdrop = 0.0 if sums[1] / sums[0] > 127.5 else 255.0
+        dark_share = histogram[:128].sum() / max(int(histogram.sum()), 1)
+        backdrop = 0.0 if sums[1] / sums[0] > 127.5 and dark_share < _DARK_INK_SHARE else 255.0
     else:
         backdrop = _median(histogram) if histogram.any() else 255.0
     return ink + np.float32(backdrop) * (1.0 - alpha)

@@ -254,14 +254,22 @@ def find_digit(
     speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (
         np.maximum(tall, wide) < _SPECK_SHARE * tall.max()
     )
-    candidates = ~speck & (tall >= max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width)))
+    least = max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width))
+    # A shape shorter than a digit may still be half of one (a small digit broken across its waist): it may
+    # seed a group, and the group must be as tall as a digit.
+    candidates = ~speck & ((tall >= least) | (wide >= least))
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     if strokes is not mask:
         candidates &= ~_remnants(shapes, (across, down), stroke)
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
-    order = np.argsort(-_digit_likeness(shapes, stroke, tiny))
+    score = _digit_likeness(shapes, stroke, tiny)
+    if darkness is not None and candidates.sum() > 1:
+        # A stain or a shadow that passed the threshold is big but far fainter than the pen: after every shape
+        # drawn in ink as dark as the darkest candidate's, by half.
+        score = np.where(shapes.ink < _SAME_INK * shapes.ink[candidates].max(), score * 0.01, score)
+    order = np.argsort(-score)
     for seed in order:
         if not candidates[seed]:
             continue
@@ -270,6 +278,8 @@ def find_digit(
         group = _grow(shapes, seed, ~speck, stroke)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
+        if bottom - top < least:
+            continue
         digit = shapes.mask_of(group)
         wide_and_small = right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height
         if not tiny and wide_and_small and _looks_like_a_word(digit[top:bottom, left:right]):
@@ -531,15 +541,20 @@ def _looks_like_a_word(box: np.ndarray) -> bool:
     return not (paper.area[enclosed] >= _LOOP_HOLE * box.size).any()
 
 
-def _periods(shapes: _Components, seed: int) -> np.ndarray:
-    """Per shape: whether it is a period after the digit ``seed`` ("9."), not a letter or a piece of the
-    digit: a round filled dot, at most ``_PERIOD_SHARE`` of the digit's height, right of it, low down."""
+def _round_dots(shapes: _Components, size: float) -> np.ndarray:
+    """Per shape: whether it is a round filled dot (at most twice as long as wide) no bigger than
+    ``_PERIOD_SHARE`` of ``size`` px: a period beside a digit that tall, or a speck."""
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     side, least = np.maximum(tall, wide), np.maximum(np.minimum(tall, wide), 1)
-    size = tall[seed]
-    round_dot = (side <= _PERIOD_SHARE * size) & (side <= 2 * least) & (shapes.area >= _PERIOD_FILL * tall * wide)
-    after = (shapes.left >= shapes.right[seed] - 1) & (shapes.top >= shapes.top[seed] + size // 2)
-    return round_dot & after
+    return (side <= _PERIOD_SHARE * size) & (side <= 2 * least) & (shapes.area >= _PERIOD_FILL * tall * wide)
+
+
+def _periods(shapes: _Components, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Per shape: whether it is a period after the digit in ``box`` (top, bottom, left, right) -- "9." --, not
+    a letter or a piece of the digit: a round dot right of it, in its lower half."""
+    top, bottom, _, right = box
+    after = (shapes.left >= right - 1) & (shapes.top >= top + (bottom - top) // 2)
+    return _round_dots(shapes, bottom - top) & after
 
 
 def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
@@ -548,11 +563,17 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     tall = shapes.bottom - shapes.top
     size = tall[seed]
     if shapes.right[seed] - shapes.left[seed] > _WORD_ASPECT * size and size < _TEXT_HEIGHT * shapes.shape[0]:
-        return True
+        # ...unless it is the foot of a digit broken in two (a 2's base with its period): another stroke right
+        # above it, within its width, as close as it is tall. A word has paper above and below its letters.
+        gap_above = shapes.top[seed] - shapes.bottom
+        above = usable & (gap_above >= 0) & (gap_above <= size)
+        shared = np.minimum(shapes.right, shapes.right[seed]) - np.maximum(shapes.left, shapes.left[seed])
+        above &= shared >= 0.5 * (shapes.right - shapes.left)
+        return not above.any()
     overlap = np.minimum(shapes.bottom, shapes.bottom[seed]) - np.maximum(shapes.top, shapes.top[seed])
     # Capitals and descenders stand up to about twice a lower-case letter's height.
     similar = usable & (tall >= 0.5 * size) & (tall <= 2.0 * size) & (overlap >= 0.5 * size)
-    similar &= ~_periods(shapes, seed)
+    similar &= ~_periods(shapes, _box(shapes, seed))
     similar[seed] = False
     # Chain letters outwards from the seed, nearest first: each a gap of at most 0.6 letters from the
     # row so far, and side by side with it (pieces of one digit overlap; letters do not, but for a pixel).
@@ -567,19 +588,44 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     return members >= 2 and right - left >= _TEXT_ASPECT * row_height
 
 
+def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
+    """Top, bottom, left and right (half-open) of shape ``index``."""
+    return int(shapes.top[index]), int(shapes.bottom[index]), int(shapes.left[index]), int(shapes.right[index])
+
+
 def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> np.ndarray:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
-    shadow is much fainter than the pen; a solid blob is not part of a stroke)."""
+    shadow is much fainter than the pen; a solid blob is not part of a stroke).
+
+    Round dots join last, and only those that are not the digit's period: until the halves of a broken digit
+    have joined, a period looks as big as either of them.
+    """
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     thin = np.minimum(tall, wide)
     straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
-    usable &= ~_periods(shapes, seed)
     # Measured against the group so far, up to twice the seed's height: a chain of marks cannot snowball.
     most = 2 * tall[seed]
     group = np.zeros(shapes.count, dtype=bool)
     group[seed] = True
-    top, bottom, left, right = shapes.top[seed], shapes.bottom[seed], shapes.left[seed], shapes.right[seed]
+    box = _box(shapes, seed)
+    box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most)
+    _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most)
+    return group
+
+
+def _extend(
+    shapes: _Components,
+    group: np.ndarray,
+    box: tuple[int, int, int, int],
+    usable: np.ndarray,
+    straight: np.ndarray,
+    stroke: float,
+    most: int,
+) -> tuple[int, int, int, int]:
+    """Add to ``group`` (in place) the ``usable`` shapes near it, one by one, while they keep it digit-shaped;
+    return the group's box."""
+    top, bottom, left, right = box
     changed = True
     while changed:
         changed = False
@@ -588,7 +634,7 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
             gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
             new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
             new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
-            if gap > max(_JOIN_GAP * min(bottom - top, most), _JOIN_STROKES * stroke) or (
+            if gap > max(_JOIN_GAP * min(max(bottom - top, right - left), most), _JOIN_STROKES * stroke) or (
                 new_right - new_left > _MAX_ASPECT * (new_bottom - new_top)
             ):
                 continue
@@ -599,4 +645,4 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
             changed = True
-    return group
+    return int(top), int(bottom), int(left), int(right)
