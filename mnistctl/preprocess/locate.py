@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistctl.preprocess.decode import NoDigitError
-from mnistctl.preprocess.paper import TINY_SIDE, sliding_rows
+from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, sliding_rows
 
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
 _BAR_FILL = 0.6
@@ -47,8 +47,12 @@ _LINE_SKEW = 0.035
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
 _FREE_LINE_SPAN = 0.5
 _FREE_LINE_RATIO = 25
+# ...and ruler-straight: its centre line strays from a straight line by at most this many pixels.
+_RULER_WOBBLE = 1.0
 # ...unless a stroke leaves it at an end and runs on for this share of its length: a 7's stem.
 _STEM_SHARE = 0.4
+# A lone upright hairline is a thin pen's "1" only if it is at least this dark (a share of the paper's tone).
+_PEN_DARKNESS = 0.7
 # Pixels of a line this many times darker than the median of its ink are a pen stroke drawn along it.
 _INK_ON_LINE = 1.6
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
@@ -229,19 +233,47 @@ def find_digit(
     """
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
-    lines = across = down = np.zeros_like(mask, dtype=bool)
+    lines = across = down = upright = np.zeros_like(mask, dtype=bool)
     if tiny:
         strokes = mask
     else:
         unbarred = ~bar_region(mask)
         lenient = (mask if faint is None else faint | mask) & unbarred
         paper = _paper_extent(unbarred if painted is None else unbarred & ~painted)
-        strokes, across, down = _without_lines(mask & unbarred, lenient, darkness, paper)
+        strokes, across, down, upright = _without_lines(mask & unbarred, lenient, darkness, paper)
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
         bars = mask & ~unbarred
         across |= bars & ~unbarred.any(axis=1, keepdims=True)
         down |= bars & ~unbarred.any(axis=0, keepdims=True)
+    try:
+        return _choose(mask, strokes, lines, (across, down), name, darkness, tiny)
+    except NoDigitError:
+        # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
+        # digit, an upright one in the middle third of the width is read as the stroke it may be.
+        middle = upright[:, width // 3 : width - width // 3]
+        if not middle.any() or darkness is None:
+            raise
+        # ...drawn in a pen's dark ink: printed rules are mostly grey or a light colour.
+        if float(darkness[:, width // 3 : width - width // 3][middle].mean()) < _PEN_DARKNESS * DARK_STEPS:
+            raise
+        centred = np.zeros_like(upright)
+        centred[:, width // 3 : width - width // 3] = middle
+        return _choose(mask, strokes | centred, lines & ~centred, (across, down & ~centred), name, darkness, tiny)
+
+
+def _choose(
+    mask: np.ndarray,
+    strokes: np.ndarray,
+    lines: np.ndarray,
+    removed: tuple[np.ndarray, np.ndarray],
+    name: str,
+    darkness: np.ndarray | None,
+    tiny: bool,
+) -> Located:
+    """The most digit-like group of ``strokes`` (``mask`` without the ``lines``, horizontal and vertical ones in
+    ``removed``, and bars)."""
+    height, width = mask.shape
     if not strokes.any():
         raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
     what = "lines and specks" if strokes is not mask and (mask & ~strokes).any() else "specks"
@@ -261,7 +293,7 @@ def find_digit(
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     if strokes is not mask:
-        candidates &= ~_remnants(shapes, (across, down), stroke)
+        candidates &= ~_remnants(shapes, removed, stroke)
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     score = _digit_likeness(shapes, stroke, tiny)
@@ -339,14 +371,17 @@ def _without_lines(
     faint: np.ndarray,
     darkness: np.ndarray | None = None,
     paper: tuple[int, int, int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
-    one; and the pixels of the horizontal and of the vertical lines (in ``faint``: a light printed line may
-    not reach ``mask`` at all). ``paper`` (top, bottom, left, right) is the part of the image that is not a
-    bar: a ruling line ends at the paper's edge, under a scanner bed's bar, as surely as at the image's."""
+    one; the pixels of the horizontal and of the vertical lines (in ``faint``: a light printed line may
+    not reach ``mask`` at all); and the ink of the vertical ones that reach no edge of the paper.
+
+    ``paper`` (top, bottom, left, right) is the part of the image that is not a bar: a ruling line ends at
+    the paper's edge, under a scanner bed's bar, as surely as at the image's."""
     paper = paper or (0, mask.shape[0], 0, mask.shape[1])
     kept = mask.copy()
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
+    upright = np.zeros_like(mask, dtype=bool)  # free-standing vertical hairlines: maybe a thin pen's "1"
     for transposed in (False, True):
         view = faint.T if transposed else faint
         near_edge, far_edge = paper[2:] if not transposed else paper[:2]
@@ -379,9 +414,11 @@ def _without_lines(
         across_image = reaches_edge & (span >= _LINE_SPAN * width)
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
-        hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness)
-        for index in np.flatnonzero(hairline):
-            hairline[index] = not _turns_at_an_end(ink, lines, index)
+        hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~across_image
+        if hairline.any():
+            labels = lines.labels()
+            for index in np.flatnonzero(hairline):
+                hairline[index] = _ruler_straight(labels == index) and not _turns_at_an_end(ink, lines, index)
         is_line = straight & thin & (across_image | hairline)
         if not is_line.any():
             continue
@@ -399,7 +436,22 @@ def _without_lines(
         removed = (line_pixels & ~stroke_over).T if transposed else line_pixels & ~stroke_over
         kept &= ~removed
         found[transposed] |= removed
-    return kept, found[0], found[1]
+        if transposed:
+            upright |= (lines.mask_of(is_line & ~across_image) & view).T & mask
+    return kept, found[0], found[1], upright
+
+
+def _ruler_straight(pixels: np.ndarray) -> bool:
+    """Whether the run of ``pixels`` (along the rows) follows a straight line to within ``_RULER_WOBBLE`` px,
+    as a printed rule does: a hand-drawn stroke as long (a thin pen's "1") wanders further from any line."""
+    rows, cols = np.nonzero(pixels)
+    count = np.bincount(cols)
+    used = np.flatnonzero(count)
+    centre = np.bincount(cols, weights=rows)[used] / count[used]
+    if used.size < 3:
+        return True
+    slope, offset = np.polyfit(used, centre, 1)
+    return float(np.abs(centre - (slope * used + offset)).max()) <= _RULER_WOBBLE
 
 
 def _paper_extent(unbarred: np.ndarray) -> tuple[int, int, int, int]:
