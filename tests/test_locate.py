@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from mnistctl.inference import Predictor
 from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
@@ -182,6 +182,27 @@ def test_a_thin_pen_one_straight_as_a_rule_is_read_as_a_one():
 def test_a_lone_grey_printed_rule_in_the_middle_is_still_no_digit():
     page = np.full((100, 100), 220.0, np.float32)
     page[20:80, 49:51] = 110.0  # a printed rule that stops short of both edges, in grey print
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+@pytest.mark.parametrize("words", ["Nr", "No", "Aar"])
+@pytest.mark.parametrize("size", [9, 10])
+def test_a_short_printed_word_blurred_into_a_blot_is_no_digit(words, size):
+    """Fine print whose letters ran together into one small, wide, densely inked shape."""
+    page = sheet()
+    coverage = wild.printed(words, size)
+    height, width = coverage.shape
+    page[70 : 70 + height, 60 : 60 + width] -= 150 * coverage
+    blurred = Image.fromarray(as_uint8(finish(page))).filter(ImageFilter.GaussianBlur(0.9))
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(np.asarray(blurred, np.float32))
+
+
+@pytest.mark.parametrize("length", [25, 35])
+def test_the_stub_of_a_rule_from_the_papers_edge_is_no_one(length):
+    page = sheet()
+    page[:length, 80:82] = 110.0  # a column rule that runs in from the top edge and stops
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(finish(page))
 

@@ -102,6 +102,11 @@ _WORD_STROKES = 2
 # ...unless it is one loop round paper (a "0"): a hole of at least this share of its box (the counters of
 # small print, an "o" or an "e", are a few pixels), with at most this many strokes across.
 _LOOP_HOLE = 0.08
+# A small wide group that inks this much of its box is a blurred word (measured: words 0.51-0.75, digits
+# 0.24-0.58 but for two mislocated pieces).
+_WORD_FILL = 0.6
+# ...and at least this share of its width and of its height.
+_LOOP_SPAN = 0.35
 _LOOP_STROKES = 2
 # A round filled dot at most this share of a shape's height beside it is a period, not a letter.
 _PERIOD_SHARE = 0.6
@@ -234,6 +239,7 @@ def find_digit(
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
     lines = across = down = upright = np.zeros_like(mask, dtype=bool)
+    paper = (0, height, 0, width)
     if tiny:
         strokes = mask
     else:
@@ -247,7 +253,7 @@ def find_digit(
         across |= bars & ~unbarred.any(axis=1, keepdims=True)
         down |= bars & ~unbarred.any(axis=0, keepdims=True)
     try:
-        return _choose(mask, strokes, lines, (across, down), name, darkness, tiny)
+        return _choose(mask, strokes, lines, (across, down), name, darkness, tiny, paper)
     except NoDigitError:
         # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
         # digit, an upright one in the middle third of the width is read as the stroke it may be.
@@ -259,7 +265,8 @@ def find_digit(
             raise
         centred = np.zeros_like(upright)
         centred[:, width // 3 : width - width // 3] = middle
-        return _choose(mask, strokes | centred, lines & ~centred, (across, down & ~centred), name, darkness, tiny)
+        upright_removed = (across, down & ~centred)
+        return _choose(mask, strokes | centred, lines & ~centred, upright_removed, name, darkness, tiny, paper)
 
 
 def _choose(
@@ -270,9 +277,10 @@ def _choose(
     name: str,
     darkness: np.ndarray | None,
     tiny: bool,
+    paper: tuple[int, int, int, int],
 ) -> Located:
     """The most digit-like group of ``strokes`` (``mask`` without the ``lines``, horizontal and vertical ones in
-    ``removed``, and bars)."""
+    ``removed``, and bars; ``paper``: top, bottom, left, right of what is not a bar)."""
     height, width = mask.shape
     if not strokes.any():
         raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
@@ -311,6 +319,8 @@ def _choose(
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
+            continue
+        if not tiny and group.sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
             continue
         digit = shapes.mask_of(group)
         wide_and_small = right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height
@@ -583,6 +593,8 @@ def _strokes_across(box: np.ndarray) -> float:
 def _looks_like_a_word(box: np.ndarray) -> bool:
     """Whether a small, wide group of strokes (``box``: its ink pixels) is a printed word: letter after letter
     across its middle, and not one loop round a large hole as a wide "0" is."""
+    if box.mean() >= _WORD_FILL:
+        return True  # letters run together into a blot: a digit's strokes leave more paper in its box
     across = _strokes_across(box)
     if across < _WORD_STROKES:
         return False
@@ -590,7 +602,11 @@ def _looks_like_a_word(box: np.ndarray) -> bool:
         return True
     paper = _Components(~box)
     enclosed = (paper.top > 0) & (paper.left > 0) & (paper.bottom < box.shape[0]) & (paper.right < box.shape[1])
-    return not (paper.area[enclosed] >= _LOOP_HOLE * box.size).any()
+    # A "0"'s counter spans most of it; an "o" or "a" in a word spans one letter of several.
+    spans = (paper.right - paper.left >= _LOOP_SPAN * box.shape[1]) & (
+        paper.bottom - paper.top >= _LOOP_SPAN * box.shape[0]
+    )
+    return not (enclosed & spans & (paper.area >= _LOOP_HOLE * box.size)).any()
 
 
 def _round_dots(shapes: _Components, size: float) -> np.ndarray:
@@ -599,6 +615,21 @@ def _round_dots(shapes: _Components, size: float) -> np.ndarray:
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     side, least = np.maximum(tall, wide), np.maximum(np.minimum(tall, wide), 1)
     return (side <= _PERIOD_SHARE * size) & (side <= 2 * least) & (shapes.area >= _PERIOD_FILL * tall * wide)
+
+
+def _rule_stub(shapes: _Components, index: int, stroke: float, paper: tuple[int, int, int, int]) -> bool:
+    """Whether shape ``index`` is the stub of a ruling line: a straight hairline that runs from one edge of the
+    paper and stops inside it. (A "1" cropped tight touches both edges, or neither.)"""
+    tall, wide = int(shapes.bottom[index] - shapes.top[index]), int(shapes.right[index] - shapes.left[index])
+    across, along = min(tall, wide), max(tall, wide)
+    if across > 2 * stroke + 1 or along < 8 * across:
+        return False
+    top, bottom, left, right = paper
+    if tall >= wide:
+        ends = (shapes.top[index] <= top + 1, shapes.bottom[index] >= bottom - 1)
+    else:
+        ends = (shapes.left[index] <= left + 1, shapes.right[index] >= right - 1)
+    return ends[0] != ends[1]
 
 
 def _periods(shapes: _Components, box: tuple[int, int, int, int]) -> np.ndarray:
