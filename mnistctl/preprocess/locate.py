@@ -619,16 +619,18 @@ def _round_dots(shapes: _Components, size: float) -> np.ndarray:
 
 def _rule_stub(shapes: _Components, index: int, stroke: float, paper: tuple[int, int, int, int]) -> bool:
     """Whether shape ``index`` is the stub of a ruling line: a straight hairline that runs from one edge of the
-    paper and stops inside it. (A "1" cropped tight touches both edges, or neither.)"""
-    tall, wide = int(shapes.bottom[index] - shapes.top[index]), int(shapes.right[index] - shapes.left[index])
-    across, along = min(tall, wide), max(tall, wide)
-    if across > 2 * stroke + 1 or along < 8 * across:
+    paper and stops inside it. (A "1" cropped tight touches both edges, or neither. A hairline that stops at
+    a rule is not refused: that is how a "1" stands on a register's baseline.)"""
+    top, bottom, left, right = _box(shapes, index)
+    tall, wide = bottom - top, right - left
+    along = max(tall, wide)
+    thickness = shapes.area[index] / along  # not the box's width: a rule tilted by a degree widens its box
+    if thickness > 2 * stroke + 1 or along < 8 * thickness or min(tall, wide) > 0.2 * along:
         return False
-    top, bottom, left, right = paper
     if tall >= wide:
-        ends = (shapes.top[index] <= top + 1, shapes.bottom[index] >= bottom - 1)
+        ends = (top <= paper[0] + 1, bottom >= paper[1] - 1)
     else:
-        ends = (shapes.left[index] <= left + 1, shapes.right[index] >= right - 1)
+        ends = (left <= paper[2] + 1, right >= paper[3] - 1)
     return ends[0] != ends[1]
 
 
