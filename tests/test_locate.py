@@ -301,3 +301,65 @@ def test_the_builtin_model_reads_the_fixture_digits():
     digits = predictor.predict(pixels).argmax(axis=1)
     labels = [int(path.stem[-1]) for path in paths]
     assert [p.name for p, d, label in zip(paths, digits, labels, strict=True) if d != label] == []
+
+
+def test_the_paper_is_the_lightest_big_peak_even_when_ink_covers_most_of_the_image():
+    from mnistctl.preprocess.paper import DARK_STEPS, DARK_ZERO, ink_levels
+
+    quantised = np.full((16, 16), DARK_ZERO, np.uint8)  # paper: no darkness
+    quantised[:, :10] = DARK_ZERO + DARK_STEPS  # full-darkness ink over 62% of the pixels
+    start, threshold, level = ink_levels(quantised, "bold.png")
+    # Ink starts just above the paper, not at the ink's own peak (which would leave its edges out).
+    assert start < 0.5 and DARK_ZERO < threshold < DARK_ZERO + DARK_STEPS and level == pytest.approx(1.0)
+
+
+# Two of the synthetic tiny bitmaps that were "no digit found": a bold "1" whose ink box was stretched to fill
+# 16x16 (as the Semeion set stores digits) inks half of the bitmap and a good part of its border.
+STRETCHED_ONES = (
+    (
+        ".....#####......",
+        "..#########.....",
+        "..#########.....",
+        "...########.....",
+        "...##########...",
+        "...##########...",
+        ".....#########..",
+        ".....#########..",
+        ".....#########..",
+        ".....########...",
+        ".....########...",
+        ".....########...",
+        ".....########...",
+        ".....########...",
+        ".....#########..",
+        "......#######...",
+    ),
+    (
+        "........#####...",
+        "......##########",
+        "....########....",
+        "....##########..",
+        "....#########...",
+        "...#########....",
+        "############....",
+        "############....",
+        "############....",
+        "############....",
+        "###########.....",
+        "#########.......",
+        "############....",
+        "...#########....",
+        "....########....",
+        ".....#######....",
+    ),
+)
+
+
+@pytest.mark.parametrize("rows", STRETCHED_ONES, ids=["upright", "leaning"])
+@pytest.mark.parametrize("dark_on_light", [True, False])
+def test_a_bold_one_stretched_to_fill_a_tiny_bitmap_is_a_digit(rows, dark_on_light):
+    ink = np.array([[255.0 if char == "#" else 0.0 for char in row] for row in rows], np.float32)
+    bitmap = 255 - ink if dark_on_light else ink
+    registry = Registry()
+    pixels = to_mnist(bitmap)
+    assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 1

@@ -129,8 +129,10 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
         painted = bars if bars.any() else None
         if bars.any():
             work = np.where(bars, np.uint8(min(255, round(paper_tone))), work)
-    # A small image whose whole border is one tone is a scan or a drawing, not a photo with uneven light.
-    paper, paper_tone = paper_estimate(work, paper_tone if flat and max(work.shape) <= EVEN_SIDE else None)
+    # A small image whose whole border is one tone is a scan or a drawing, not a photo with uneven light; nor
+    # is a tiny bitmap, whatever its border (a bold stroke stretched to fill it may cover most of the border).
+    even = (flat and max(work.shape) <= EVEN_SIDE) or max(work.shape) <= TINY_SIDE
+    paper, paper_tone = paper_estimate(work, paper_tone if even else None)
     quantised = darkness_bins(work, paper)
     low, threshold, level = ink_levels(quantised, name)
     if level * paper_tone < MIN_CONTRAST:

@@ -133,6 +133,10 @@ def sliding_rows(values: np.ndarray, size: int, op) -> np.ndarray:
     return op(windows[:count], windows[size - span : size - span + count])
 
 
+# A histogram peak at least this share of the tallest one's height may be the paper's.
+_PAPER_PEAK = 0.3
+
+
 def ink_levels(quantised: np.ndarray, name: str) -> tuple[float, int, float]:
     """Where ink starts (darkness), the threshold bin of the ink's core, and the typical ink's darkness.
 
@@ -147,7 +151,11 @@ def ink_levels(quantised: np.ndarray, name: str) -> tuple[float, int, float]:
     cdf = hist.cumsum()
     # Whole grey levels fall unevenly into bins (some get two): smooth that comb away before measuring the peak.
     smooth = np.convolve(hist, (1, 2, 3, 2, 1), mode="same")
-    paper = int(smooth.argmax())
+    # The paper is the lightest big peak: usually the tallest too, but a bold digit stretched over a tiny
+    # bitmap can ink more than half of it.
+    big = np.flatnonzero(smooth >= _PAPER_PEAK * smooth.max())
+    run_end = big[0] + int(np.argmin(smooth[big[0] :] >= _PAPER_PEAK * smooth.max()) or 256 - big[0])
+    paper = big[0] + int(smooth[big[0] : run_end].argmax())
     half_width = int((smooth[paper:] < smooth[paper] / 2).argmax()) or 256
     floor = min(paper + math.ceil(3 * half_width / 1.1774), 253)  # HWHM = 1.1774 sigma
     if cdf[-1] - cdf[floor] < 4:
