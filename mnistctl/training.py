@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from mnistctl import __version__
+from mnistctl import __version__, interrupts
 from mnistctl.archs import (
     AUGMENT_PROFILES,
     CUSTOM_ARCH,
@@ -965,6 +965,14 @@ def train(
                 raise interrupted_error(
                     exc, "training ", f" after {done} of {config.epochs} epochs", resume_hint
                 ) from None
+            except Exception:
+                if not interrupts.requested():
+                    raise
+                # Ctrl-C during Keras' start-up can leave it half-built and failing: the run is as resumable.
+                done = _epochs_on_disk(run, config)
+                raise interrupted_error(
+                    KeyboardInterrupt(), "training ", f" after {done} of {config.epochs} epochs", resume_hint
+                ) from None
 
         try:
             _refuse_diverged(model, run, config)
@@ -1104,6 +1112,9 @@ def _stop_on_nan(keras: Any) -> Any:
 
     class StopOnNaN(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if interrupts.requested():
+                # Ctrl-C that arrived while a library swallowed it (TensorFlow's start-up): stop now, resumable.
+                raise KeyboardInterrupt
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True

@@ -20,7 +20,7 @@ import typer.main
 
 from mnistctl import __version__
 from mnistctl.cli._errors import report
-from mnistctl.errors import ExitCode
+from mnistctl.errors import ExitCode, MnistctlError
 from mnistctl.paths import (
     ENV_DEBUG,
     ENV_HOME,
@@ -236,6 +236,9 @@ def _usage_error(exc: typer.TyperException) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0 (ok), 1 (runtime error), 2 (usage error), 130 (interrupted) or 141 (stdout's
     reader went away)."""
+    from mnistctl import interrupts
+
+    interrupts.install()
     _quiet_libraries()
     _tolerant_stdout()
     argv = _normalise_argv(sys.argv[1:] if argv is None else argv)
@@ -256,6 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         code = ExitCode.INTERRUPTED
     except Exception as exc:
+        if interrupts.requested() and not isinstance(exc, MnistctlError):
+            # After Ctrl-C, a failure is its consequence (a library left half-built by the interrupt): say so.
+            # (Our own errors already do: "training interrupted after 3 of 12 epochs; resume with ...".)
+            interrupted = KeyboardInterrupt()
+            interrupted.__cause__ = exc  # MNISTCTL_DEBUG=1 shows what it broke
+            exc = interrupted
         code = report(exc)
     except KeyboardInterrupt as exc:
         code = report(exc)

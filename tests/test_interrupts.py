@@ -1,0 +1,87 @@
+"""Ctrl-C that library code swallows still ends the command as interrupted (exit 130), and stops training.
+
+Python raises KeyboardInterrupt wherever the main thread is; inside TensorFlow's start-up it can be caught,
+leaving a half-built object that fails later ("'...' object has no attribute '_type_spec'", exit 1) or a
+training run that carries on. These tests swallow the interrupt exactly as such library code does, in a
+real ``python`` subprocess that receives a real SIGINT.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+SWALLOWED_THEN_BROKEN = """
+import os, signal, sys
+from mnistctl.registry import Registry
+
+def broken_list(self):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives while a library runs...
+        for _ in range(10**6):
+            pass
+    except KeyboardInterrupt:
+        pass  # ...which catches it and goes on, half-built
+    raise AttributeError("'Tensor' object has no attribute '_type_spec'")
+
+Registry.list = broken_list
+from mnistctl.cli import main
+main(["models", "list"])
+"""
+
+SWALLOWED_DURING_TRAINING = """
+import os, signal
+import mnistctl.training as training
+
+real = training._keras_callbacks
+
+def callbacks(*args, **kwargs):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during Keras' start-up...
+        for _ in range(10**6):
+            pass
+    except KeyboardInterrupt:
+        pass  # ...swallowed: training would go on for every epoch
+    return real(*args, **kwargs)
+
+training._keras_callbacks = callbacks
+from mnistctl.cli import main
+main(["train", "--arch", "mlp", "--epochs", "500", "--seed", "1"])
+"""
+
+
+def _python(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_a_failure_after_a_swallowed_ctrl_c_is_reported_as_interrupted(isolated_home):
+    result = _python(SWALLOWED_THEN_BROKEN)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Error: interrupted"
+    assert "Traceback" not in result.stderr and "_type_spec" not in result.stderr
+
+
+def test_a_ctrl_c_swallowed_while_keras_starts_stops_training_at_once_and_resumably(data_home):
+    result = _python(SWALLOWED_DURING_TRAINING)
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "training interrupted after 0 of 500 epochs" in result.stderr
+    assert "mnistctl train --resume" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_handler_raises_as_pythons_own_and_remembers():
+    script = (
+        "import os, signal\n"
+        "from mnistctl import interrupts\n"
+        "interrupts.install()\n"
+        "assert not interrupts.requested()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    for _ in range(10**7): pass\n"
+        "except KeyboardInterrupt:\n"
+        "    print('raised', interrupts.requested())\n"
+    )
+    assert _python(script).stdout.strip() == "raised True"
