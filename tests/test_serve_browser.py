@@ -286,3 +286,36 @@ def test_page_preprocessing_matches_the_library(page) -> None:
     assert abs((mass.sum(axis=1) * np.arange(28)).sum() - 14) < 0.5
     assert abs((mass.sum(axis=0) * np.arange(28)).sum() - 14) < 0.5
     assert page.evaluate("() => window.mnistctl.mnistFromInk(new Float32Array(100), 10, 10)") is None
+
+
+@pytest.mark.slow
+def test_a_fashion_model_answers_with_a_class_name(browser, tmp_path: Path, isolated_home: Path) -> None:
+    """A model trained on Fashion-MNIST (generated files of its format) answers "Sneaker", not "7"."""
+    from mnistctl.data.spec import DATASETS
+    from tests.conftest import run_cli
+    from tests.synthetic import make_dataset, write_idx_mirror
+
+    names = DATASETS["fashion-mnist"].classes
+    write_idx_mirror(tmp_path / "fashion", make_dataset(train=300, test=100, seed=11))
+    assert run_cli("download", "--dataset", "fashion-mnist", "--from", str(tmp_path / "fashion")).returncode == 0
+    trained = run_cli("train", "--dataset", "fashion-mnist", "--arch", "mlp", "--epochs", "1", "--seed", "1")
+    assert trained.returncode == 0, trained.stderr.decode()[-2000:]
+    with Server("--model", "mlp:1") as server:
+        context = browser.new_context(viewport={"width": 1100, "height": 820}, reduced_motion="reduce")
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.set_input_files("#file", str(SEVEN_PHOTO))
+        page.wait_for_function(ANSWERED, timeout=15_000)
+        shown = page.inner_text("#answer").strip()
+        top = int(page.locator("#bars .bar.top").get_attribute("data-digit"))
+        assert shown == names[top]
+        assert "named" in (page.get_attribute("#answer", "class") or "")
+        assert shown in page.text_content("#live")
+        for name in (shown, max(names, key=len)):  # this answer, and the longest name ("T-shirt/top")
+            page.evaluate("(name) => { document.getElementById('answer').textContent = name; }", name)
+            width = page.evaluate("() => document.querySelector('.verdict').scrollWidth")
+            box = page.evaluate("() => document.querySelector('.verdict').clientWidth")
+            assert width <= box, name  # the name fits beside the confidence, nothing spills
+        page.evaluate("(name) => { document.getElementById('answer').textContent = name; }", shown)
+        save_screenshot(page, "serve-page-fashion.png")
+        context.close()

@@ -264,7 +264,7 @@
   function resetResult() {
     answer.textContent = "?";
     answer.classList.add("empty");
-    answer.classList.remove("low");
+    answer.classList.remove("low", "named");
     confidence.textContent = "Draw a digit to see what the network reads.";
     low.hidden = true;
     sourceLine.hidden = true;
@@ -283,7 +283,10 @@
 
   function showResult(row, input, model, source) {
     const probabilities = probabilitiesOf(row);
-    answer.textContent = String(row.digit);
+    // A model whose classes are not digits (Fashion-MNIST) answers with a name: show it, smaller.
+    const named = typeof row.label === "string" && row.label !== "";
+    answer.textContent = named ? row.label : String(row.digit);
+    answer.classList.toggle("named", named);
     answer.classList.remove("empty");
     result.dataset.digit = String(row.digit);
     const sure = percent(row.confidence);
@@ -316,7 +319,7 @@
     if (model) modelName.textContent = model;
     showMessage("");
     const doubt = row.low_confidence ? ", low confidence" : "";
-    return "The network reads " + row.digit + ", " + sure + " confident" + doubt + ".";
+    return "The network reads " + (named ? row.label : row.digit) + ", " + sure + " confident" + doubt + ".";
   }
 
   async function errorText(response) {
