@@ -140,7 +140,7 @@ def test_train_predict_and_evaluate_on_another_data_set(tmp_path: Path, isolated
 def _class_names_travel_with_the_model(ref: str, home: Path, image: Path) -> None:
     """The registry, evaluate's tables, inspect's grids and serve's answers name a Fashion-MNIST model's classes."""
     from tests.serving import Server
-    from tests.test_serve_api import post_files
+    from tests.test_serve_api import post_files, request
 
     listed = run_cli("models", "list")
     assert [line.split()[2] for line in listed.stdout.decode().splitlines() if line.startswith(ref)] == [
@@ -171,9 +171,12 @@ def _class_names_travel_with_the_model(ref: str, home: Path, image: Path) -> Non
 
     with Server("--model", ref, home=home) as server:
         status, document = post_files(server.wait_ready(), ("image", "item.png", image.read_bytes()), query="?raw=true")
+        status_models, _, listing = request(server, "GET", "/v1/models")
     assert status == 200, document
     answer = document["results"][0]
     assert answer["label"] == FASHION[answer["digit"]]
+    entry = next(entry for entry in json.loads(listing)["models"] if entry["model"] == ref)
+    assert status_models == 200 and entry["classes"] == list(FASHION) and entry["dataset"] == "fashion-mnist"
 
 
 def test_an_mnist_model_is_refused_on_another_data_set(trained_home: Path):

@@ -310,6 +310,8 @@ def test_a_fashion_model_answers_with_a_class_name(browser, tmp_path: Path, isol
         top = int(page.locator("#bars .bar.top").get_attribute("data-digit"))
         assert shown == names[top]
         assert "named" in (page.get_attribute("#answer", "class") or "")
+        assert page.locator("#bars .bar .bar-label").all_inner_texts() == list(names)  # from /v1/models
+        assert page.inner_text("#bars-title") == "Probability of each class"
         assert shown in page.text_content("#live")
         for name in (shown, max(names, key=len)):  # this answer, and the longest name ("T-shirt/top")
             page.evaluate("(name) => { document.getElementById('answer').textContent = name; }", name)

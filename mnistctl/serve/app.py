@@ -330,6 +330,7 @@ class Service:
                 "model": version.ref,
                 "arch": version.arch,
                 "dataset": version.dataset,
+                "classes": version.class_names,
                 "test_accuracy": _number(version.metrics.get("test_accuracy")),
                 "aliases": list(version.aliases),
             }

@@ -154,6 +154,11 @@ SCHEMAS: dict[str, Any] = {
                         "model": {"type": "string"},
                         "arch": {"type": "string"},
                         "dataset": {"type": "string", "description": "What it was trained on: mnist, fashion-mnist."},
+                        "classes": {
+                            "type": ["array", "null"],
+                            "items": {"type": "string"},
+                            "description": "The names of classes 0-9 when they are not the digits (null for digits).",
+                        },
                         "test_accuracy": {"type": ["number", "null"]},
                         "aliases": {"type": "array", "items": {"type": "string"}},
                     },

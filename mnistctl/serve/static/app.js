@@ -202,6 +202,18 @@
     });
   }
 
+  // Bars named after a model's classes when they are not the digits ("Sneaker"), else 0-9.
+  const barsTitle = document.getElementById("bars-title");
+  const classesOf = {};
+  function labelBars(names) {
+    const named = Array.isArray(names) && names.length === 10;
+    barRows.forEach(function (bar, digit) {
+      bar.row.querySelector(".bar-label").textContent = named ? names[digit] : String(digit);
+    });
+    bars.classList.toggle("named", named);
+    barsTitle.textContent = named ? "Probability of each class" : "Probability of each digit";
+  }
+
   /* --- state --- */
   let generation = 0; // bumped by Clear and uploads: answers to older requests are dropped
   let inFlight = false;
@@ -316,7 +328,10 @@
       seen.dataset.drawn = "true";
       seen.setAttribute("aria-label", "The 28 by 28 image the model saw, white digit on black");
     }
-    if (model) modelName.textContent = model;
+    if (model) {
+      modelName.textContent = model;
+      labelBars(classesOf[model]);
+    }
     showMessage("");
     const doubt = row.low_confidence ? ", low confidence" : "";
     return "The network reads " + (named ? row.label : row.digit) + ", " + sure + " confident" + doubt + ".";
@@ -609,6 +624,10 @@
       const response = await fetch("/v1/models", { headers: headers() });
       if (!response.ok) return; // a token may be needed: the default model still answers once it is given
       const listing = await response.json();
+      (listing.models || []).forEach(function (entry) {
+        if (entry.model) classesOf[entry.model] = entry.classes;
+      });
+      labelBars(classesOf[listing.default]);
       const models = (listing.models || []).map((entry) => entry.model).filter(Boolean);
       if (models.length < 2) return;
       modelSelect.replaceChildren();
@@ -632,6 +651,7 @@
 
   modelSelect.addEventListener("change", function () {
     chosenModel = modelSelect.value;
+    labelBars(classesOf[chosenModel]);
     if (lastFile) predictFile(lastFile);
     else if (hasInk) requestPrediction();
   });
