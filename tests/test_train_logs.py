@@ -15,7 +15,7 @@ import pytest
 
 from mnistctl.registry import Registry
 from mnistctl.training import METRICS_COLUMNS, METRICS_CSV, STATE_FILE
-from tests.conftest import registered_refs, run_cli
+from tests.conftest import REPO, registered_refs, run_cli
 from tests.test_train import spawn_train, train_json, wait_for_line
 
 
@@ -95,6 +95,26 @@ def test_tensorboard_logs_and_the_metrics_csv_artifact(data_home, tmp_path):
     assert [float(row["seconds"]) for row in rows] == report["epoch_seconds"]
     assert all(float(row["learning_rate"]) == pytest.approx(0.001) for row in rows)  # the mlp recipe's Adam
 
+    # The run folder is gone once registered: inspect hands the registered metrics.csv back, byte for byte.
+    saved = tmp_path / "mlp-history.csv"
+    result = run_cli("inspect", "--history", "-m", report["model"], "--save", str(saved))
+    assert result.returncode == 0, result.stderr.decode()
+    assert saved.read_bytes() == registry.artifact(version, METRICS_CSV)
+
+
+def test_history_of_a_version_without_metrics_csv_is_rebuilt_from_its_history(isolated_home, tmp_path):
+    """The builtin model predates metrics.csv: the same columns from history.json, learning rates empty."""
+    saved = tmp_path / "builtin.csv"
+    result = run_cli("inspect", "--history", "-m", "builtin", "--save", str(saved))
+    assert result.returncode == 0, result.stderr.decode()
+    rows = csv_rows(saved.read_text())
+    history = json.loads((REPO / "mnistctl" / "builtin" / "history.json").read_text())
+    assert [float(row["val_accuracy"]) for row in rows] == history["history"]["val_accuracy"]
+    assert [float(row["seconds"]) for row in rows] == history["epoch_seconds"]
+    assert {row["learning_rate"] for row in rows} == {""}
+    refused = run_cli("inspect", "--wrong", "3", "-m", "builtin", "--save", str(tmp_path / "wrong.csv"))
+    assert refused.returncode == 2 and b"cannot save a figure as .csv" in refused.stderr
+
 
 @pytest.mark.slow
 def test_metrics_csv_and_the_best_epoch_survive_an_interruption(data_home):
@@ -119,3 +139,9 @@ def test_metrics_csv_and_the_best_epoch_survive_an_interruption(data_home):
     registry = Registry()
     rows = csv_rows(registry.artifact(registry.resolve(report["model"]), METRICS_CSV).decode())
     assert [float(row["loss"]) for row in rows] == report["history"]["loss"]
+
+
+def test_inspect_knows_the_metrics_csv_columns_the_trainer_writes():
+    from mnistctl.cli.inspect import METRICS_COLUMNS as SHOWN
+
+    assert SHOWN == METRICS_COLUMNS

@@ -109,6 +109,13 @@ def check_figure_path(path: Path, option: str) -> None:
     if path.name in ("", ".", ".."):
         raise UsageError(f"{option} needs a file name", hint=f"e.g. {option} figure.png")
     figure_format(path)
+    check_output_path(path, option)
+
+
+def check_output_path(path: Path, option: str) -> None:
+    """``check_figure_path`` for any file: a name, not too long, not a folder or a device, in a usable folder."""
+    if path.name in ("", ".", ".."):
+        raise UsageError(f"{option} needs a file name", hint=f"e.g. {option} history.csv")
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise UsageError(f"the file name {printable(path.name[:40])}… is too long", hint="choose a shorter one")
     try:

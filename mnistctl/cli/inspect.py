@@ -1,6 +1,7 @@
 """``mnistctl inspect``: look at digits a model gets wrong or right, its confusion, curves and layers."""
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,6 +10,7 @@ import typer
 from mnistctl.cli._output import (
     announce_model,
     check_figure_path,
+    check_output_path,
     hint,
     print_json,
     print_table,
@@ -58,7 +60,12 @@ def inspect(
     ] = False,
     summary: Annotated[bool, typer.Option("--summary", help="The layer table.")] = False,
     save: Annotated[
-        Path | None, typer.Option("--save", metavar="FILE", help="Write a PNG instead of drawing in the terminal.")
+        Path | None,
+        typer.Option(
+            "--save",
+            metavar="FILE",
+            help="Write a PNG instead of drawing in the terminal (--history FILE.csv: the run's metrics.csv).",
+        ),
     ] = None,
     seed: Annotated[
         int | None,
@@ -106,7 +113,9 @@ def inspect(
         raise UsageError("--seed only applies to --wrong/--right/--random/--samples", hint=f"drop --seed for --{mode}")
     if dataset is not None and mode in ("history", "summary"):
         raise UsageError(f"--dataset does not apply to --{mode}", hint="drop --dataset")
-    if save is not None:
+    if save is not None and mode == "history" and save.suffix.lower() == ".csv":
+        check_output_path(save, "--save")  # the run's metrics.csv, not a figure
+    elif save is not None:
         check_figure_path(save, "--save")  # before predicting 10,000 test digits, not after
     from mnistctl.data.spec import get_dataset
     from mnistctl.registry import Registry
@@ -249,19 +258,49 @@ def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool) -
 def _show_history(registry: "Registry", version: "ModelVersion", save: Path | None, as_json: bool) -> None:
     if "history.json" not in version.artifacts:
         raise UsageError(f"{version.ref} has no training history (it was imported)")
-    history = json.loads(registry.artifact(version, "history.json"))["history"]
-    if save is not None:
+    recorded = json.loads(registry.artifact(version, "history.json"))
+    history = recorded["history"]
+    as_csv = save is not None and save.suffix.lower() == ".csv"
+    if as_csv:
+        from mnistctl.fsutil import atomic_write_bytes
+
+        if "metrics.csv" in version.artifacts:
+            table = registry.artifact(version, "metrics.csv")
+        else:  # versions from before metrics.csv: the same table from history.json, without learning rates
+            table = _metrics_table(history, recorded.get("epoch_seconds") or []).encode()
+        atomic_write_bytes(save, table)
+    elif save is not None:
         from mnistctl.plots import training_curves
 
         training_curves(history, save, title=f"{version.ref} ({version.arch})")
     if as_json:
         print_json({"model": version.ref, "history": history, **({"saved": str(save)} if save else {})})
+    elif as_csv:
+        print(f"wrote the metrics of each epoch to {printable(str(save))}")
     elif save is not None:
         print(f"wrote training curves to {printable(str(save))}")
     else:
         keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history]
         epochs = len(history[keys[0]]) if keys else 0
         print_table(None, ("epoch", *keys), [(e + 1, *(f"{history[k][e]:.4f}" for k in keys)) for e in range(epochs)])
+
+
+# The columns of a run's metrics.csv (mnistctl.training.METRICS_COLUMNS; not imported: it loads the trainer).
+METRICS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate")
+
+
+def _metrics_table(history: dict, epoch_seconds: list) -> str:
+    """metrics.csv rebuilt from history.json: one row per epoch, an empty cell for what was not recorded."""
+
+    def cell(values: list, index: int) -> str:
+        value = values[index] if index < len(values) else None
+        return repr(float(value)) if isinstance(value, int | float) and math.isfinite(value) else ""
+
+    epochs = max((len(values) for values in history.values()), default=0)
+    columns = [history.get(key, []) for key in METRICS_COLUMNS[1:5]] + [epoch_seconds, []]
+    rows = [",".join(METRICS_COLUMNS)]
+    rows += [",".join([str(index + 1), *(cell(values, index) for values in columns)]) for index in range(epochs)]
+    return "\n".join(rows) + "\n"
 
 
 def _show_summary(version: "ModelVersion", as_json: bool) -> None:
