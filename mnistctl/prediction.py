@@ -20,19 +20,26 @@ NO_ANSWER = "the model gave no answer for this image (NaN or infinite output)"
 Entry = tuple[str, "Path | bytes | None", "str | None"]
 
 
-def answer(probabilities: np.ndarray, top_k: int) -> dict[str, Any] | None:
+def answer(probabilities: np.ndarray, top_k: int, classes: list[str] | None = None) -> dict[str, Any] | None:
     """``digit``, ``confidence``, ``top_k`` (``[[digit, p], ...]``, best first) and ``low_confidence`` for one
-    image's 10 probabilities; None when they are not all finite (no answer beats a made-up one)."""
+    image's 10 probabilities; None when they are not all finite (no answer beats a made-up one).
+
+    ``classes`` (a model's class names, when its labels are not the digits) adds ``label``, the name of
+    ``digit`` (which stays the class index), e.g. "Sneaker" for 7 of a Fashion-MNIST model.
+    """
     if not np.isfinite(probabilities).all():
         return None
     order = np.argsort(probabilities)[::-1][:top_k]
     confidence = float(probabilities[order[0]])
-    return {
+    found = {
         "digit": int(order[0]),
         "confidence": confidence,
         "top_k": [[int(d), float(probabilities[d])] for d in order],
         "low_confidence": confidence < LOW_CONFIDENCE,
     }
+    if classes:
+        found["label"] = classes[found["digit"]]
+    return found
 
 
 def _preprocessed(entries: list[Entry], raw: bool, parallel: bool) -> list[np.ndarray | str]:
@@ -60,8 +67,7 @@ def predict_rows(
     some image could be read. Answers below ``min_confidence`` become unsure rows (``digit`` None, the best guess
     kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image`` and all ten
     probabilities under ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
-    ``classes`` (a model's ``params["classes"]``, when its labels are not the digits) adds ``label``, the name of
-    ``digit`` (which stays the class index), e.g. "Sneaker" for 7 of a Fashion-MNIST model.
+    ``classes`` names the answers as ``answer`` does.
     """
     processed = iter(_preprocessed(entries, raw, parallel))
     inputs: list[np.ndarray] = []
@@ -79,14 +85,12 @@ def predict_rows(
     probabilities = predict(batch)
     ok_rows = [row for row in rows if "error" not in row]
     for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
-        found = answer(probs, top_k)
+        found = answer(probs, top_k, classes)
         if found is None:
             # A model can still fail on one input (e.g. an overflow).
             row["error"] = NO_ANSWER
             continue
         row.update(found)
-        if classes:
-            row["label"] = classes[found["digit"]]
         if min_confidence is not None and found["confidence"] < min_confidence:
             row.update(digit=None, best_guess=found["digit"], unsure=True)
             if classes:

@@ -43,6 +43,7 @@ from mnistctl.errors import ExitCode, MnistctlError, UsageError
 from mnistctl.fsutil import atomic_write_bytes
 from mnistctl.paths import runs_dir
 from mnistctl.registry import ModelVersion, Registry, check_new_name
+from mnistctl.run_metrics import METRICS_CSV, metrics_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,8 +56,6 @@ STATE_FILE = "state.json"
 BEST_WEIGHTS_PATTERN = "best-{epoch}.weights.npz"
 _BEST_WEIGHTS_NAME = re.compile(r"best-[0-9]+\.weights\.npz")
 # One row per completed epoch, rewritten (atomically) after each; registered with the version as an artifact.
-METRICS_CSV = "metrics.csv"
-METRICS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate")
 LOCK_FILE = ".lock"
 # A finished run's folder is renamed to this (in one step: nobody can take it for an interrupted run), then deleted.
 _DISCARDED_PREFIX = ".discarded-"
@@ -815,18 +814,7 @@ def _restored_epoch(config: TrainConfig, state: RunState) -> int:
 
 def metrics_csv(state: RunState) -> str:
     """metrics.csv: a header, then one row per completed epoch; an unknown value is an empty cell."""
-
-    def cell(values: list[float], index: int) -> str:
-        if index >= len(values) or not math.isfinite(values[index]):
-            return ""
-        return repr(float(values[index]))
-
-    rows = [",".join(METRICS_COLUMNS)]
-    for index in range(state.epochs_done):
-        columns = [state.history.get(key, []) for key in METRICS_COLUMNS[1:5]]
-        columns += [state.epoch_seconds, state.learning_rates]
-        rows.append(",".join([str(index + 1), *(cell(values, index) for values in columns)]))
-    return "\n".join(rows) + "\n"
+    return metrics_table(state.history, state.epoch_seconds, state.learning_rates, state.epochs_done)
 
 
 def _tensorboard_callbacks(keras: Any, log_dir: Path | None, run_id: str) -> list[Any]:
@@ -954,7 +942,7 @@ def train(
                     validation_data=validation,
                     callbacks=[
                         *_keras_callbacks(listener, run, state, config),
-                        _stop_on_nan(keras),
+                        _stop_early(keras),
                         *_tensorboard_callbacks(keras, tensorboard, run_id),
                     ],
                     verbose=0,
@@ -1106,11 +1094,12 @@ def _evaluate_and_register(
     )
 
 
-def _stop_on_nan(keras: Any) -> Any:
+def _stop_early(keras: Any) -> Any:
     """Stop a diverged run at once instead of running its remaining epochs (Keras' own TerminateOnNaN does
-    the same but prints to stdout, which is for results)."""
+    the same but prints to stdout, which is for results); and stop at once, resumably, after a Ctrl-C that
+    a library swallowed (``mnistctl.interrupts``)."""
 
-    class StopOnNaN(keras.callbacks.Callback):
+    class StopEarly(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if interrupts.requested():
                 # Ctrl-C that arrived while a library swallowed it (TensorFlow's start-up): stop now, resumable.
@@ -1119,7 +1108,7 @@ def _stop_on_nan(keras: Any) -> Any:
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True
 
-    return StopOnNaN()
+    return StopEarly()
 
 
 class TrainingDivergedError(MnistctlError):

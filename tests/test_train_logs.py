@@ -14,7 +14,8 @@ import json
 import pytest
 
 from mnistctl.registry import Registry
-from mnistctl.training import METRICS_COLUMNS, METRICS_CSV, STATE_FILE
+from mnistctl.run_metrics import METRICS_COLUMNS, METRICS_CSV
+from mnistctl.training import STATE_FILE
 from tests.conftest import REPO, registered_refs, run_cli
 from tests.test_train import spawn_train, train_json, wait_for_line
 
@@ -139,9 +140,3 @@ def test_metrics_csv_and_the_best_epoch_survive_an_interruption(data_home):
     registry = Registry()
     rows = csv_rows(registry.artifact(registry.resolve(report["model"]), METRICS_CSV).decode())
     assert [float(row["loss"]) for row in rows] == report["history"]["loss"]
-
-
-def test_inspect_knows_the_metrics_csv_columns_the_trainer_writes():
-    from mnistctl.cli.inspect import METRICS_COLUMNS as SHOWN
-
-    assert SHOWN == METRICS_COLUMNS

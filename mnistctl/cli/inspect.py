@@ -1,7 +1,6 @@
 """``mnistctl inspect``: look at digits a model gets wrong or right, its confusion, curves and layers."""
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +18,7 @@ from mnistctl.cli._output import (
 )
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.errors import UsageError
+from mnistctl.run_metrics import METRICS_CSV, metrics_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,7 +197,8 @@ def _show_samples(count: int, seed: int | None, save: Path | None, as_json: bool
     from mnistctl.data.spec import get_dataset
 
     images, labels = load("train", dataset=dataset)
-    names = None if get_dataset(dataset).digits else list(get_dataset(dataset).classes)
+    table = get_dataset(dataset)
+    names = None if table.digits else list(table.classes)
     picked = _choose(np.arange(len(labels)), count, seed)
     records = [{"index": int(i), "label": int(labels[i])} for i in picked]
     if names:
@@ -264,10 +265,11 @@ def _show_history(registry: "Registry", version: "ModelVersion", save: Path | No
     if as_csv:
         from mnistctl.fsutil import atomic_write_bytes
 
-        if "metrics.csv" in version.artifacts:
-            table = registry.artifact(version, "metrics.csv")
+        if METRICS_CSV in version.artifacts:
+            table = registry.artifact(version, METRICS_CSV)
         else:  # versions from before metrics.csv: the same table from history.json, without learning rates
-            table = _metrics_table(history, recorded.get("epoch_seconds") or []).encode()
+            epochs = max((len(values) for values in history.values()), default=0)
+            table = metrics_table(history, recorded.get("epoch_seconds") or [], [], epochs).encode()
         atomic_write_bytes(save, table)
     elif save is not None:
         from mnistctl.plots import training_curves
@@ -283,24 +285,6 @@ def _show_history(registry: "Registry", version: "ModelVersion", save: Path | No
         keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history]
         epochs = len(history[keys[0]]) if keys else 0
         print_table(None, ("epoch", *keys), [(e + 1, *(f"{history[k][e]:.4f}" for k in keys)) for e in range(epochs)])
-
-
-# The columns of a run's metrics.csv (mnistctl.training.METRICS_COLUMNS; not imported: it loads the trainer).
-METRICS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate")
-
-
-def _metrics_table(history: dict, epoch_seconds: list) -> str:
-    """metrics.csv rebuilt from history.json: one row per epoch, an empty cell for what was not recorded."""
-
-    def cell(values: list, index: int) -> str:
-        value = values[index] if index < len(values) else None
-        return repr(float(value)) if isinstance(value, int | float) and math.isfinite(value) else ""
-
-    epochs = max((len(values) for values in history.values()), default=0)
-    columns = [history.get(key, []) for key in METRICS_COLUMNS[1:5]] + [epoch_seconds, []]
-    rows = [",".join(METRICS_COLUMNS)]
-    rows += [",".join([str(index + 1), *(cell(values, index) for values in columns)]) for index in range(epochs)]
-    return "\n".join(rows) + "\n"
 
 
 def _show_summary(version: "ModelVersion", as_json: bool) -> None:

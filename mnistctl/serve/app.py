@@ -309,10 +309,8 @@ class Service:
         batch, ref, top_k = pixels_request(body)
         model = await self.model_for(request, ref)
         probabilities = (await self.in_thread(model.predict, batch))[0]
-        found = answer(probabilities, top_k)
+        found = answer(probabilities, top_k, model.version.class_names)
         row = {"error": NO_ANSWER} if found is None else {**found, "probabilities": probabilities}
-        if found is not None and model.version.class_names:
-            row = {**row, "label": model.version.label(found["digit"])}
         request.scope["mnistctl.images"] = (0, 1) if found is None else (1, 0)
         return json_response({"model": model.ref, "results": [row]})
 
