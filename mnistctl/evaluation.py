@@ -74,14 +74,14 @@ def evaluate_version(
     (``UsageError``) unless ``any_dataset``."""
     from mnistctl.calibration import expected_calibration_error
     from mnistctl.data.loader import load
-    from mnistctl.data.spec import DATASETS, get_dataset
+    from mnistctl.data.spec import DATASETS, get_dataset, same_task
 
     registry = Registry()
     version = registry.resolve(ref)
     trained_on = version.dataset
     dataset = dataset or trained_on
     title = get_dataset(dataset).title
-    if dataset != trained_on and not any_dataset:
+    if not same_task(dataset, trained_on) and not any_dataset:
         own = DATASETS[trained_on].title if trained_on in DATASETS else trained_on
         raise UsageError(
             f"{version.ref} was trained on {own}, not {title}: its labels mean other things there",

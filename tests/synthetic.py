@@ -73,31 +73,51 @@ def write_npz(path: Path, dataset: dict[str, np.ndarray]) -> Path:
     return path
 
 
-_NAMES = {
-    ("train", "images"): ("train-images-idx3-ubyte.gz", "x_train"),
-    ("train", "labels"): ("train-labels-idx1-ubyte.gz", "y_train"),
-    ("test", "images"): ("t10k-images-idx3-ubyte.gz", "x_test"),
-    ("test", "labels"): ("t10k-labels-idx1-ubyte.gz", "y_test"),
+_KEYS = {
+    ("train", "images"): "x_train",
+    ("train", "labels"): "y_train",
+    ("test", "images"): "x_test",
+    ("test", "labels"): "y_test",
 }
 
 
-def write_idx_mirror(folder: Path, dataset: dict[str, np.ndarray]) -> tuple[DataFile, ...]:
-    """Write the four gzip IDX files into ``folder``; return specs pinning their checksums."""
+def qmnist_label_table(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """QMNIST's extended labels: 8 int32 columns per digit, the class first, then NIST metadata (made up)."""
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, 4000, size=(len(labels), 8)).astype(np.int32)
+    table[:, 0] = labels
+    return table
+
+
+def write_idx_mirror(
+    folder: Path, dataset: dict[str, np.ndarray], files: tuple[DataFile, ...] | None = None
+) -> tuple[DataFile, ...]:
+    """Write the four gzip IDX files into ``folder``; return specs pinning their checksums.
+
+    ``files`` (a data set's table entry, default MNIST's) gives the names, and which labels are a table
+    (QMNIST's idx2-int) rather than a vector.
+    """
+    from mnistctl.data.spec import MNIST_FILES
+
     folder.mkdir(parents=True, exist_ok=True)
     specs = []
-    for (split, kind), (name, key) in _NAMES.items():
-        raw = to_idx(dataset[key])
+    for template in files or MNIST_FILES:
+        array = dataset[_KEYS[(template.split, template.kind)]]
+        if template.label_column is not None and array.ndim == 1:
+            array = qmnist_label_table(array)
+        raw = to_idx(array)
         gz = gzip.compress(raw, mtime=0)
-        (folder / name).write_bytes(gz)
+        (folder / template.name).write_bytes(gz)
         specs.append(
             DataFile(
-                name,
-                split,
-                kind,
-                len(dataset[key]),
+                template.name,
+                template.split,
+                template.kind,
+                len(array),
                 hashlib.sha256(gz).hexdigest(),
                 len(gz),
                 hashlib.sha256(raw).hexdigest(),
+                template.label_column,
             )
         )
     return tuple(specs)

@@ -28,26 +28,38 @@ FASHION = dataset_spec.DATASETS["fashion-mnist"].classes
 
 
 def test_the_table_pins_every_file_of_every_data_set():
-    assert set(dataset_spec.DATASETS) == {"mnist", "fashion-mnist"}
+    assert set(dataset_spec.DATASETS) == {"mnist", "fashion-mnist", "kmnist", "qmnist"}
     for entry in dataset_spec.DATASETS.values():
         assert len(entry.classes) == 10 and entry.mirrors
         assert sorted((f.split, f.kind) for f in entry.files) == sorted(
             (s, k) for s in dataset_spec.SPLITS for k in ("images", "labels")
         )
         for spec in entry.files:
-            assert re.fullmatch("[0-9a-f]{64}", spec.sha256) and re.fullmatch("[0-9a-f]{64}", spec.content_sha256)
-            assert spec.size > 0
+            assert re.fullmatch("[0-9a-f]{64}", spec.sha256) and spec.size > 0
+            # The uncompressed checksum is pinned where it is published, and never made up where it is not.
+            assert spec.content_sha256 is None or re.fullmatch("[0-9a-f]{64}", spec.content_sha256)
     fashion = dataset_spec.get_dataset("fashion-mnist")
     assert fashion.classes[7] == "Sneaker" and not fashion.digits and dataset_spec.get_dataset("mnist").digits
     # The same file names as MNIST, other bytes: the folder and the checksums keep them apart.
     assert {f.sha256 for f in fashion.files}.isdisjoint(f.sha256 for f in dataset_spec.MNIST_FILES)
+    kmnist, qmnist = dataset_spec.get_dataset("kmnist"), dataset_spec.get_dataset("qmnist")
+    assert kmnist.classes[0] == "o" and kmnist.mirrors[0].startswith("http://codh.rois.ac.jp/kmnist/")
+    assert qmnist.digits and dataset_spec.file_for("test", "images", "qmnist").count == 60000
+    assert [f.label_column for f in qmnist.files if f.kind == "labels"] == [0, 0]
+    assert dataset_spec.file_for("test", "labels", "qmnist").name == "qmnist-test-labels-idx2-int.gz"
+
+
+def test_qmnist_scores_mnist_models_and_kmnist_does_not():
+    assert dataset_spec.same_task("mnist", "qmnist") and dataset_spec.same_task("qmnist", "mnist")
+    assert not dataset_spec.same_task("mnist", "kmnist") and not dataset_spec.same_task("qmnist", "fashion-mnist")
+    assert dataset_spec.same_task("kmnist", "kmnist") and not dataset_spec.same_task("my-own", "mnist")
 
 
 def test_an_unknown_data_set_is_refused():
-    with pytest.raises(UsageError, match="unknown dataset 'kmnist'"):
-        dataset_spec.get_dataset("kmnist")
-    result = run_cli("download", "--dataset", "kmnist")
-    assert result.returncode == 2 and b"fashion-mnist" in result.stderr
+    with pytest.raises(UsageError, match="unknown dataset 'emnist'"):
+        dataset_spec.get_dataset("emnist")
+    result = run_cli("download", "--dataset", "emnist")
+    assert result.returncode == 2 and b"fashion-mnist" in result.stderr and b"qmnist" in result.stderr
 
 
 @pytest.fixture
@@ -89,6 +101,105 @@ def test_each_data_set_has_its_own_default_mirrors(monkeypatch: pytest.MonkeyPat
     fashion = mirror_list(dataset="fashion-mnist")
     assert fashion[0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
     assert not set(fashion) & set(mirror_list())
+
+
+@pytest.fixture
+def qmnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Generated files of QMNIST's format (its names, 8-column int32 label tables), pinned in the table."""
+    folder = tmp_path / "qmnist-mirror"
+    specs = write_idx_mirror(folder, make_dataset(train=120, test=60, seed=5), dataset_spec.QMNIST_FILES)
+    entry = dataset_spec.DATASETS["qmnist"]
+    monkeypatch.setitem(dataset_spec.DATASETS, "qmnist", replace(entry, files=specs))
+    return folder
+
+
+def test_qmnist_downloads_and_loads_the_class_column_of_its_label_tables(qmnist_mirror: Path):
+    from mnistctl.data.idx import read_idx_file
+    from mnistctl.data.loader import load
+
+    server = MirrorServer(qmnist_mirror).start()
+    try:
+        download([server.url], policy=FAST, dataset="qmnist")
+    finally:
+        server.stop()
+    folder = dataset_dir("qmnist")
+    table = read_idx_file(folder / "qmnist-test-labels-idx2-int.gz")
+    assert table.shape == (60, 8) and table.dtype == np.int32  # the file as published: all eight columns
+    images, labels = load("test", dataset="qmnist")
+    assert images.shape == (60, 28, 28) and labels.dtype == np.uint8
+    assert np.array_equal(labels, table[:, 0])
+    assert np.array_equal(labels, make_dataset(train=120, test=60, seed=5)["y_test"])
+
+
+def test_a_kmnist_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    folder = tmp_path / "kmnist-mirror"
+    specs = write_idx_mirror(folder, make_dataset(train=60, test=30, seed=2), dataset_spec.KMNIST_FILES)
+    entry = dataset_spec.DATASETS["kmnist"]
+    # The real KMNIST checksums stay pinned for one file: the generated stand-in must fail them.
+    pinned = tuple(spec if spec.name != "t10k-labels-idx1-ubyte.gz" else dataset_spec.KMNIST_FILES[3] for spec in specs)
+    monkeypatch.setitem(dataset_spec.DATASETS, "kmnist", replace(entry, files=pinned))
+    server = MirrorServer(folder).start()
+    try:
+        with pytest.raises(DownloadError, match=r"t10k-labels-idx1-ubyte\.gz from any mirror.*expected 5120\)"):
+            download([server.url], policy=FAST, dataset="kmnist")
+    finally:
+        server.stop()
+    assert not (dataset_dir("kmnist") / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_a_broken_qmnist_label_table_is_one_clear_error(tmp_path: Path, isolated_home: Path):
+    import gzip
+
+    from mnistctl.data.idx import to_idx
+
+    data = make_dataset(train=40, test=20, seed=4)
+    source = tmp_path / "qmnist"
+    write_idx_mirror(source, data, dataset_spec.QMNIST_FILES)
+    table = np.zeros((20, 8), dtype=np.int32)
+    table[:, 0] = 12  # a class out of 0..9 (a column mix-up: the NIST series where the class should be)
+    (source / "qmnist-test-labels-idx2-int.gz").write_bytes(gzip.compress(to_idx(table)))
+    result = run_cli("download", "--dataset", "qmnist", "--from", str(source))
+    assert result.returncode == 1, result.stderr.decode()
+    lines = result.stderr.decode().strip().splitlines()
+    assert "labels must be 0..9, found 12..12" in lines[0] and "Traceback" not in result.stderr.decode()
+    assert not dataset_dir("qmnist").exists() or not list(dataset_dir("qmnist").glob("*.gz"))
+
+    (source / "qmnist-test-labels-idx2-int.gz").write_bytes(gzip.compress(to_idx(np.zeros((20, 0), np.int32))))
+    empty = run_cli("download", "--dataset", "qmnist", "--from", str(source))
+    assert empty.returncode == 1 and b"needs a column 0" in empty.stderr
+
+
+def test_an_mnist_model_is_scored_on_qmnist_without_any_dataset(tmp_path: Path, trained_home: Path):
+    """QMNIST is MNIST's task: its 60,000 test digits score an MNIST model (here a generated stand-in)."""
+    data = make_dataset(train=100, test=70, seed=9)
+    write_idx_mirror(tmp_path / "qmnist", data, dataset_spec.QMNIST_FILES)
+    imported = run_cli("download", "--dataset", "qmnist", "--from", str(tmp_path / "qmnist"))
+    assert imported.returncode == 0, imported.stderr.decode()
+    # Re-encoded IDX is never called official where only the .gz checksums are pinned.
+    assert b"not the official QMNIST .gz files" in imported.stderr
+
+    scored = run_cli("evaluate", "-m", "mlp:1", "--dataset", "qmnist", "--json")
+    assert scored.returncode == 0, scored.stderr.decode()
+    document = json.loads(scored.stdout)
+    assert document["dataset"] == "qmnist" and document["images"] == 70
+    evaluations = json.loads(run_cli("models", "show", "mlp:1", "--json").stdout)["evaluations"]
+    assert [e["images"] for e in evaluations if e["split"] == "qmnist:test"] == [70]
+    shown = run_cli("inspect", "-m", "mlp:1", "--random", "3", "--dataset", "qmnist", "--json")
+    assert shown.returncode == 0, shown.stderr.decode()
+    kmnist = run_cli("evaluate", "-m", "mlp:1", "--dataset", "kmnist")
+    assert kmnist.returncode == 2 and b"trained on MNIST, not KMNIST" in kmnist.stderr
+
+
+def test_kmnist_samples_are_titled_with_romanised_hiragana(tmp_path: Path, isolated_home: Path):
+    write_idx_mirror(tmp_path / "kmnist", make_dataset(train=50, test=20, seed=6), dataset_spec.KMNIST_FILES)
+    assert run_cli("download", "--dataset", "kmnist", "--from", str(tmp_path / "kmnist")).returncode == 0
+    shown = run_cli("inspect", "--samples", "6", "--dataset", "kmnist", "--json", "--seed", "1")
+    assert shown.returncode == 0, shown.stderr.decode()
+    records = json.loads(shown.stdout)["digits"]
+    assert all(r["label_name"] == dataset_spec.KMNIST_CLASSES[r["label"]] for r in records)
+    grid = tmp_path / "kmnist.png"
+    assert run_cli("inspect", "--samples", "6", "--dataset", "kmnist", "--save", str(grid)).returncode == 0
+    assert Image.open(grid).size[0] > 0
 
 
 def _png(path: Path, image: np.ndarray) -> Path:

@@ -135,8 +135,8 @@ def download(
 ) -> None:
     """Fetch and verify MNIST, or import an offline copy.
 
-    Downloads are sha256-verified and resume after a broken connection. --dataset fashion-mnist fetches
-    Fashion-MNIST the same way, into datasets/fashion-mnist.
+    Downloads are sha256-verified and resume after a broken connection. --dataset fashion-mnist, kmnist or
+    qmnist fetches that data set the same way from its official mirrors, into datasets/NAME.
     """
     if timeout != timeout:  # NaN passes every range check
         raise UsageError("--timeout must be a number of seconds, got nan")
@@ -195,8 +195,12 @@ def _report(result: "DatasetResult", json_output: bool) -> None:
     print_table(None, ("file", "status", "bytes", "sha256"), rows)
     for where in dict.fromkeys(_where(item.record) for item in result.files):
         hint(f"from {where}")
-    title = get_dataset(result.dataset).title
+    table = get_dataset(result.dataset)
+    title = table.title
     unofficial = [item.record.name for item in result.files if not item.record.official]
-    if unofficial:
+    if unofficial and any(spec.content_sha256 is None for spec in table.files):
+        # Only the .gz bytes are pinned: re-encoded data may hold the same digits, but no checksum can say so.
+        hint(f"note: {', '.join(unofficial)} are not the official {title} .gz files (only those can be verified)")
+    elif unofficial:
         hint(f"note: {', '.join(unofficial)} differ from the official {title}; results will not match published ones")
     hint(f"{title} ready in {result.folder}")

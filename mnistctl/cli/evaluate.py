@@ -81,14 +81,17 @@ def evaluate(
         typer.Option(
             "--dataset",
             metavar="NAME",
-            help="Evaluate on this data set's split (default: the one the model was trained on).",
+            help="Evaluate on this data set's split (default: the one the model was trained on; an MNIST model"
+            " also on qmnist, whose test split holds 60,000 digits).",
             show_default=False,
         ),
     ] = None,
     any_dataset: Annotated[
         bool,
         typer.Option(
-            "--any-dataset", help="Allow --dataset other than the model's own (its labels mean other things)."
+            "--any-dataset",
+            help="Allow a --dataset whose labels mean other things than the model's own (fashion-mnist for a"
+            " digit model).",
         ),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,

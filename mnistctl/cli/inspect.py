@@ -117,7 +117,7 @@ def inspect(
         check_output_path(save, "--save")  # the run's metrics.csv, not a figure
     elif save is not None:
         check_figure_path(save, "--save")  # before predicting 10,000 test digits, not after
-    from mnistctl.data.spec import get_dataset
+    from mnistctl.data.spec import get_dataset, same_task
     from mnistctl.registry import Registry
 
     if dataset is not None:
@@ -127,7 +127,7 @@ def inspect(
         _show_samples(samples or 0, seed, save, json_output, dataset or "mnist")
         return
     version = registry.resolve(model)
-    if dataset is not None and dataset != version.dataset:
+    if dataset is not None and not same_task(dataset, version.dataset):
         raise UsageError(
             f"{version.ref} was trained on {version.dataset}, not {dataset}: its labels mean other things there",
             hint=f'drop --dataset, or score it anyway with "mnistctl evaluate --dataset {dataset} --any-dataset"',

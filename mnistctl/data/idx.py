@@ -139,7 +139,8 @@ def idx_header(array: np.ndarray) -> bytes:
 def idx_body(array: np.ndarray) -> memoryview:
     """The IDX body of ``array`` as a flat byte view (no copy for uint8 data, the MNIST case)."""
     big_endian = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
-    return memoryview(np.ascontiguousarray(array, dtype=big_endian)).cast("B")
+    # Flat bytes by a uint8 view: memoryview.cast refuses arrays with a zero in their shape.
+    return memoryview(np.ascontiguousarray(array, dtype=big_endian).reshape(-1).view(np.uint8))
 
 
 def to_idx(array: np.ndarray) -> bytes:
@@ -183,6 +184,15 @@ def check_images(images: np.ndarray, what: str) -> np.ndarray:
     if images.shape[0] == 0:
         raise InvalidDataError(f"{what}: holds no images")
     return images
+
+
+def class_column(labels: np.ndarray, column: int | None, what: str) -> np.ndarray:
+    """The class of each item: ``labels`` itself, or, for a label table (QMNIST's 8 columns), its ``column``."""
+    if column is None or labels.ndim != 2:
+        return labels  # a plain vector (any data set may be imported with one); check_labels judges the rest
+    if labels.shape[1] <= column:
+        raise InvalidDataError(f"{what}: a label table needs a column {column}, got shape {labels.shape}")
+    return labels[:, column]
 
 
 def check_labels(labels: np.ndarray, what: str) -> np.ndarray:

@@ -25,7 +25,15 @@ import numpy as np
 
 from mnistctl.data import spec as dataset_spec
 from mnistctl.data.download import DatasetResult, FileResult
-from mnistctl.data.idx import check_images, check_labels, check_pair, idx_body, idx_header, read_idx_file
+from mnistctl.data.idx import (
+    check_images,
+    check_labels,
+    check_pair,
+    class_column,
+    idx_body,
+    idx_header,
+    read_idx_file,
+)
 from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, write_manifest
 from mnistctl.data.spec import DATASET_NAME, IMAGE_SIDE, MAX_IMAGES, SPLITS, DataFile, file_for
 from mnistctl.errors import InvalidDataError, UsageError
@@ -172,21 +180,26 @@ def _write_gzipped_idx(out: BinaryIO, array: np.ndarray | None) -> None:
         packed.write(idx_body(array))
 
 
-def _validated(split: str, images: np.ndarray, labels: np.ndarray, what: str) -> None:
+def _validated(split: str, images: np.ndarray, labels: np.ndarray, what: str, dataset: str = DATASET_NAME) -> None:
     check_images(images, f"{what} {split} images")
-    check_labels(labels, f"{what} {split} labels")
-    check_pair(images, labels, f"{what} {split}")
+    column = file_for(split, "labels", dataset).label_column
+    classes = check_labels(class_column(labels, column, f"{what} {split} labels"), f"{what} {split} labels")
+    check_pair(images, classes, f"{what} {split}")
 
 
 def _is_official(spec: DataFile, array: np.ndarray) -> bool:
-    """True when ``array`` encodes to exactly the official IDX content of ``spec``."""
+    """True when ``array`` encodes to exactly the official IDX content of ``spec`` (never where that is not
+    pinned: only the official ``.gz`` bytes are then official)."""
+    if spec.content_sha256 is None:
+        return False
     digest = hashlib.sha256(idx_header(array))
     digest.update(idx_body(array))
     return digest.hexdigest() == spec.content_sha256
 
 
 def _encoded(spec: DataFile, array: np.ndarray, origin: str) -> _Payload:
-    array = array.astype(np.uint8, copy=False)
+    if spec.kind == "images" or array.ndim == 1:
+        array = array.astype(np.uint8, copy=False)  # a label table (QMNIST's int32 columns) keeps its type
     return _Payload(spec, origin, _is_official(spec, array), array=array)
 
 
@@ -197,7 +210,7 @@ def _payloads_from_npz(path: Path, dataset: str = DATASET_NAME) -> list[_Payload
     arrays = _read_npz(path)
     payloads = []
     for split in SPLITS:
-        _validated(split, arrays[(split, "images")], arrays[(split, "labels")], str(path))
+        _validated(split, arrays[(split, "images")], arrays[(split, "labels")], str(path), dataset)
         for kind in ("images", "labels"):
             key = NPZ_KEYS[(split, kind)]
             payloads.append(_encoded(file_for(split, kind, dataset), arrays[(split, kind)], f"{path}:{key}"))
@@ -265,24 +278,25 @@ def _check_npy_header(archive: zipfile.ZipFile, member: str, key: tuple[str, str
 # -- a folder of IDX files ----------------------------------------------------------------------
 
 
-def _find_in_folder(folder: Path, spec: DataFile) -> Path:
+def _find_in_folder(folder: Path, spec: DataFile, title: str = "MNIST") -> Path:
     # Accept the official names, their uncompressed forms, and the dotted names inside the .gz files.
     stem = spec.idx_name
     dotted = stem.replace("-idx", ".idx")
     for name in (spec.name, stem, dotted, dotted + ".gz"):
         if (folder / name).is_file():
             return folder / name
-    raise InvalidDataError(f"{folder} has no {spec.name} (nor {stem})", hint="it needs all four MNIST IDX files")
+    raise InvalidDataError(f"{folder} has no {spec.name} (nor {stem})", hint=f"it needs all four {title} IDX files")
 
 
 def _payloads_from_folder(folder: Path, dataset: str = DATASET_NAME) -> list[_Payload]:
-    paths = {spec.name: _find_in_folder(folder, spec) for spec in dataset_spec.get_dataset(dataset).files}
+    table = dataset_spec.get_dataset(dataset)
+    paths = {spec.name: _find_in_folder(folder, spec, table.title) for spec in table.files}
     # Streamed and bounded by each header: a gzip bomb stops at the first byte too many.
     arrays = {name: read_idx_file(path) for name, path in paths.items()}
     payloads = []
     for split in SPLITS:
         image_spec, label_spec = file_for(split, "images", dataset), file_for(split, "labels", dataset)
-        _validated(split, arrays[image_spec.name], arrays[label_spec.name], str(folder))
+        _validated(split, arrays[image_spec.name], arrays[label_spec.name], str(folder), dataset)
         for spec in (image_spec, label_spec):
             path = paths[spec.name]
             if sha256_file(path) == spec.sha256:

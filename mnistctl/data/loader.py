@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistctl.data import spec as dataset_spec
-from mnistctl.data.idx import check_images, check_labels, check_pair, read_idx_file
+from mnistctl.data.idx import check_images, check_labels, check_pair, class_column, read_idx_file
 from mnistctl.data.manifest import read_manifest
 from mnistctl.data.spec import DATASET_NAME, SPLITS, file_for
 from mnistctl.errors import DataMissingError, InvalidDataError, UsageError
@@ -56,10 +56,11 @@ def load(
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}", hint="use one of: " + ", ".join(SPLITS))
     folder = folder or dataset_dir(dataset)
+    label_spec = file_for(split, "labels", dataset)
     images = _read_verified(_verified_path(folder, file_for(split, "images", dataset).name, dataset))
-    labels = _read_verified(_verified_path(folder, file_for(split, "labels", dataset).name, dataset))
+    labels = _read_verified(_verified_path(folder, label_spec.name, dataset))
     check_images(images, f"{split} images")
-    labels = check_labels(labels, f"{split} labels")
+    labels = check_labels(class_column(labels, label_spec.label_column, f"{split} labels"), f"{split} labels")
     check_pair(images, labels, split)
     return images, labels
 

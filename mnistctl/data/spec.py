@@ -1,8 +1,10 @@
 """What the MNIST data set is: its four files, their pinned checksums, and where to get them.
 
-Both checksums are pinned: ``sha256`` of the official ``.gz`` bytes (checked on download) and
-``content_sha256`` of the uncompressed IDX bytes (checked on ``--from`` imports, whose gzip
-framing differs from the official files even when the digits are identical).
+Two checksums per file: ``sha256`` of the official ``.gz`` bytes (checked on download, and on
+``--from`` imports of the ``.gz`` files) and ``content_sha256`` of the uncompressed IDX bytes (checked on
+``--from`` imports, whose gzip framing differs from the official files even when the digits are
+identical). Where no one has published the uncompressed checksum (KMNIST, QMNIST), only the official
+``.gz`` bytes count as official.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ class DataFile:
     count: int  # number of items
     sha256: str  # of the .gz bytes as published
     size: int  # bytes of the .gz as published
-    content_sha256: str  # of the uncompressed IDX bytes
+    content_sha256: str | None  # of the uncompressed IDX bytes; None where it is not pinned
+    # None: labels are an IDX vector. A number: they are a table (QMNIST's idx2-int: 8 int32 columns per digit
+    # -- class, NIST series, writer, ...) and this column is the class.
+    label_column: int | None = None
 
     @property
     def idx_name(self) -> str:
@@ -126,7 +131,95 @@ FASHION_MNIST_FILES: tuple[DataFile, ...] = (
     ),
 )
 
+# KMNIST (rois-codh/kmnist): the official .gz files, as pinned by TensorFlow Datasets' url_checksums/kmnist.txt
+# (size and sha256 of the bytes at codh.rois.ac.jp). The uncompressed checksums are published nowhere.
+KMNIST_FILES: tuple[DataFile, ...] = (
+    DataFile(
+        "train-images-idx3-ubyte.gz",
+        "train",
+        "images",
+        60000,
+        "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+        18165135,
+        None,
+    ),
+    DataFile(
+        "train-labels-idx1-ubyte.gz",
+        "train",
+        "labels",
+        60000,
+        "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+        29497,
+        None,
+    ),
+    DataFile(
+        "t10k-images-idx3-ubyte.gz",
+        "test",
+        "images",
+        10000,
+        "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+        3041136,
+        None,
+    ),
+    DataFile(
+        "t10k-labels-idx1-ubyte.gz",
+        "test",
+        "labels",
+        10000,
+        "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+        5120,
+        None,
+    ),
+)
+
+# QMNIST (facebookresearch/qmnist): MNIST's digits rebuilt from NIST SD19. Its test split holds all 60,000
+# test-writer digits: the 10,000 of MNIST's test set first, then the 50,000 that MNIST lost. Sizes and
+# sha256 of the official .gz files as pinned by TensorFlow Datasets' url_checksums/qmnist.txt.
+QMNIST_FILES: tuple[DataFile, ...] = (
+    DataFile(
+        "qmnist-train-images-idx3-ubyte.gz",
+        "train",
+        "images",
+        60000,
+        "9e26a7bf1683614e065d7b76460ccd52807165b3f22561fb782bd9f38c52b51d",
+        9704059,
+        None,
+    ),
+    DataFile(
+        "qmnist-train-labels-idx2-int.gz",
+        "train",
+        "labels",
+        60000,
+        "2c05dc77f6b916b38e455e97ab129a42a444f3dbef09b278a366f82904e0dd9f",
+        463024,
+        None,
+        label_column=0,
+    ),
+    DataFile(
+        "qmnist-test-images-idx3-ubyte.gz",
+        "test",
+        "images",
+        60000,
+        "43fc22bf7498b8fc98de98369d72f752d0deabc280a43a7bcc364ab19e57b375",
+        9742279,
+        None,
+    ),
+    DataFile(
+        "qmnist-test-labels-idx2-int.gz",
+        "test",
+        "labels",
+        60000,
+        "9fbcbe594c3766fdf4f0b15c5165dc0d1e57ac604e01422608bb72c906030d06",
+        526800,
+        None,
+        label_column=0,
+    ),
+)
+
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(digit) for digit in range(10))
+# KMNIST's ten hiragana (kmnist_classmap.csv: お き す つ な は ま や れ を), romanised so that every terminal
+# and matplotlib's default font can show them.
+KMNIST_CLASSES: tuple[str, ...] = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 
 @dataclass(frozen=True)
@@ -138,6 +231,14 @@ class Dataset:
     files: tuple[DataFile, ...]
     mirrors: tuple[str, ...]  # tried in order after any user mirror
     classes: tuple[str, ...]  # the name of label 0, 1, ...
+    # Data sets of one task (MNIST and QMNIST: the same digits from the same NIST forms) score each other's
+    # models without --any-dataset.
+    task: str = ""
+
+    @property
+    def task_name(self) -> str:
+        """What its labels mean: the task it shares with other data sets, or its own name."""
+        return self.task or self.name
 
     @property
     def digits(self) -> bool:
@@ -145,7 +246,7 @@ class Dataset:
         return self.classes == DIGIT_CLASSES
 
 
-# The one table of data sets. KMNIST and QMNIST are not here yet: their official checksums are not pinned.
+# The one table of data sets.
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", "MNIST", MNIST_FILES, DEFAULT_MIRRORS, DIGIT_CLASSES),
     "fashion-mnist": Dataset(
@@ -157,6 +258,20 @@ DATASETS: dict[str, Dataset] = {
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
         ),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "kmnist": Dataset(
+        "kmnist", "KMNIST", KMNIST_FILES, ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",), KMNIST_CLASSES
+    ),
+    "qmnist": Dataset(
+        "qmnist",
+        "QMNIST",
+        QMNIST_FILES,
+        (
+            "https://raw.githubusercontent.com/facebookresearch/qmnist/master/",
+            "https://github.com/facebookresearch/qmnist/raw/master/",
+        ),
+        DIGIT_CLASSES,
+        task="mnist",
     ),
 }
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
@@ -174,6 +289,12 @@ def get_dataset(name: str = DATASET_NAME) -> Dataset:
     if name == DATASET_NAME and found.files is not MNIST_FILES:
         found = replace(found, files=MNIST_FILES)  # tests swap MNIST_FILES for generated files
     return found
+
+
+def same_task(first: str, second: str) -> bool:
+    """True when a model trained on data set ``first`` can be scored on ``second``: their labels mean the same."""
+    known = {name: entry.task_name for name, entry in DATASETS.items()}
+    return known.get(first, first) == known.get(second, second)
 
 
 def file_for(split: str, kind: str, dataset: str = DATASET_NAME) -> DataFile:
