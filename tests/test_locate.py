@@ -132,6 +132,38 @@ def test_a_ruling_line_from_the_scanner_bed_reaches_the_papers_edge(label):
     assert _matches_the_digit_alone(page, label, 50, 71, 14)
 
 
+@pytest.mark.parametrize("label", [2, 3, 5])
+def test_a_rule_beside_a_parallel_rule_is_no_sevens_bar(label):
+    """Two column rules side by side, one stopping inside the crop: the long one, and the row rule joined to
+    it, are no 7's stem turning off the short one's end, so the short one is a rule too, not the digit."""
+    page = _only_digit(label, 40, 60, 16)
+    page[:, 120:122] = 120.0  # a column rule from edge to edge...
+    page[8:112, 123:125] = 95.0  # ...a darker one beside it that stops above the row rule...
+    page[112:114, 60:] = 120.0  # ...which runs from under the digit to the right edge, across both
+    assert _matches_the_digit_alone(page, label, 40, 60, 16)
+
+
+@pytest.mark.parametrize("label", [3, 6])
+@pytest.mark.parametrize("words", ["Fødselsdag", "Stilling", "Trykt for"])
+def test_a_pencil_digit_beside_black_print_is_found(label, words):
+    """Black print sets the ink's threshold above a pencil's whole digit (here at 45% of the print's darkness):
+    the digit is still found, and looks as it does without the print. (It was "no digit found".)"""
+
+    def pencil_digit() -> np.ndarray:
+        page = _only_digit(label, 40, 60, 22)
+        inked = page < PAPER
+        page[inked] = PAPER - (PAPER - page[inked]) * 0.45
+        return page
+
+    page = pencil_digit()
+    text = wild.printed(words, 10)
+    height, width = text.shape
+    top, left = 130 - height - 4, 170 - width + 10  # near the bottom, cut by the right edge
+    region = page[top : top + height, left:]
+    np.minimum(region, PAPER - (PAPER - 25.0) * text[:, : 170 - left], out=region)
+    assert correlation(to_mnist(finish(page)), to_mnist(finish(pencil_digit()))) >= MIN_CORRELATION
+
+
 def test_a_small_wide_zero_is_a_digit_not_a_printed_word():
     page = sheet(133, 155)
     rows, cols = np.mgrid[:133, :155]

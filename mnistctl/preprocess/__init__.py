@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistctl.errors import MnistctlError
 from mnistctl.preprocess.decode import MAX_PIXELS, InvalidImageError, NoDigitError, load_gray
-from mnistctl.preprocess.locate import bar_region, find_digit, hysteresis
+from mnistctl.preprocess.locate import AllRefusedError, Located, bar_region, find_digit, hysteresis
 from mnistctl.preprocess.normalize import (
     CENTRE,
     DIGIT_BOX,
@@ -64,6 +64,10 @@ _BAR_DARKNESS = 0.6
 # (the digits of the synthetic form crops measured 0.25-0.73; paper grain, stains and shadows that passed
 # the threshold, 0.12-0.14).
 _MIN_DARKNESS = 0.2
+# A digit found only below the ink's threshold must have most of its pixels (over this share) further than
+# this many pixels from the ink above it, which was all print, rules or specks.
+_FRINGE = 2
+_FRINGE_SHARE = 0.5
 # Below this many images a process pool costs more than it saves.
 _PARALLEL_FROM = 64
 
@@ -140,8 +144,13 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     faint = quantised > DARK_ZERO + DARK_STEPS * low  # everything above the paper's noise
     # Half-way between the paper's noise and the ink's threshold, grown from the ink: a thin pen's faint
     # stroke stays in one piece.
-    strokes = hysteresis(quantised > threshold, quantised > (threshold + DARK_ZERO + DARK_STEPS * low) / 2)
-    found = find_digit(strokes, name, faint, quantised - np.float32(DARK_ZERO), painted)
+    half_way = (threshold + DARK_ZERO + DARK_STEPS * low) / 2
+    strokes = hysteresis(quantised > threshold, quantised > half_way)
+    darkness = quantised - np.float32(DARK_ZERO)
+    try:
+        found = find_digit(strokes, name, faint, darkness, painted)
+    except AllRefusedError:
+        found = _under_the_print(quantised > half_way, strokes, name, faint, darkness, painted)
     digit_darkness = (float(quantised[found.digit].mean()) - DARK_ZERO) / DARK_STEPS
     if digit_darkness < _MIN_DARKNESS or digit_darkness * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (only faint marks: stains, noise or shadows)")
@@ -176,6 +185,29 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     inner = [(edge - origin) * zoom for edge, origin in zip(box, (top, top, left, left), strict=True)]
     inner = [inner[0] - grown, inner[1] + grown, inner[2] - grown, inner[3] + grown]
     return placed(digit, DIGIT_BOX / (side * zoom + 2 * grown), inner, name)
+
+
+def _under_the_print(
+    lighter: np.ndarray,
+    strokes: np.ndarray,
+    name: str,
+    faint: np.ndarray,
+    darkness: np.ndarray,
+    painted: np.ndarray | None,
+) -> Located:
+    """The digit drawn in lighter ink than the clutter, when every shape over the ink's threshold (``strokes``)
+    was refused as print or a rule's stub: black print can set the threshold above a pencil's whole digit. Looks again
+    at the ``lighter`` ink (half as dark as the threshold), and takes a digit only if it lies clear of the
+    strokes refused (the fringe of print, seen at a lower threshold, is print too; the clutter is then measured
+    out of the ink's levels). Raises ``NoDigitError`` when there is none."""
+    refused = NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
+    fainter = hysteresis(lighter, faint)
+    if not (fainter & ~strokes).any():
+        raise refused
+    found = find_digit(fainter, name, faint, darkness, painted)
+    if (found.digit & _grown(strokes, _FRINGE)).sum() > _FRINGE_SHARE * found.digit.sum():
+        raise refused
+    return found
 
 
 def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:

@@ -115,6 +115,11 @@ _PERIOD_FILL = 0.5
 _TEXT_ASPECT = 1.5
 
 
+class AllRefusedError(NoDigitError):
+    """There were shapes the size of a digit, and every one was refused: printed text, a rule's stub, a group
+    too small. (Black print seen over the threshold, and maybe a pencil's digit under it.)"""
+
+
 class _Components:
     """Connected components (8-neighbourhood) of a boolean mask, from its horizontal runs of ink.
 
@@ -327,7 +332,7 @@ def _choose(
         if not tiny and wide_and_small and _looks_like_a_word(digit[top:bottom, left:right]):
             continue  # a short printed word ("Nr", "No"): wider than a digit, small, and letter after letter
         return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit)
-    raise NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
+    raise AllRefusedError(f"no digit found in {name} (only printed text, specks or lines stand out)")
 
 
 def hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -497,8 +502,10 @@ def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int) -> bool:
         touching = touching[touching >= 0]
         # ...and how far from the band they reach.
         reach = np.maximum(top - shapes.top[touching], shapes.bottom[touching] - bottom)
-        # A ruling line of the other direction meeting this one at a corner runs on to the image's edge.
+        # A ruling line of the other direction meeting this one at a corner runs on to the image's edge...
         reach[(shapes.top[touching] == 0) | (shapes.bottom[touching] == ink.shape[0])] = 0
+        # ...and a parallel rule at least as long, touching this one's end, is no stem either.
+        reach[shapes.right[touching] - shapes.left[touching] >= span] = 0
         if (reach >= least).any():
             return True
     return False
