@@ -62,22 +62,31 @@ def test_an_unknown_data_set_is_refused():
     assert result.returncode == 2 and b"fashion-mnist" in result.stderr and b"qmnist" in result.stderr
 
 
-@pytest.fixture
-def fashion_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Generated files of the Fashion-MNIST format, pinned in the table in place of the official ones."""
-    folder = tmp_path / "fashion-mirror"
-    specs = write_idx_mirror(folder, make_dataset(train=200, test=50, seed=7))
-    entry = dataset_spec.DATASETS["fashion-mnist"]
-    monkeypatch.setitem(dataset_spec.DATASETS, "fashion-mnist", replace(entry, files=specs))
+def _pinned_mirror(folder: Path, monkeypatch: pytest.MonkeyPatch, dataset: str, data: dict) -> Path:
+    """Generated files of ``dataset``'s format (its names; QMNIST's label tables), pinned in the table in place
+    of the official ones."""
+    entry = dataset_spec.DATASETS[dataset]
+    specs = write_idx_mirror(folder, data, entry.files)
+    monkeypatch.setitem(dataset_spec.DATASETS, dataset, replace(entry, files=specs))
     return folder
 
 
-def test_download_fetches_and_verifies_into_the_data_sets_own_folder(fashion_mirror: Path):
-    server = MirrorServer(fashion_mirror).start()
+def _fetch(folder: Path, dataset: str):
+    """Download ``dataset`` from a real HTTP server over ``folder``."""
+    server = MirrorServer(folder).start()
     try:
-        result = download([server.url], policy=FAST, dataset="fashion-mnist")
+        return download([server.url], policy=FAST, dataset=dataset)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fashion_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return _pinned_mirror(tmp_path / "fashion-mirror", monkeypatch, "fashion-mnist", make_dataset(200, 50, seed=7))
+
+
+def test_download_fetches_and_verifies_into_the_data_sets_own_folder(fashion_mirror: Path):
+    result = _fetch(fashion_mirror, "fashion-mnist")
     folder = dataset_dir("fashion-mnist")
     assert result.dataset == "fashion-mnist" and result.folder == folder
     for spec in dataset_spec.get_dataset("fashion-mnist").files:
@@ -105,23 +114,14 @@ def test_each_data_set_has_its_own_default_mirrors(monkeypatch: pytest.MonkeyPat
 
 @pytest.fixture
 def qmnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Generated files of QMNIST's format (its names, 8-column int32 label tables), pinned in the table."""
-    folder = tmp_path / "qmnist-mirror"
-    specs = write_idx_mirror(folder, make_dataset(train=120, test=60, seed=5), dataset_spec.QMNIST_FILES)
-    entry = dataset_spec.DATASETS["qmnist"]
-    monkeypatch.setitem(dataset_spec.DATASETS, "qmnist", replace(entry, files=specs))
-    return folder
+    return _pinned_mirror(tmp_path / "qmnist-mirror", monkeypatch, "qmnist", make_dataset(120, 60, seed=5))
 
 
 def test_qmnist_downloads_and_loads_the_class_column_of_its_label_tables(qmnist_mirror: Path):
     from mnistctl.data.idx import read_idx_file
     from mnistctl.data.loader import load
 
-    server = MirrorServer(qmnist_mirror).start()
-    try:
-        download([server.url], policy=FAST, dataset="qmnist")
-    finally:
-        server.stop()
+    _fetch(qmnist_mirror, "qmnist")
     folder = dataset_dir("qmnist")
     table = read_idx_file(folder / "qmnist-test-labels-idx2-int.gz")
     assert table.shape == (60, 8) and table.dtype == np.int32  # the file as published: all eight columns
@@ -132,18 +132,15 @@ def test_qmnist_downloads_and_loads_the_class_column_of_its_label_tables(qmnist_
 
 
 def test_a_kmnist_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    folder = tmp_path / "kmnist-mirror"
-    specs = write_idx_mirror(folder, make_dataset(train=60, test=30, seed=2), dataset_spec.KMNIST_FILES)
-    entry = dataset_spec.DATASETS["kmnist"]
+    folder = _pinned_mirror(tmp_path / "kmnist-mirror", monkeypatch, "kmnist", make_dataset(60, 30, seed=2))
     # The real KMNIST checksums stay pinned for one file: the generated stand-in must fail them.
-    pinned = tuple(spec if spec.name != "t10k-labels-idx1-ubyte.gz" else dataset_spec.KMNIST_FILES[3] for spec in specs)
-    monkeypatch.setitem(dataset_spec.DATASETS, "kmnist", replace(entry, files=pinned))
-    server = MirrorServer(folder).start()
-    try:
-        with pytest.raises(DownloadError, match=r"t10k-labels-idx1-ubyte\.gz from any mirror.*expected 5120\)"):
-            download([server.url], policy=FAST, dataset="kmnist")
-    finally:
-        server.stop()
+    entry = dataset_spec.DATASETS["kmnist"]
+    files = tuple(
+        spec if spec.name != "t10k-labels-idx1-ubyte.gz" else dataset_spec.KMNIST_FILES[3] for spec in entry.files
+    )
+    monkeypatch.setitem(dataset_spec.DATASETS, "kmnist", replace(entry, files=files))
+    with pytest.raises(DownloadError, match=r"t10k-labels-idx1-ubyte\.gz from any mirror.*expected 5120\)"):
+        _fetch(folder, "kmnist")
     assert not (dataset_dir("kmnist") / "t10k-labels-idx1-ubyte.gz").exists()
 
 
