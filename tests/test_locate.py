@@ -164,6 +164,31 @@ def test_a_pencil_digit_beside_black_print_is_found(label, words):
     assert correlation(to_mnist(finish(page)), to_mnist(finish(pencil_digit()))) >= MIN_CORRELATION
 
 
+def test_pieces_joined_by_a_faded_stroke_on_a_clean_page_are_one_digit():
+    """Two thick arcs far apart, joined by a thin stretch that is under the ink's threshold but over the
+    paper's noise: one digit, with the stretch as its faded stroke (before: only the bigger arc)."""
+    mask = np.zeros((120, 120), dtype=bool)
+    mask[30:80, 20:28] = True  # the left arc, thick
+    mask[30:75, 90:98] = True  # the right arc, far beyond the gap that joins a broken stroke
+    faint = mask.copy()
+    faint[30:32, 28:90] = True  # the top: a faded stretch between them
+    darkness = np.where(mask, 150.0, np.where(faint, 60.0, 0.0)).astype(np.float32)
+    found = locate_module.find_digit(mask, "arcs.png", faint, darkness)
+    assert found.digit[50, 24] and found.digit[50, 94]
+    assert found.faded is not None and found.faded[31, 60] and not found.faded[50, 60]
+    # On a ruled page the same stretch may be a rule's remnant: nothing is joined through faint marks there.
+    faint[100:102, :] = True
+    assert locate_module.find_digit(mask, "arcs.png", faint, darkness).faded is None
+
+
+def test_a_fast_pens_six_keeps_its_faded_stretch():
+    """A sloppy "6" whose thin stretch faded under the threshold was read as a 5 (confidence 0.47)."""
+    image = wild.sloppy(handwritten_digit(6), np.random.default_rng([91, 6, 7]))
+    pixels = to_mnist(np.asarray(image.convert("L"), dtype=np.float32))
+    registry = Registry()
+    assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 6
+
+
 def test_a_small_wide_zero_is_a_digit_not_a_printed_word():
     page = sheet(133, 155)
     rows, cols = np.mgrid[:133, :155]

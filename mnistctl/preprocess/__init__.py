@@ -157,7 +157,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # The clutter (a black bar, dark ruling lines) may have set the ink levels: measure them again without it.
     top, bottom, left, right = found.box
     reach = max(2, round(0.04 * max(bottom - top, right - left)))
-    near_digit = _grown(found.digit, reach)
+    near_digit = _grown(found.digit if found.faded is None else found.digit | found.faded, reach)
     # Clutter beside or across the digit (a ruling line through it, a period) is not the digit's ink.
     clutter = _grown(found.clutter, 1) & ~found.digit
     near_digit &= ~clutter

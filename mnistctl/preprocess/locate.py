@@ -75,6 +75,9 @@ _JOIN_GAP = 0.5
 _JOIN_STROKES = 2.5
 # A printed-thin straight line lighter than this share of the darkest other shape's ink is not the pen.
 _PRINTED_INK = 0.8
+# On a page without lines, faint pixels in one piece with the digit, at least this share of its mean
+# darkness, are its faded strokes.
+_FADED_SHARE = 0.3
 # Fragments joining a digit are drawn with at least this share of its mean darkness.
 _SAME_INK = 0.5
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
@@ -219,12 +222,14 @@ def _ramps(lengths: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Located:
-    """The digit's pixels (``digit``), its box (top, bottom, left, right; half-open), and the clutter
-    that was set aside (``clutter``: pixels of lines, bars, specks, text and other shapes)."""
+    """The digit's pixels (``digit``), its box (top, bottom, left, right; half-open), the clutter that was
+    set aside (``clutter``: pixels of lines, bars, specks, text and other shapes), and the digit's strokes
+    that faded under the ink's threshold (``faded``; None where none were looked for)."""
 
     digit: np.ndarray
     box: tuple[int, int, int, int]
     clutter: np.ndarray
+    faded: np.ndarray | None = None
 
 
 def find_digit(
@@ -258,7 +263,10 @@ def find_digit(
         across |= bars & ~unbarred.any(axis=1, keepdims=True)
         down |= bars & ~unbarred.any(axis=0, keepdims=True)
     try:
-        return _choose(mask, strokes, lines, (across, down), name, darkness, tiny, paper)
+        found = _choose(mask, strokes, lines, (across, down), name, darkness, tiny, paper)
+        if tiny or faint is None or darkness is None or (across | down).any() or painted is not None:
+            return found
+        return _with_faded_strokes(found, strokes, faint, darkness)
     except NoDigitError:
         # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
         # digit, an upright one in the middle third of the width is read as the stroke it may be.
@@ -272,6 +280,23 @@ def find_digit(
         centred[:, width // 3 : width - width // 3] = middle
         upright_removed = (across, down & ~centred)
         return _choose(mask, strokes | centred, lines & ~centred, upright_removed, name, darkness, tiny, paper)
+
+
+def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, darkness: np.ndarray) -> Located:
+    """``found`` with the strokes that join its pieces below the ink's threshold: on a page with no lines or
+    bars, a fast pen's thin stretches (the top of a wide "0") fade under the threshold and leave only the
+    thick parts, but they stay above the paper's noise, in one piece with the rest. The pieces so joined
+    become part of the digit (``strokes``: the ink over the threshold), the faded stretches its ``faded``."""
+    shapes = _Components(faint | found.digit)
+    labels = shapes.labels()
+    touched = np.zeros(shapes.count, dtype=bool)
+    touched[labels[found.digit]] = True
+    joined = shapes.mask_of(touched)
+    digit = found.digit | (joined & strokes)
+    faded = joined & ~digit & (darkness >= _FADED_SHARE * float(darkness[found.digit].mean()))
+    rows, cols = np.nonzero(digit)
+    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+    return Located(digit, box, found.clutter & ~digit & ~faded, faded)
 
 
 def _choose(
