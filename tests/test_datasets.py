@@ -131,6 +131,28 @@ def test_qmnist_downloads_and_loads_the_class_column_of_its_label_tables(qmnist_
     assert np.array_equal(labels, make_dataset(train=120, test=60, seed=5)["y_test"])
 
 
+def test_unpinned_content_replacing_official_qmnist_is_refused_as_unverifiable(
+    qmnist_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Only QMNIST's .gz bytes are pinned: the same digits, uncompressed, cannot be told official."""
+    import gzip
+
+    from mnistctl.data.importer import import_dataset
+
+    entry = dataset_spec.DATASETS["qmnist"]
+    unpinned = tuple(replace(spec, content_sha256=None) for spec in entry.files)
+    monkeypatch.setitem(dataset_spec.DATASETS, "qmnist", replace(entry, files=unpinned))
+    assert all(item.record.official for item in import_dataset(qmnist_mirror, dataset="qmnist").files)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for spec in unpinned:
+        (plain / spec.idx_name).write_bytes(gzip.decompress((qmnist_mirror / spec.name).read_bytes()))
+    with pytest.raises(UsageError, match="cannot be verified as the same"):
+        import_dataset(plain, dataset="qmnist")
+    forced = import_dataset(plain, dataset="qmnist", force=True)
+    assert not any(item.record.official for item in forced.files)
+
+
 def test_a_kmnist_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     folder = _pinned_mirror(tmp_path / "kmnist-mirror", monkeypatch, "kmnist", make_dataset(60, 30, seed=2))
     # The real KMNIST checksums stay pinned for one file: the generated stand-in must fail them.
@@ -181,8 +203,13 @@ def test_an_mnist_model_is_scored_on_qmnist_without_any_dataset(tmp_path: Path, 
     assert document["dataset"] == "qmnist" and document["images"] == 70
     evaluations = json.loads(run_cli("models", "show", "mlp:1", "--json").stdout)["evaluations"]
     assert [e["images"] for e in evaluations if e["split"] == "qmnist:test"] == [70]
-    shown = run_cli("inspect", "-m", "mlp:1", "--random", "3", "--dataset", "qmnist", "--json")
+    # inspect shows QMNIST's 70 test digits, not the model's own MNIST test set (100 here).
+    shown = run_cli("inspect", "-m", "mlp:1", "--random", "100", "--dataset", "qmnist", "--json")
     assert shown.returncode == 0, shown.stderr.decode()
+    document = json.loads(shown.stdout)
+    assert document["dataset"] == "qmnist" and len(document["digits"]) == 70
+    confusion = json.loads(run_cli("inspect", "-m", "mlp:1", "--confusion", "--dataset", "qmnist", "--json").stdout)
+    assert sum(map(sum, confusion["confusion"])) == 70
     kmnist = run_cli("evaluate", "-m", "mlp:1", "--dataset", "kmnist")
     assert kmnist.returncode == 2 and b"trained on MNIST, not KMNIST" in kmnist.stderr
 

@@ -143,6 +143,23 @@ def test_a_rule_beside_a_parallel_rule_is_no_sevens_bar(label):
     assert _matches_the_digit_alone(page, label, 40, 60, 16)
 
 
+def test_a_thin_sevens_bar_over_a_baseline_is_still_its_bar():
+    """The other side of the test above: a 7 whose stem rests on a baseline is no parallel rule beside its bar
+    (the stem and the baseline together are as long as the bar, but they run along it only where they meet)."""
+
+    def seven(page: np.ndarray) -> np.ndarray:
+        page[29:31, 40:130] = INK  # the bar, 2 px: as straight and as long as a free-standing rule
+        rows = np.arange(31, 101)
+        cols = np.round(130 - (rows - 31) * 35 / 70).astype(int)
+        page[rows, cols] = INK
+        page[rows, cols + 1] = INK  # the stem, down to the baseline
+        return page
+
+    page = seven(sheet())
+    page[101:103, :] = 100.0  # a ruled baseline under it, edge to edge
+    assert correlation(to_mnist(finish(page)), to_mnist(finish(seven(sheet())))) >= MIN_CORRELATION
+
+
 @pytest.mark.parametrize("label", [3, 6])
 @pytest.mark.parametrize("words", ["Fødselsdag", "Stilling", "Trykt for"])
 def test_a_pencil_digit_beside_black_print_is_found(label, words):
@@ -165,20 +182,38 @@ def test_a_pencil_digit_beside_black_print_is_found(label, words):
 
 
 def test_pieces_joined_by_a_faded_stroke_on_a_clean_page_are_one_digit():
-    """Two thick arcs far apart, joined by a thin stretch that is under the ink's threshold but over the
-    paper's noise: one digit, with the stretch as its faded stroke (before: only the bigger arc)."""
+    """A digit's two thick pieces, joined by a thin stretch under the ink's threshold but over the paper's
+    noise, are one digit with the stretch as its faded stroke (before: only the bigger piece)."""
     mask = np.zeros((120, 120), dtype=bool)
-    mask[30:80, 20:28] = True  # the left arc, thick
-    mask[30:75, 90:98] = True  # the right arc, far beyond the gap that joins a broken stroke
+    mask[30:80, 40:48] = True  # the bigger piece
+    mask[30:60, 62:70] = True  # the smaller one, beyond the gap that joins a broken stroke
     faint = mask.copy()
-    faint[30:32, 28:90] = True  # the top: a faded stretch between them
-    darkness = np.where(mask, 150.0, np.where(faint, 60.0, 0.0)).astype(np.float32)
-    found = locate_module.find_digit(mask, "arcs.png", faint, darkness)
-    assert found.digit[50, 24] and found.digit[50, 94]
-    assert found.faded is not None and found.faded[31, 60] and not found.faded[50, 60]
+    faint[30:32, 48:62] = True  # the faded stretch between them
+    darkness = np.where(mask, 150.0, np.where(faint, 90.0, 0.0)).astype(np.float32)
+    found = locate_module.find_digit(mask, "pieces.png", faint, darkness)
+    assert found.digit[50, 44] and found.digit[40, 66]
+    assert found.faded is not None and found.faded[31, 55] and not found.faded[50, 55]
     # On a ruled page the same stretch may be a rule's remnant: nothing is joined through faint marks there.
-    faint[100:102, :] = True
-    assert locate_module.find_digit(mask, "arcs.png", faint, darkness).faded is None
+    ruled = faint.copy()
+    ruled[100:102, :] = True
+    assert locate_module.find_digit(mask, "pieces.png", ruled, darkness).faded is None
+
+
+def test_a_smear_or_a_stain_joins_nothing_to_the_digit():
+    """What the faded strokes must not bring in: a dark mark far away, reached by a smear as dark as a faded
+    stroke (the digit's box would more than grow by half), and a stain lighter than the pen's faded strokes."""
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[30:80, 40:48] = True  # the digit
+    mask[40:70, 98:106] = True  # a dark mark, 50 px away
+    faint = mask.copy()
+    faint[50:53, 48:98] = True  # a smear from one to the other (too short to be a rule)
+    faint[60:100, 20:40] = True  # and a light stain beside the digit
+    darkness = np.where(mask, 150.0, 0.0).astype(np.float32)
+    darkness[50:53, 48:98] = 90.0
+    darkness[60:100, 20:40] = 45.0  # under 0.4 of the pen's darkness
+    found = locate_module.find_digit(mask, "smear.png", faint, darkness)
+    assert found.digit[50, 44] and not found.digit[50, 102]
+    assert found.faded is not None and not found.faded[70, 30]
 
 
 def test_a_fast_pens_six_keeps_its_faded_stretch():

@@ -138,9 +138,10 @@ def inspect(
     elif mode == "history":
         _show_history(registry, version, save, json_output)
     elif mode == "confusion":
-        _show_confusion(version, save, json_output)
+        _show_confusion(version, save, json_output, dataset or version.dataset)
     else:
-        _show_predictions(registry, version, mode, modes[mode] or 0, seed, save, json_output)
+        shown = dataset or version.dataset  # another data set of the same task (QMNIST for MNIST), or its own
+        _show_predictions(registry, version, mode, modes[mode] or 0, seed, save, json_output, shown)
 
 
 def _show_predictions(
@@ -151,13 +152,14 @@ def _show_predictions(
     seed: int | None,
     save: Path | None,
     as_json: bool,
+    dataset: str,
 ) -> None:
     import numpy as np
 
     from mnistctl.data.loader import load
     from mnistctl.inference import Predictor
 
-    images, labels = load("test", dataset=version.dataset)
+    images, labels = load("test", dataset=dataset)
     probabilities = Predictor(registry, version).predict(images)
     predicted = probabilities.argmax(axis=1)
     if mode == "wrong":
@@ -185,9 +187,8 @@ def _show_predictions(
             record |= {"label_name": names[record["label"]], "predicted_name": names[record["predicted"]]}
     titles = [f"Predicted {version.label(r['predicted'])}, Class {version.label(r['label'])}" for r in records]
     colours = ["red" if r["predicted"] != r["label"] and mode == "random" else "black" for r in records]
-    _output_grid(
-        images[picked], titles, colours, save, as_json, {"model": version.ref, "mode": mode, "digits": records}
-    )
+    document = {"model": version.ref, "mode": mode, "dataset": dataset, "digits": records}
+    _output_grid(images[picked], titles, colours, save, as_json, document)
 
 
 def _show_samples(count: int, seed: int | None, save: Path | None, as_json: bool, dataset: str) -> None:
@@ -234,10 +235,10 @@ def _output_grid(
         console.print(digit_gallery(images, titles, colour=uses_colour(console), columns=columns))
 
 
-def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool) -> None:
+def _show_confusion(version: "ModelVersion", save: Path | None, as_json: bool, dataset: str) -> None:
     from mnistctl.evaluation import evaluate_version
 
-    report = evaluate_version(version.ref, "test", record=False)
+    report = evaluate_version(version.ref, "test", record=False, dataset=dataset)
     matrix = report.result.confusion
     names = version.class_names
     if save is not None:

@@ -109,9 +109,12 @@ def _refuse_to_replace_official(
         if not payload.official and record is not None and record.official and (folder / record.name).is_file():
             replaced.append(payload.spec.name)
     if replaced:
+        table = dataset_spec.get_dataset(dataset)
+        # Where only the .gz bytes are pinned, other bytes may hold the same digits: no checksum can tell.
+        unverifiable = any(spec.content_sha256 is None for spec in table.files)
+        how = "cannot be verified as the same" if unverifiable else "differs from it"
         raise UsageError(
-            f"{folder} holds the official {dataset_spec.get_dataset(dataset).title} and {source} differs from it"
-            f" ({', '.join(replaced)})",
+            f"{folder} holds the official {table.title} and {source} {how} ({', '.join(replaced)})",
             hint="pass --force to replace the official files with this unofficial copy",
         )
 

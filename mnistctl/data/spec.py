@@ -36,7 +36,7 @@ class DataFile:
 
     @property
     def idx_name(self) -> str:
-        """The uncompressed file name (``...-ubyte``)."""
+        """The uncompressed file name (``...-ubyte``; QMNIST's labels ``...-int``)."""
         return self.name.removesuffix(".gz")
 
 

@@ -195,11 +195,12 @@ def _under_the_print(
     darkness: np.ndarray,
     painted: np.ndarray | None,
 ) -> Located:
-    """The digit drawn in lighter ink than the clutter, when every shape over the ink's threshold (``strokes``)
-    was refused as print or a rule's stub: black print can set the threshold above a pencil's whole digit. Looks again
-    at the ``lighter`` ink (half as dark as the threshold), and takes a digit only if it lies clear of the
-    strokes refused (the fringe of print, seen at a lower threshold, is print too; the clutter is then measured
-    out of the ink's levels). Raises ``NoDigitError`` when there is none."""
+    """The digit drawn in lighter ink than the clutter, when every shape over the ink's threshold
+    (``strokes``) was refused as print or a rule's stub: black print can set the threshold above a pencil's
+    whole digit. Looks again at the ``lighter`` ink (over half-way from the paper's noise to the threshold),
+    and takes a digit only if it lies clear of the strokes refused (the fringe of print, seen at a lower
+    threshold, is print too; the clutter is then measured out of the ink's levels). Raises
+    ``NoDigitError`` when there is none."""
     refused = NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
     fainter = hysteresis(lighter, faint)
     if not (fainter & ~strokes).any():

@@ -76,8 +76,10 @@ _JOIN_STROKES = 2.5
 # A printed-thin straight line lighter than this share of the darkest other shape's ink is not the pen.
 _PRINTED_INK = 0.8
 # On a page without lines, faint pixels in one piece with the digit, at least this share of its mean
-# darkness, are its faded strokes.
-_FADED_SHARE = 0.3
+# darkness, are its faded strokes (a stain or a smear of a third of the pen's darkness is not)...
+_FADED_SHARE = 0.4
+# ...and pieces they join to it may make its box grow by at most this share of its size.
+_FADED_GROWTH = 0.5
 # Fragments joining a digit are drawn with at least this share of its mean darkness.
 _SAME_INK = 0.5
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
@@ -284,18 +286,42 @@ def find_digit(
 
 def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, darkness: np.ndarray) -> Located:
     """``found`` with the strokes that join its pieces below the ink's threshold: on a page with no lines or
-    bars, a fast pen's thin stretches (the top of a wide "0") fade under the threshold and leave only the
-    thick parts, but they stay above the paper's noise, in one piece with the rest. The pieces so joined
-    become part of the digit (``strokes``: the ink over the threshold), the faded stretches its ``faded``."""
-    shapes = _Components(faint | found.digit)
-    labels = shapes.labels()
+    bars, a fast pen's thin stretches fade under the threshold and leave only the thick parts, but they stay
+    in one piece with the rest, in ink at least ``_FADED_SHARE`` of the digit's (lighter smears and stains
+    join nothing). Pieces over the threshold joined that way become part of the digit if drawn in its ink
+    and if they keep it digit-shaped; the faded stretches between are its ``faded``."""
+    top, bottom, left, right = found.box
+    size = max(bottom - top, right - left)
+    # Nothing may grow the box by more than half its size: look only that far around it (a photo is big).
+    reach = int(_FADED_GROWTH * size)
+    window = (slice(max(0, top - reach), bottom + reach), slice(max(0, left - reach), right + reach))
+    origin = np.array([window[0].start, window[0].start, window[1].start, window[1].start])
+    own, ink, shade = found.digit[window], strokes[window], darkness[window]
+    pen = float(shade[own].mean())
+    shapes = _Components(own | (faint[window] & (shade >= _FADED_SHARE * pen)))
     touched = np.zeros(shapes.count, dtype=bool)
-    touched[labels[found.digit]] = True
+    touched[shapes.labels()[own]] = True
     joined = shapes.mask_of(touched)
-    digit = found.digit | (joined & strokes)
-    faded = joined & ~digit & (darkness >= _FADED_SHARE * float(darkness[found.digit].mean()))
+    pieces = _Components(joined & ink & ~own)
+    top, bottom, left, right = np.array(found.box) - origin
+    new_top, new_bottom = np.minimum(top, pieces.top), np.maximum(bottom, pieces.bottom)
+    new_left, new_right = np.minimum(left, pieces.left), np.maximum(right, pieces.right)
+    grows = np.maximum(new_bottom - new_top - (bottom - top), new_right - new_left - (right - left))
+    keep = (
+        (pieces.total(shade) >= _SAME_INK * pen * pieces.area)
+        & (new_right - new_left <= _MAX_ASPECT * (new_bottom - new_top))
+        & (grows <= _FADED_GROWTH * size)
+    )
+    digit = found.digit.copy()
+    digit[window] |= pieces.mask_of(keep)
     rows, cols = np.nonzero(digit)
     box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+    # The faded stretches: what joins the digit's own pieces, inside its box.
+    faded = np.zeros_like(digit)
+    faded[window] = joined & ~ink
+    inside = np.zeros_like(digit)
+    inside[box[0] : box[1], box[2] : box[3]] = True
+    faded &= inside
     return Located(digit, box, found.clutter & ~digit & ~faded, faded)
 
 
@@ -529,11 +555,24 @@ def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int) -> bool:
         reach = np.maximum(top - shapes.top[touching], shapes.bottom[touching] - bottom)
         # A ruling line of the other direction meeting this one at a corner runs on to the image's edge...
         reach[(shapes.top[touching] == 0) | (shapes.bottom[touching] == ink.shape[0])] = 0
-        # ...and a parallel rule at least as long, touching this one's end, is no stem either.
-        reach[shapes.right[touching] - shapes.left[touching] >= span] = 0
+        # ...and a parallel rule at least as long beside this one, touching its end, is no stem either.
+        reach[_length_beside(labels, touching, top, bottom) >= span] = 0
         if (reach >= least).any():
             return True
     return False
+
+
+def _length_beside(labels: np.ndarray, touching: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """How far each shape of ``touching`` runs along a line's band (rows ``top:bottom`` of ``labels``), counting
+    only its pixels within three rows of the band: a parallel rule runs along it there, a 7's stem leaves it."""
+    near = labels[max(0, top - 3) : bottom + 3]
+    columns = np.nonzero(near >= 0)[1]
+    owners = near[near >= 0]
+    lengths = np.zeros(len(touching), dtype=np.int64)
+    for position, shape in enumerate(touching):
+        mine = columns[owners == shape]
+        lengths[position] = int(mine.max() - mine.min() + 1) if mine.size else 0
+    return lengths
 
 
 def _remnants(shapes: _Components, removed: tuple[np.ndarray, np.ndarray], stroke: float) -> np.ndarray:
