@@ -198,8 +198,7 @@ def _report(result: "DatasetResult", json_output: bool) -> None:
     table = get_dataset(result.dataset)
     title = table.title
     unofficial = [item.record.name for item in result.files if not item.record.official]
-    if unofficial and any(spec.content_sha256 is None for spec in table.files):
-        # Only the .gz bytes are pinned: re-encoded data may hold the same digits, but no checksum can say so.
+    if unofficial and not table.content_pinned:
         hint(f"note: {', '.join(unofficial)} are not the official {title} .gz files (only those can be verified)")
     elif unofficial:
         hint(f"note: {', '.join(unofficial)} differ from the official {title}; results will not match published ones")

@@ -133,14 +133,14 @@ def inspect(
             hint=f'drop --dataset, or score it anyway with "mnistctl evaluate --dataset {dataset} --any-dataset"',
         )
     announce_model(version.ref)
+    shown = dataset or version.dataset  # another data set of the same task (QMNIST for MNIST), or its own
     if mode == "summary":
         _show_summary(version, json_output)
     elif mode == "history":
         _show_history(registry, version, save, json_output)
     elif mode == "confusion":
-        _show_confusion(version, save, json_output, dataset or version.dataset)
+        _show_confusion(version, save, json_output, shown)
     else:
-        shown = dataset or version.dataset  # another data set of the same task (QMNIST for MNIST), or its own
         _show_predictions(registry, version, mode, modes[mode] or 0, seed, save, json_output, shown)
 
 

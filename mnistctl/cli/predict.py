@@ -2,16 +2,13 @@
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from mnistctl.cli._output import announce_model, print_json, printable, stdout_console
 from mnistctl.cli.evaluate import ModelOption
 from mnistctl.data.folder import IMAGE_SUFFIXES, files_below
-
-if TYPE_CHECKING:
-    pass
 
 GLOB_CHARS = set("*?[")
 

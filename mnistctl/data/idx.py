@@ -186,17 +186,13 @@ def check_images(images: np.ndarray, what: str) -> np.ndarray:
     return images
 
 
-def class_column(labels: np.ndarray, column: int | None, what: str) -> np.ndarray:
-    """The class of each item: ``labels`` itself, or, for a label table (QMNIST's 8 columns), its ``column``."""
-    if column is None or labels.ndim != 2:
-        return labels  # a plain vector (any data set may be imported with one); check_labels judges the rest
-    if labels.shape[1] <= column:
-        raise InvalidDataError(f"{what}: a label table needs a column {column}, got shape {labels.shape}")
-    return labels[:, column]
-
-
-def check_labels(labels: np.ndarray, what: str) -> np.ndarray:
-    """Require a 1-D array of integer labels in 0..9, returned as uint8."""
+def check_labels(labels: np.ndarray, what: str, column: int | None = None) -> np.ndarray:
+    """Require a 1-D array of integer labels in 0..9, returned as uint8. With ``column``, a label table (QMNIST's
+    8 columns per item) is accepted too, and its ``column`` holds the class (a plain vector still may)."""
+    if column is not None and labels.ndim == 2:
+        if labels.shape[1] <= column:
+            raise InvalidDataError(f"{what}: a label table needs a column {column}, got shape {labels.shape}")
+        labels = labels[:, column]
     if labels.ndim != 1:
         raise InvalidDataError(f"{what}: expected a 1-D label vector, got shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):

@@ -25,15 +25,7 @@ import numpy as np
 
 from mnistctl.data import spec as dataset_spec
 from mnistctl.data.download import DatasetResult, FileResult
-from mnistctl.data.idx import (
-    check_images,
-    check_labels,
-    check_pair,
-    class_column,
-    idx_body,
-    idx_header,
-    read_idx_file,
-)
+from mnistctl.data.idx import check_images, check_labels, check_pair, idx_body, idx_header, read_idx_file
 from mnistctl.data.manifest import FileRecord, folder_lock, read_manifest, write_manifest
 from mnistctl.data.spec import DATASET_NAME, IMAGE_SIDE, MAX_IMAGES, SPLITS, DataFile, file_for
 from mnistctl.errors import InvalidDataError, UsageError
@@ -110,9 +102,7 @@ def _refuse_to_replace_official(
             replaced.append(payload.spec.name)
     if replaced:
         table = dataset_spec.get_dataset(dataset)
-        # Where only the .gz bytes are pinned, other bytes may hold the same digits: no checksum can tell.
-        unverifiable = any(spec.content_sha256 is None for spec in table.files)
-        how = "cannot be verified as the same" if unverifiable else "differs from it"
+        how = "differs from it" if table.content_pinned else "cannot be verified as the same"
         raise UsageError(
             f"{folder} holds the official {table.title} and {source} {how} ({', '.join(replaced)})",
             hint="pass --force to replace the official files with this unofficial copy",
@@ -185,8 +175,7 @@ def _write_gzipped_idx(out: BinaryIO, array: np.ndarray | None) -> None:
 
 def _validated(split: str, images: np.ndarray, labels: np.ndarray, what: str, dataset: str = DATASET_NAME) -> None:
     check_images(images, f"{what} {split} images")
-    column = file_for(split, "labels", dataset).label_column
-    classes = check_labels(class_column(labels, column, f"{what} {split} labels"), f"{what} {split} labels")
+    classes = check_labels(labels, f"{what} {split} labels", file_for(split, "labels", dataset).label_column)
     check_pair(images, classes, f"{what} {split}")
 
 

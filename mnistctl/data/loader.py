@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistctl.data import spec as dataset_spec
-from mnistctl.data.idx import check_images, check_labels, check_pair, class_column, read_idx_file
+from mnistctl.data.idx import check_images, check_labels, check_pair, read_idx_file
 from mnistctl.data.manifest import read_manifest
 from mnistctl.data.spec import DATASET_NAME, SPLITS, file_for
 from mnistctl.errors import DataMissingError, InvalidDataError, UsageError
@@ -60,7 +60,7 @@ def load(
     images = _read_verified(_verified_path(folder, file_for(split, "images", dataset).name, dataset))
     labels = _read_verified(_verified_path(folder, label_spec.name, dataset))
     check_images(images, f"{split} images")
-    labels = check_labels(class_column(labels, label_spec.label_column, f"{split} labels"), f"{split} labels")
+    labels = check_labels(labels, f"{split} labels", label_spec.label_column)
     check_pair(images, labels, split)
     return images, labels
 

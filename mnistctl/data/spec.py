@@ -236,6 +236,12 @@ class Dataset:
     task: str = ""
 
     @property
+    def content_pinned(self) -> bool:
+        """Whether the uncompressed content of every file is pinned: otherwise only the official ``.gz`` bytes
+        can be told official (KMNIST, QMNIST), and other bytes may hold the same data without a way to tell."""
+        return all(spec.content_sha256 is not None for spec in self.files)
+
+    @property
     def task_name(self) -> str:
         """What its labels mean: the task it shares with other data sets, or its own name."""
         return self.task or self.name

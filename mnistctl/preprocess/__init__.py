@@ -130,8 +130,8 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
         # The scanner bed's dark edge is wider than a stroke, so the paper estimate would take it for
         # shadowed paper and leave its rim as ink: paint it over with paper before anything else.
         bars = bar_region(work < _BAR_DARKNESS * paper_tone)
-        painted = bars if bars.any() else None
         if bars.any():
+            painted = bars
             work = np.where(bars, np.uint8(min(255, round(paper_tone))), work)
     # A small image whose whole border is one tone is a scan or a drawing, not a photo with uneven light; nor
     # is a tiny bitmap, whatever its border (a bold stroke stretched to fill it may cover most of the border).

@@ -266,9 +266,6 @@ def find_digit(
         down |= bars & ~unbarred.any(axis=0, keepdims=True)
     try:
         found = _choose(mask, strokes, lines, (across, down), name, darkness, tiny, paper)
-        if tiny or faint is None or darkness is None or (across | down).any() or painted is not None:
-            return found
-        return _with_faded_strokes(found, strokes, faint, darkness)
     except NoDigitError:
         # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
         # digit, an upright one in the middle third of the width is read as the stroke it may be.
@@ -282,6 +279,9 @@ def find_digit(
         centred[:, width // 3 : width - width // 3] = middle
         upright_removed = (across, down & ~centred)
         return _choose(mask, strokes | centred, lines & ~centred, upright_removed, name, darkness, tiny, paper)
+    if tiny or faint is None or darkness is None or (across | down).any() or painted is not None:
+        return found
+    return _with_faded_strokes(found, strokes, faint, darkness)
 
 
 def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, darkness: np.ndarray) -> Located:
