@@ -20,7 +20,14 @@ import numpy as np
 
 from mnistctl.errors import MnistctlError
 from mnistctl.preprocess.decode import MAX_PIXELS, InvalidImageError, NoDigitError, load_gray
-from mnistctl.preprocess.locate import AllRefusedError, Located, bar_region, find_digit, hysteresis
+from mnistctl.preprocess.locate import (
+    AllRefusedError,
+    Located,
+    bar_region,
+    find_digit,
+    hysteresis,
+    stacked_pieces,
+)
 from mnistctl.preprocess.normalize import (
     CENTRE,
     DIGIT_BOX,
@@ -68,6 +75,10 @@ _MIN_DARKNESS = 0.2
 # this many pixels from the ink above it, which was all print, rules or specks.
 _FRINGE = 2
 _FRINGE_SHARE = 0.5
+# ...unless lighter ink joins pieces of at least _PIECE_PX pixels, one above another, into one digit, its box
+# at most _COMPLETES times theirs each way.
+_PIECE_PX = 4
+_COMPLETES = 1.5
 # Below this many images a process pool costs more than it saves.
 _PARALLEL_FROM = 64
 
@@ -206,9 +217,24 @@ def _under_the_print(
     if not (fainter & ~strokes).any():
         raise refused
     found = find_digit(fainter, name, faint, darkness, painted)
-    if (found.digit & _grown(strokes, _FRINGE)).sum() > _FRINGE_SHARE * found.digit.sum():
+    if (found.digit & _grown(strokes, _FRINGE)).sum() > _FRINGE_SHARE * found.digit.sum() and not _completes(
+        found, strokes
+    ):
         raise refused
     return found
+
+
+def _completes(found: Located, strokes: np.ndarray) -> bool:
+    """Whether the lighter ink of ``found`` joins refused ``strokes`` lying one above the other into one digit,
+    staying about their size: a digit whose faint stretch broke it into pieces, each refused as a word or a
+    stub (a 2's arc over its foot). Letters stand side by side, and a stub or a word that lighter ink runs
+    on from into the paper's noise grows far past what was refused."""
+    if not stacked_pieces(strokes & found.digit, _PIECE_PX):
+        return False
+    rows, cols = np.nonzero(strokes & _grown(found.digit, _FRINGE))
+    top, bottom, left, right = found.box
+    seen_tall, seen_wide = rows.max() + 1 - rows.min(), cols.max() + 1 - cols.min()
+    return bottom - top <= _COMPLETES * seen_tall and right - left <= _COMPLETES * seen_wide
 
 
 def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistctl.preprocess.decode import NoDigitError
-from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, sliding_rows
+from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, sliding, sliding_rows
 
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
 _BAR_FILL = 0.6
@@ -113,6 +113,8 @@ _WORD_FILL = 0.6
 # ...and at least this share of its width and of its height.
 _LOOP_SPAN = 0.35
 _LOOP_STROKES = 2
+# ...closed across a gap of up to twice this many pixels.
+_LOOP_GAP = 3
 # A round filled dot at most this share of a shape's height beside it is a period, not a letter.
 _PERIOD_SHARE = 0.6
 _PERIOD_FILL = 0.5
@@ -393,6 +395,20 @@ def hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
     return shapes.mask_of(shapes.total(strong) > 0)
 
 
+def stacked_pieces(mask: np.ndarray, least: int) -> bool:
+    """Whether ``mask`` holds two separate shapes of at least ``least`` pixels one above the other (sharing
+    half the narrower one's columns), as the pieces of a digit broken across its waist are."""
+    shapes = _Components(mask)
+    big = np.flatnonzero(shapes.area >= least)
+    for position, one in enumerate(big):
+        for other in big[position + 1 :]:
+            shared = min(shapes.right[one], shapes.right[other]) - max(shapes.left[one], shapes.left[other])
+            narrower = min(shapes.right[one] - shapes.left[one], shapes.right[other] - shapes.left[other])
+            if shared >= 0.5 * narrower:
+                return True
+    return False
+
+
 def bar_region(mask: np.ndarray) -> np.ndarray:
     """The bars along the edges of ``mask`` (ink pixels): rows (columns) that are mostly ink, starting at an
     edge, and everything between them and the edge."""
@@ -495,10 +511,16 @@ def _without_lines(
         stroke_over = _runs_at_least(ink.T, int(np.ceil(thickness[is_line].max())) + 2).T & line_pixels
         if darkness is not None:
             # A pen stroke drawn along a light printed line is much darker than the rest of the line.
+            # Each line against its own ink (a darker rule beside a lighter one is not a pen stroke along it);
+            # a light line mostly under the ink's threshold, against all of it, or the pen would be its ink.
             shade = darkness.T if transposed else darkness
-            strong = line_pixels & ink
-            typical = np.median(shade[strong]) if strong.any() else 0.0
-            stroke_over |= line_pixels & ink & (shade > _INK_ON_LINE * max(float(typical), 1.0))
+            owners = lines.labels()
+            for index in np.flatnonzero(is_line):
+                on_line = line_pixels & (owners == index)
+                inked = on_line & ink
+                typical_of = inked if inked.sum() >= 0.5 * span[index] else on_line
+                typical = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
+                stroke_over |= inked & (shade > _INK_ON_LINE * max(typical, 1.0))
         removed = (line_pixels & ~stroke_over).T if transposed else line_pixels & ~stroke_over
         kept &= ~removed
         found[transposed] |= removed
@@ -671,13 +693,31 @@ def _looks_like_a_word(box: np.ndarray) -> bool:
         return False
     if across > _LOOP_STROKES:
         return True
-    paper = _Components(~box)
-    enclosed = (paper.top > 0) & (paper.left > 0) & (paper.bottom < box.shape[0]) & (paper.right < box.shape[1])
-    # A "0"'s counter spans most of it; an "o" or "a" in a word spans one letter of several.
-    spans = (paper.right - paper.left >= _LOOP_SPAN * box.shape[1]) & (
-        paper.bottom - paper.top >= _LOOP_SPAN * box.shape[0]
+    # A hand-written "0" is often left open at the top, or its faint join fell under the threshold: a loop
+    # closed across a gap of a few pixels counts (letters stand closer, but their counters are small).
+    return not any(_has_loop(box, reach) for reach in range(_LOOP_GAP + 1))
+
+
+def _has_loop(box: np.ndarray, reach: int) -> bool:
+    """Whether ``box`` (ink pixels), its strokes grown by ``reach`` pixels to close the gaps in them, encloses
+    paper that spans most of it, as a "0"'s counter does (measured at its size before the strokes grew);
+    an "o" or "a" in a word spans one letter of several."""
+    grown = np.pad(box, reach).view(np.uint8)
+    if reach:
+        grown = sliding(grown, 2 * reach + 1, np.maximum)
+    paper = _Components(~grown.astype(bool))
+    height, width = grown.shape
+    enclosed = (paper.top > 0) & (paper.left > 0) & (paper.bottom < height) & (paper.right < width)
+    if not enclosed.any():
+        return False
+    counters = paper.mask_of(enclosed).view(np.uint8)
+    if reach:
+        counters = sliding(counters, 2 * reach + 1, np.maximum)
+    counters = _Components(counters.astype(bool)[reach : height - reach, reach : width - reach] & ~box)
+    spans = (counters.right - counters.left >= _LOOP_SPAN * box.shape[1]) & (
+        counters.bottom - counters.top >= _LOOP_SPAN * box.shape[0]
     )
-    return not (enclosed & spans & (paper.area >= _LOOP_HOLE * box.size)).any()
+    return bool((spans & (counters.area >= _LOOP_HOLE * box.size)).any())
 
 
 def _round_dots(shapes: _Components, size: float) -> np.ndarray:
