@@ -183,7 +183,8 @@ def test_a_pencil_digit_beside_black_print_is_found(label, words):
 
 def test_pieces_joined_by_a_faded_stroke_on_a_clean_page_are_one_digit():
     """A digit's two thick pieces, joined by a thin stretch under the ink's threshold but over the paper's
-    noise, are one digit with the stretch as its faded stroke (before: only the bigger piece)."""
+    noise, are one digit with the stretch as its faded stroke (before: only the bigger piece), on a ruled page
+    too (before: only on a page without lines)."""
     mask = np.zeros((120, 120), dtype=bool)
     mask[30:80, 40:48] = True  # the bigger piece
     mask[30:60, 62:70] = True  # the smaller one, beyond the gap that joins a broken stroke
@@ -193,10 +194,12 @@ def test_pieces_joined_by_a_faded_stroke_on_a_clean_page_are_one_digit():
     found = locate_module.find_digit(mask, "pieces.png", faint, darkness)
     assert found.digit[50, 44] and found.digit[40, 66]
     assert found.faded is not None and found.faded[31, 55] and not found.faded[50, 55]
-    # On a ruled page the same stretch may be a rule's remnant: nothing is joined through faint marks there.
+    # On a ruled page too, but never through a rule: the rule touching the digit is no faded stroke of it.
     ruled = faint.copy()
-    ruled[100:102, :] = True
-    assert locate_module.find_digit(mask, "pieces.png", ruled, darkness).faded is None
+    ruled[70:72, :] = True  # a faint rule across the page, through the bigger piece
+    found = locate_module.find_digit(mask, "pieces.png", ruled, np.where(ruled & ~mask, 90.0, darkness))
+    assert found.digit[50, 44] and found.digit[40, 66]
+    assert found.faded is not None and found.faded[31, 55] and not found.faded[71, 55]
 
 
 def test_a_smear_or_a_stain_joins_nothing_to_the_digit():

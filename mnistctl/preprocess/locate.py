@@ -281,16 +281,17 @@ def find_digit(
         centred[:, width // 3 : width - width // 3] = middle
         upright_removed = (across, down & ~centred)
         return _choose(mask, strokes | centred, lines & ~centred, upright_removed, name, darkness, tiny, paper)
-    if tiny or faint is None or darkness is None or (across | down).any() or painted is not None:
+    if tiny or faint is None or darkness is None:
         return found
-    return _with_faded_strokes(found, strokes, faint, darkness)
+    # Never through a line or a bar: a rule would join whatever it passes.
+    return _with_faded_strokes(found, strokes, faint & ~_near(across | down, 1), darkness)
 
 
 def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, darkness: np.ndarray) -> Located:
-    """``found`` with the strokes that join its pieces below the ink's threshold: on a page with no lines or
-    bars, a fast pen's thin stretches fade under the threshold and leave only the thick parts, but they stay
-    in one piece with the rest, in ink at least ``_FADED_SHARE`` of the digit's (lighter smears and stains
-    join nothing). Pieces over the threshold joined that way become part of the digit if drawn in its ink
+    """``found`` with the strokes that join its pieces below the ink's threshold (``faint``, without lines and
+    bars): a fast or light pen's thin stretches fade under the threshold and leave only the thick parts, but
+    they stay in one piece with the rest, in ink at least ``_FADED_SHARE`` of the digit's (lighter smears and
+    stains join nothing). Pieces over the threshold joined that way become part of the digit if drawn in its ink
     and if they keep it digit-shaped; the faded stretches between are its ``faded``."""
     top, bottom, left, right = found.box
     size = max(bottom - top, right - left)
@@ -623,6 +624,12 @@ def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]
     near = sliding_rows(removed.view(np.uint8), 2 * reach[0] + 1, np.maximum)
     near = sliding_rows(near.T, 2 * reach[1] + 1, np.maximum).T
     return shapes.total(near) / shapes.area
+
+
+def _near(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` grown by ``reach`` pixels every way."""
+    grown = sliding_rows(mask.view(np.uint8), 2 * reach + 1, np.maximum)
+    return sliding_rows(grown.T, 2 * reach + 1, np.maximum).T.astype(bool)
 
 
 def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
