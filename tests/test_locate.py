@@ -503,3 +503,12 @@ def test_printed_letters_joined_by_lighter_ink_are_still_no_digit(seed):
     image = wild.only_text(np.random.default_rng([5, seed]))
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(np.asarray(image.convert("L"), dtype=np.float32))
+
+
+@pytest.mark.parametrize("label", [3, 5, 9])
+def test_a_free_standing_column_rule_three_pixels_thick_is_no_one(label):
+    """A printed column rule that reaches no edge, half the crop tall and 3 px thick (22 times as long), is a
+    rule: it was read as a "1" three times taller than the digit beside it."""
+    page = _only_digit(label, 62, 69, 20)
+    page[44:110, 110:113] = 80.0
+    assert _matches_the_digit_alone(page, label, 62, 69, 20)

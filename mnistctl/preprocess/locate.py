@@ -44,9 +44,10 @@ _LINE_THINNESS = 0.12
 # ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
 _LINE_SKEW = 0.035
 # A line that reaches no edge is still a line when it covers this much of the image and is this many
-# times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent).
+# times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent; a printed rule 3 px
+# thick in a form crop is 20 times longer).
 _FREE_LINE_SPAN = 0.5
-_FREE_LINE_RATIO = 25
+_FREE_LINE_RATIO = 18
 # ...and ruler-straight: its centre line strays from a straight line by at most this many pixels.
 _RULER_WOBBLE = 1.0
 # ...unless a stroke leaves it at an end and runs on for this share of its length: a 7's stem.
