@@ -512,3 +512,16 @@ def test_a_free_standing_column_rule_three_pixels_thick_is_no_one(label):
     page = _only_digit(label, 62, 69, 20)
     page[44:110, 110:113] = 80.0
     assert _matches_the_digit_alone(page, label, 62, 69, 20)
+
+
+@pytest.mark.parametrize("label", [5, 9])
+def test_a_period_joined_to_the_digit_by_a_faint_smudge_stays_out(label):
+    """The smudge (under the ink's threshold, in a third of the pen's darkness) links the period to the
+    digit as a faded stroke would; a round dot right of the digit on its baseline is still its period."""
+    page = _only_digit(label, 50, 80, 14)
+    rows, cols = np.nonzero(page[50:64, 80:94] < PAPER - 20)
+    right, bottom = 80 + cols.max() + 1, 50 + rows.max() + 1
+    page[bottom - 4 : bottom, right + 4 : right + 8] = INK  # "9."
+    smudge = page[bottom - 3 : bottom - 1, right - 1 : right + 4]
+    np.minimum(smudge, PAPER - 0.35 * (PAPER - INK), out=smudge)
+    assert _matches_the_digit_alone(page, label, 50, 80, 14)

@@ -315,6 +315,7 @@ def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, 
         (pieces.total(shade) >= _SAME_INK * pen * pieces.area)
         & (new_right - new_left <= _MAX_ASPECT * (new_bottom - new_top))
         & (grows <= _FADED_GROWTH * size)
+        & ~_periods(pieces, (top, bottom, left, right))  # a period blurred into the digit's last stroke
     )
     digit = found.digit.copy()
     digit[window] |= pieces.mask_of(keep)
