@@ -525,3 +525,15 @@ def test_a_period_joined_to_the_digit_by_a_faint_smudge_stays_out(label):
     smudge = page[bottom - 3 : bottom - 1, right - 1 : right + 4]
     np.minimum(smudge, PAPER - 0.35 * (PAPER - INK), out=smudge)
     assert _matches_the_digit_alone(page, label, 50, 80, 14)
+
+
+@pytest.mark.parametrize(("word", "label"), [("Alder", 3), ("Dato", 7), ("Navn", 6)])
+def test_a_printed_word_just_above_the_digit_is_not_part_of_it(word, label):
+    """The word's letters are near enough to join the digit as its pieces would, in the same ink, but they are
+    a row of similar shapes all much smaller than the digit."""
+    page = _only_digit(label, 40, 70, 24)
+    letters = wild.printed(word, 9)
+    height, width = letters.shape
+    region = page[34 - height // 2 : 34 - height // 2 + height, 92 : 92 + width]
+    np.minimum(region, PAPER - (PAPER - 70) * letters, out=region)
+    assert _matches_the_digit_alone(page, label, 40, 70, 24)

@@ -805,8 +805,15 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
     Round dots join last, and only those that are not the digit's period: until the halves of a broken digit
     have joined, a period looks as big as either of them.
     """
-    usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    # Letters of printed words above or below the digit, in a row of similar ones all much smaller than it,
+    # are not pieces of it (a stroke of a broken digit may be as wide as a word, but not one of such a row).
+    letters = np.zeros(shapes.count, dtype=bool)
+    small = usable & (2 * tall < tall[seed])
+    apart = (shapes.bottom <= shapes.top[seed]) | (shapes.top >= shapes.bottom[seed])
+    for other in np.flatnonzero(small & apart & (wide <= _WORD_ASPECT * tall)):
+        letters[other] = _in_text_row(shapes, other, small)
+    usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
     thin = np.minimum(tall, wide)
     straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
     # Measured against the group so far, up to twice the seed's height: a chain of marks cannot snowball.
