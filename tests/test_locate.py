@@ -537,3 +537,18 @@ def test_a_printed_word_just_above_the_digit_is_not_part_of_it(word, label):
     region = page[34 - height // 2 : 34 - height // 2 + height, 92 : 92 + width]
     np.minimum(region, PAPER - (PAPER - 70) * letters, out=region)
     assert _matches_the_digit_alone(page, label, 40, 70, 24)
+
+
+@pytest.mark.parametrize("lightness", [0.45, 0.5])
+def test_a_sevens_lighter_bar_stays_in_the_digits_box_on_a_ruled_page(lightness):
+    """A 7's bar drawn in half the pen's darkness, faster than its stem, is over the ink's threshold that the
+    rules (lighter than the pen, darker than the bar) set. Measured again without the rules, the threshold
+    rose above the bar, which the box, holding only the ink over it, then cut off: the 7 read as a "1"."""
+    page = _only_digit(7, 40, 70, 22)
+    bar = page[40:45, 60:100]
+    bar[:] = np.where(bar < PAPER - 5, PAPER - lightness * (PAPER - bar), bar)
+    for row in (80, 92, 104):
+        page[row : row + 2, :] = 100.0
+    registry = Registry()
+    pixels = to_mnist(finish(page))
+    assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 7

@@ -172,11 +172,14 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # Clutter beside or across the digit (a ruling line through it, a period) is not the digit's ink.
     clutter = _grown(found.clutter, 1) & ~found.digit
     near_digit &= ~clutter
+    first_threshold = threshold
     if found.clutter.any():
         quantised = np.where(clutter, np.uint8(DARK_ZERO), quantised)
         low, threshold, level = ink_levels(quantised, name)
     # The box is that of the ink over the threshold; the faint fringe that joined broken strokes is left out.
-    inked = (quantised > threshold) & near_digit
+    # Measured without the clutter, the threshold may rise above a lighter stroke of the digit (a 7's bar
+    # drawn faster than its stem, the clutter lighter still): what was ink before stays in the box.
+    inked = (quantised > min(threshold, first_threshold)) & near_digit
     rows, cols = np.nonzero(inked)
     if rows.size:
         top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
