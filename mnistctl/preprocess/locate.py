@@ -630,8 +630,7 @@ def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]
 
 def _near(mask: np.ndarray, reach: int) -> np.ndarray:
     """``mask`` grown by ``reach`` pixels every way."""
-    grown = sliding_rows(mask.view(np.uint8), 2 * reach + 1, np.maximum)
-    return sliding_rows(grown.T, 2 * reach + 1, np.maximum).T.astype(bool)
+    return sliding(mask.view(np.uint8), 2 * reach + 1, np.maximum).astype(bool)
 
 
 def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
