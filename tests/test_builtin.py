@@ -100,27 +100,36 @@ def test_builtin_keras_fallback_gives_the_same_digits(isolated_home):
     np.testing.assert_array_equal(lite.argmax(axis=1), keras.argmax(axis=1))
 
 
-def test_the_fine_tuning_set_is_the_same_every_time_and_never_draws_the_held_out_digits(tmp_path, monkeypatch):
+def test_the_fine_tuning_set_never_shows_the_held_out_digits_and_no_digit_twice_in_one_kind():
     from mnistctl.builtin import build
 
-    monkeypatch.setattr(build, "WILD_SET", {"form_crop": 4, "sloppy": 3, "clean": 100})
+    plan = build.plan_wild_set(60_000)
+    assert len(plan) == sum(build.WILD_SET.values())
+    assert not any(start <= index < stop for *_, index in plan for start, stop in build.HELD_OUT)
+    synthetic = [index for kind, *_, index in plan if kind != "clean"]
+    assert len(set(synthetic)) == len(synthetic)  # each synthetic picture shows a digit of its own
+    clean = [index for kind, *_, index in plan if kind == "clean"]
+    assert len(set(clean)) == len(clean) == build.WILD_SET["clean"]
+
+
+def test_the_fine_tuning_set_is_the_same_every_time(tmp_path, monkeypatch):
+    from mnistctl.builtin import build
+
+    monkeypatch.setattr(build, "WILD_SET", {"form_crop": 4, "sloppy": 3, "clean": 10})
     count = 60_000
     # Every "digit" is a bar with its index written into two pixels: a clean picture says which it was.
     images = np.zeros((count, 28, 28), dtype=np.uint8)
     images[:, 6:22, 12:16] = 255
     images[:, 0, 0], images[:, 0, 1] = np.arange(count) // 256, np.arange(count) % 256
     labels = np.arange(count) % 10
-    first = build.write_wild_set(tmp_path / "first", images, labels)
+    assert build.write_wild_set(tmp_path / "first", images, labels) == 17
     build.write_wild_set(tmp_path / "second", images, labels)
 
     def contents(root):
         return {path.relative_to(root): path.read_bytes() for path in sorted(root.rglob("*.*"))}
 
-    assert first == 107 and contents(tmp_path / "first") == contents(tmp_path / "second")
-    drawn = []
+    assert len(contents(tmp_path / "first")) == 17 and contents(tmp_path / "first") == contents(tmp_path / "second")
+    planned = {n: index for kind, _, n, index in build.plan_wild_set(count) if kind == "clean"}
     for path in sorted((tmp_path / "first").glob("*/clean-*.png")):
         pixels = np.asarray(Image.open(path))
-        drawn.append(int(pixels[0, 0]) * 256 + int(pixels[0, 1]))
-        assert drawn[-1] % 10 == int(path.parent.name)
-    assert len(drawn) == 100  # of 60,000, 4,000 held out: a draw that ignored them would hit one 999 times in 1,000
-    assert not any(start <= index < stop for index in drawn for start, stop in build.HELD_OUT)
+        assert int(pixels[0, 0]) * 256 + int(pixels[0, 1]) == planned[int(path.stem.split("-")[1])]

@@ -12,7 +12,8 @@ on MNIST's training images only:
    folder of 48,000 pictures of training digits read through predict's preprocessing, as real documents
    bring them: form crops, pens on printed forms, sloppy photos, tiny bitmaps, and clean digits
    (``write_wild_set``; the digits of the held-out draws in tests/bench/RESULTS.md are left out).
-   The 10% of WILD held out by stage 2 calibrate its confidence.
+   Stage 2's validation split calibrates its confidence; the 10% of WILD it holds out give the
+   ``wild_set_*`` metrics.
 
 It then copies the version's model.tflite, model.keras and history.json beside this module with a
 model.json that records everything the registry knew about it, its accuracy on MNIST's test set, and the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -44,27 +46,39 @@ WILD_SEED = 2026
 HELD_OUT = ((10_000, 11_000), (20_000, 22_000), (50_000, 51_000))
 
 
-def write_wild_set(root: Path, images: np.ndarray, labels: np.ndarray) -> int:
-    """Write ``WILD_SET`` as an ImageFolder under ``root`` (``root/<label>/<kind>-<n>.png|jpg``); return how
-    many pictures. Each kind draws its own training digits, outside ``HELD_OUT``; picture ``n`` of a kind
-    depends only on the seeds, so the set is the same on every machine."""
-    usable = np.ones(len(images), dtype=bool)
+def plan_wild_set(digits: int) -> list[tuple[str, int, int, int]]:
+    """Which training digit each picture of ``WILD_SET`` shows: ``(kind, kind's number, n, digit index)``.
+    The synthetic kinds share out one shuffle of the digits outside ``HELD_OUT``, so no two show the same
+    digit; the clean ones are drawn from the same digits anew."""
+    usable = np.ones(digits, dtype=bool)
     for start, stop in HELD_OUT:
         usable[start:stop] = False
     pool = np.flatnonzero(usable)
     rng = np.random.default_rng(WILD_SEED)
     order = rng.permutation(pool)
-    jobs, start = [], 0
+    plan, start = [], 0
     for number, (kind, count) in enumerate(WILD_SET.items()):
         if kind == "clean":
             chosen = rng.permutation(pool)[:count]
         else:
             chosen, start = order[start : start + count], start + count
-        jobs += [(kind, number, n, images[index], int(labels[index])) for n, index in enumerate(chosen)]
+        plan += [(kind, number, n, int(index)) for n, index in enumerate(chosen)]
+    return plan
+
+
+def write_wild_set(root: Path, images: np.ndarray, labels: np.ndarray) -> int:
+    """Write ``WILD_SET`` as an ImageFolder under ``root`` (``root/<label>/<kind>-<n>.png|jpg``); return how
+    many pictures. Picture ``n`` of a kind depends only on the seeds, so the set is the same wherever the
+    same versions of numpy, Pillow and matplotlib (whose font prints the words on the forms) run."""
+    jobs = [
+        (root, kind, number, n, images[index], int(labels[index]))
+        for kind, number, n, index in plan_wild_set(len(images))
+    ]
     for label in range(10):
         (root / str(label)).mkdir(parents=True, exist_ok=True)
-    with Pool(os.cpu_count() or 1) as workers:
-        workers.map(_write_picture, [(root, *job) for job in jobs], chunksize=200)
+    chunk = 200
+    with Pool(max(1, min(os.cpu_count() or 1, math.ceil(len(jobs) / chunk)))) as workers:
+        workers.map(_write_picture, jobs, chunksize=chunk)
     return len(jobs)
 
 
@@ -122,8 +136,9 @@ def main() -> None:
         "params": {
             **version.params,
             "name": "builtin",
-            "data_folder": "WILD",
-            "parent": {**version.params["parent"], "ref": "stage 1"},
+            # Trained on MNIST, and on pictures of MNIST digits: `models list` shows "mnist", not "folder".
+            "data_folder": None,
+            "parent": {**version.params["parent"], "ref": "candidate:1 (stage 1)"},
             # (the pictures preprocessing refused, as "no digit found", are counted, not listed)
             "data": {**version.params["data"], "folder": "WILD", "skipped": len(version.params["data"]["skipped"])},
             "command": " && ".join(commands),

@@ -75,9 +75,9 @@ _MIN_DARKNESS = 0.2
 # this many pixels from the ink above it, which was all print, rules or specks.
 _FRINGE = 2
 _FRINGE_SHARE = 0.5
-# ...unless lighter ink joins pieces of at least _PIECE_PX pixels, one above another, into one digit, its box
-# at most _COMPLETES times theirs each way.
-_PIECE_PX = 4
+# ...unless lighter ink joins pieces at least _PIECE_PX tall, one above another, into one digit, its box at
+# most _COMPLETES times theirs each way.
+_PIECE_PX = 2
 _COMPLETES = 1.5
 # Below this many images a process pool costs more than it saves.
 _PARALLEL_FROM = 64
@@ -230,12 +230,14 @@ def _under_the_print(
 def _completes(found: Located, strokes: np.ndarray) -> bool:
     """Whether the lighter ink of ``found`` joins refused ``strokes`` lying one above the other into one digit,
     staying about their size: a digit whose faint stretch broke it into pieces, each refused as a word or a
-    stub (a 2's arc over its foot). Letters stand side by side, and a stub or a word that lighter ink runs
-    on from into the paper's noise grows far past what was refused."""
-    if not stacked_pieces(strokes & found.digit, _PIECE_PX):
-        return False
-    rows, cols = np.nonzero(strokes & _grown(found.digit, _FRINGE))
+    stub (a 2's arc over its foot), or a pencil digit with darker spots. A stub or a word that lighter ink
+    runs on from into the paper's noise grows far past what was refused, and letters side by side are no
+    such pieces. (``found`` has passed the word and text-row tests at the lighter threshold already.)"""
     top, bottom, left, right = found.box
+    refused = strokes & found.digit
+    if not stacked_pieces(refused, _PIECE_PX):
+        return False
+    rows, cols = np.nonzero(refused)
     seen_tall, seen_wide = rows.max() + 1 - rows.min(), cols.max() + 1 - cols.min()
     return bottom - top <= _COMPLETES * seen_tall and right - left <= _COMPLETES * seen_wide
 

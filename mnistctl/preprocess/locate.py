@@ -76,7 +76,7 @@ _JOIN_GAP = 0.5
 _JOIN_STROKES = 2.5
 # A printed-thin straight line lighter than this share of the darkest other shape's ink is not the pen.
 _PRINTED_INK = 0.8
-# On a page without lines, faint pixels in one piece with the digit, at least this share of its mean
+# Faint pixels (not of a line or a bar) in one piece with the digit, at least this share of its mean
 # darkness, are its faded strokes (a stain or a smear of a third of the pen's darkness is not)...
 _FADED_SHARE = 0.4
 # ...and pieces they join to it may make its box grow by at most this share of its size.
@@ -399,15 +399,18 @@ def hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
 
 
 def stacked_pieces(mask: np.ndarray, least: int) -> bool:
-    """Whether ``mask`` holds two separate shapes of at least ``least`` pixels one above the other (sharing
-    half the narrower one's columns), as the pieces of a digit broken across its waist are."""
+    """Whether ``mask`` holds two separate shapes at least ``least`` pixels tall, one above the other (sharing
+    half the narrower one's columns, overlapping by under half the shorter one's rows), as the halves of a
+    digit broken across its waist are."""
     shapes = _Components(mask)
-    big = np.flatnonzero(shapes.area >= least)
+    tall = shapes.bottom - shapes.top
+    big = np.flatnonzero(tall >= least)
     for position, one in enumerate(big):
         for other in big[position + 1 :]:
             shared = min(shapes.right[one], shapes.right[other]) - max(shapes.left[one], shapes.left[other])
             narrower = min(shapes.right[one] - shapes.left[one], shapes.right[other] - shapes.left[other])
-            if shared >= 0.5 * narrower:
+            overlap = min(shapes.bottom[one], shapes.bottom[other]) - max(shapes.top[one], shapes.top[other])
+            if shared >= 0.5 * narrower and overlap < 0.5 * min(tall[one], tall[other]):
                 return True
     return False
 
@@ -521,7 +524,7 @@ def _without_lines(
             for index in np.flatnonzero(is_line):
                 on_line = line_pixels & (owners == index)
                 inked = on_line & ink
-                typical_of = inked if inked.sum() >= 0.5 * span[index] else on_line
+                typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
                 typical = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
                 stroke_over |= inked & (shade > _INK_ON_LINE * max(typical, 1.0))
         removed = (line_pixels & ~stroke_over).T if transposed else line_pixels & ~stroke_over
