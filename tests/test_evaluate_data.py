@@ -99,7 +99,9 @@ def test_plain_output_names_the_folder_and_lists_the_worst(capsys, digit_folder)
     assert "precision" in out and "true\\pred" in out and "most confused" in out
     table = out.split("worst mistakes")[1].splitlines()
     assert table[1].split() == ["file", "label", "predicted", "confidence"]
-    assert len([line for line in table[2:] if line.strip()]) == 5
+    mistakes = round((1 - float(first.split("accuracy ")[1].split(",")[0])) * COUNT)
+    assert mistakes >= 1
+    assert len([line for line in table[2:] if line.strip()]) == min(5, mistakes)
     assert "100.0%" not in out  # a wrong answer is never shown as certain
 
 
