@@ -552,3 +552,15 @@ def test_a_sevens_lighter_bar_stays_in_the_digits_box_on_a_ruled_page(lightness)
     registry = Registry()
     pixels = to_mnist(finish(page))
     assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 7
+
+
+def test_a_stroke_crossing_a_thin_rule_is_kept_though_a_thick_rule_is_on_the_page():
+    """Where a stroke crosses a rule, the rule's pixels stay with the stroke if the ink across the rule is at
+    least two pixels thicker than that rule; a 5 px rule elsewhere once set that measure for every rule."""
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[40:41, :] = True  # a 1 px rule across the page
+    mask[90:95, :] = True  # a 5 px rule across the page
+    mask[38:42, 70:73] = True  # a short stroke crossing the thin rule: 4 px of ink across it
+    strokes, across, _, _ = locate_module._without_lines(mask, mask)
+    assert strokes[40, 71] and not strokes[40, 20]
+    assert across[40, 20] and across[92, 20] and not strokes[92, 20]

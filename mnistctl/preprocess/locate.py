@@ -513,14 +513,18 @@ def _without_lines(
         # The line...
         line_pixels = lines.mask_of(is_line) & view
         # ...except where a stroke crosses or rests on it: ink (not faint marks) at least two pixels thicker
-        # across the line than the line is (a digit sitting on a ruling line keeps its bottom).
-        stroke_over = _runs_at_least(ink.T, int(np.ceil(thickness[is_line].max())) + 2).T & line_pixels
+        # across the line than that line is (a digit sitting on a ruling line keeps its bottom; a thick rule
+        # elsewhere on the page is no measure of a thin one).
+        owners = lines.labels()
+        stroke_over = np.zeros_like(line_pixels)
+        for index in np.flatnonzero(is_line):
+            crossed = _runs_at_least(ink.T, int(np.ceil(thickness[index])) + 2).T
+            stroke_over |= crossed & line_pixels & (owners == index)
         if darkness is not None:
             # A pen stroke drawn along a light printed line is much darker than the rest of the line.
             # Each line against its own ink (a darker rule beside a lighter one is not a pen stroke along it);
             # a light line mostly under the ink's threshold, against all of it, or the pen would be its ink.
             shade = darkness.T if transposed else darkness
-            owners = lines.labels()
             for index in np.flatnonzero(is_line):
                 on_line = line_pixels & (owners == index)
                 inked = on_line & ink
