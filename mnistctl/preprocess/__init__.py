@@ -44,10 +44,10 @@ from mnistctl.preprocess.paper import (
     MIN_CONTRAST,
     TINY_SIDE,
     darkness_bins,
+    grown,
     ink_levels,
     paper_estimate,
     polarity_and_paper,
-    sliding,
     work_copy,
 )
 
@@ -168,9 +168,9 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # The clutter (a black bar, dark ruling lines) may have set the ink levels: measure them again without it.
     top, bottom, left, right = found.box
     reach = max(2, round(0.04 * max(bottom - top, right - left)))
-    near_digit = _grown(found.digit if found.faded is None else found.digit | found.faded, reach)
+    near_digit = grown(found.digit if found.faded is None else found.digit | found.faded, reach)
     # Clutter beside or across the digit (a ruling line through it, a period) is not the digit's ink.
-    clutter = _grown(found.clutter, 1) & ~found.digit
+    clutter = grown(found.clutter, 1) & ~found.digit
     near_digit &= ~clutter
     first_threshold = threshold
     if found.clutter.any():
@@ -194,11 +194,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # (np.minimum/np.maximum rather than np.clip: a third of the cost on small arrays)
     ink = np.minimum(np.maximum((darkness - low) / np.float32(level - low), 0.0), 1.0)
     ink *= near_digit[crop]  # only the digit's strokes: nothing of the clutter beside them
-    digit, zoom, grown = fit_box(ink, core[crop], DIGIT_BOX / side)
+    digit, zoom, thickened = fit_box(ink, core[crop], DIGIT_BOX / side)
     # The box around the ink in the digit's pixels: the core box, plus what thickening added.
     inner = [(edge - origin) * zoom for edge, origin in zip(box, (top, top, left, left), strict=True)]
-    inner = [inner[0] - grown, inner[1] + grown, inner[2] - grown, inner[3] + grown]
-    return placed(digit, DIGIT_BOX / (side * zoom + 2 * grown), inner, name)
+    inner = [inner[0] - thickened, inner[1] + thickened, inner[2] - thickened, inner[3] + thickened]
+    return placed(digit, DIGIT_BOX / (side * zoom + 2 * thickened), inner, name)
 
 
 def _under_the_print(
@@ -220,7 +220,7 @@ def _under_the_print(
     if not (fainter & ~strokes).any():
         raise refused
     found = find_digit(fainter, name, faint, darkness, painted)
-    if (found.digit & _grown(strokes, _FRINGE)).sum() > _FRINGE_SHARE * found.digit.sum() and not _completes(
+    if (found.digit & grown(strokes, _FRINGE)).sum() > _FRINGE_SHARE * found.digit.sum() and not _completes(
         found, strokes
     ):
         raise refused
@@ -240,8 +240,3 @@ def _completes(found: Located, strokes: np.ndarray) -> bool:
     rows, cols = np.nonzero(refused)
     seen_tall, seen_wide = rows.max() + 1 - rows.min(), cols.max() + 1 - cols.min()
     return bottom - top <= _COMPLETES * seen_tall and right - left <= _COMPLETES * seen_wide
-
-
-def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """``mask`` dilated by ``pixels`` in every direction (a square neighbourhood)."""
-    return sliding(mask.view(np.uint8), 2 * pixels + 1, np.maximum).astype(bool)

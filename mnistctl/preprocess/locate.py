@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistctl.preprocess.decode import NoDigitError
-from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, sliding, sliding_rows
+from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, grown, sliding_rows
 
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
 _BAR_FILL = 0.6
@@ -285,7 +285,7 @@ def find_digit(
     if tiny or faint is None or darkness is None:
         return found
     # Never through a line or a bar: a rule would join whatever it passes.
-    return _with_faded_strokes(found, strokes, faint & ~_near(across | down, 1), darkness)
+    return _with_faded_strokes(found, strokes, faint & ~grown(across | down, 1), darkness)
 
 
 def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, darkness: np.ndarray) -> Located:
@@ -488,7 +488,8 @@ def _without_lines(
         # above the faint threshold can prolong a digit's straight stroke to the edge.
         first, last = lines.left.copy(), lines.right.copy()
         ink = mask.T if transposed else mask
-        owner = lines.labels()[ink]
+        labels = lines.labels()
+        owner = labels[ink]
         owned = owner >= 0
         if owned.any():
             strong = np.zeros(lines.count, dtype=bool)
@@ -504,7 +505,6 @@ def _without_lines(
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~across_image
         if hairline.any():
-            labels = lines.labels()
             for index in np.flatnonzero(hairline):
                 hairline[index] = _ruler_straight(labels == index) and not _turns_at_an_end(ink, lines, index)
         is_line = straight & thin & (across_image | hairline)
@@ -514,19 +514,16 @@ def _without_lines(
         line_pixels = lines.mask_of(is_line) & view
         # ...except where a stroke crosses or rests on it: ink (not faint marks) at least two pixels thicker
         # across the line than that line is (a digit sitting on a ruling line keeps its bottom; a thick rule
-        # elsewhere on the page is no measure of a thin one).
-        owners = lines.labels()
+        # elsewhere on the page is no measure of a thin one). A pen stroke drawn along a light printed line is
+        # much darker than the rest of the line: each line against its own ink (a darker rule beside a lighter
+        # one is not a pen stroke along it), a light line mostly under the ink's threshold against all of it,
+        # or the pen would be its ink.
+        shade = None if darkness is None else darkness.T if transposed else darkness
         stroke_over = np.zeros_like(line_pixels)
         for index in np.flatnonzero(is_line):
-            crossed = _runs_at_least(ink.T, int(np.ceil(thickness[index])) + 2).T
-            stroke_over |= crossed & line_pixels & (owners == index)
-        if darkness is not None:
-            # A pen stroke drawn along a light printed line is much darker than the rest of the line.
-            # Each line against its own ink (a darker rule beside a lighter one is not a pen stroke along it);
-            # a light line mostly under the ink's threshold, against all of it, or the pen would be its ink.
-            shade = darkness.T if transposed else darkness
-            for index in np.flatnonzero(is_line):
-                on_line = line_pixels & (owners == index)
+            on_line = line_pixels & (labels == index)
+            stroke_over |= _runs_at_least(ink.T, int(np.ceil(thickness[index])) + 2).T & on_line
+            if shade is not None:
                 inked = on_line & ink
                 typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
                 typical = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
@@ -635,11 +632,6 @@ def _share_near(shapes: _Components, removed: np.ndarray, reach: tuple[int, int]
     return shapes.total(near) / shapes.area
 
 
-def _near(mask: np.ndarray, reach: int) -> np.ndarray:
-    """``mask`` grown by ``reach`` pixels every way."""
-    return sliding(mask.view(np.uint8), 2 * reach + 1, np.maximum).astype(bool)
-
-
 def _closed_rows(mask: np.ndarray, gap: int) -> np.ndarray:
     """``mask`` with horizontal gaps of up to ``gap`` pixels between ink filled (a 1 x (gap + 1) closing)."""
     size = gap + 1
@@ -717,18 +709,14 @@ def _has_loop(box: np.ndarray, reach: int) -> bool:
     """Whether ``box`` (ink pixels), its strokes grown by ``reach`` pixels to close the gaps in them, encloses
     paper that spans most of it, as a "0"'s counter does (measured at its size before the strokes grew);
     an "o" or "a" in a word spans one letter of several."""
-    grown = np.pad(box, reach).view(np.uint8)
-    if reach:
-        grown = sliding(grown, 2 * reach + 1, np.maximum)
-    paper = _Components(~grown.astype(bool))
-    height, width = grown.shape
+    closed = grown(np.pad(box, reach), reach)
+    paper = _Components(~closed)
+    height, width = closed.shape
     enclosed = (paper.top > 0) & (paper.left > 0) & (paper.bottom < height) & (paper.right < width)
     if not enclosed.any():
         return False
-    counters = paper.mask_of(enclosed).view(np.uint8)
-    if reach:
-        counters = sliding(counters, 2 * reach + 1, np.maximum)
-    counters = _Components(counters.astype(bool)[reach : height - reach, reach : width - reach] & ~box)
+    counters = grown(paper.mask_of(enclosed), reach)
+    counters = _Components(counters[reach : height - reach, reach : width - reach] & ~box)
     spans = (counters.right - counters.left >= _LOOP_SPAN * box.shape[1]) & (
         counters.bottom - counters.top >= _LOOP_SPAN * box.shape[0]
     )

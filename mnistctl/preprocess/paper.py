@@ -121,6 +121,11 @@ def sliding(values: np.ndarray, size: int, op) -> np.ndarray:
     return sliding_rows(sliding_rows(values, size, op).T, size, op).T
 
 
+def grown(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` dilated by ``pixels`` in every direction (a square neighbourhood)."""
+    return sliding(mask.view(np.uint8), 2 * pixels + 1, np.maximum).astype(bool)
+
+
 def sliding_rows(values: np.ndarray, size: int, op) -> np.ndarray:
     """Max or min (``op``) over ``size`` consecutive rows, centred, edges repeated (``sliding`` along one axis)."""
     half = size // 2
