@@ -564,3 +564,17 @@ def test_a_stroke_crossing_a_thin_rule_is_kept_though_a_thick_rule_is_on_the_pag
     strokes, across, _, _ = locate_module._without_lines(mask, mask)
     assert strokes[40, 71] and not strokes[40, 20]
     assert across[40, 20] and across[92, 20] and not strokes[92, 20]
+
+
+def test_a_rules_ragged_rim_goes_with_it_and_not_with_the_one_under_it():
+    """A rule's edge row that its long runs did not reach (a stretch of blur under the threshold's band) was
+    left on the page, joined to a "1" hanging from the rule, and the "1" read as a "7"."""
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[40:42, :] = True  # a 2 px rule across the page
+    mask[42, 40:76] = True  # its lower edge, inked for 36 px: too short a run to be part of the line
+    mask[40:62, 74:77] = True  # a "1" hanging from the rule
+    strokes, across, _, _ = locate_module._without_lines(mask, mask)
+    assert not strokes[42, 50] and across[42, 50]
+    assert strokes[50, 75] and strokes[42, 75]
+    found = locate_module.find_digit(mask, "crop")
+    assert found.box[2] >= 70, found.box  # the box is the "1"'s, not the rim's

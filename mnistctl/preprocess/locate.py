@@ -62,6 +62,8 @@ _REMNANT = 0.5
 _SLIVER_WIDTH = 3
 # ...or in line with one, within this share of the image's longer side of its end.
 _COLLINEAR = 0.25
+# A rule's ragged rim, left beside it by its long runs, is at least this share of the image's longer side long.
+_RIM_SHARE = 0.07
 # Shapes no bigger than this many stroke widths (both sides) are specks or periods...
 _SPECK_STROKES = 2.5
 # ...if less tall than this share of the tallest shape (a period after a 10 px digit is 3-4 px).
@@ -528,12 +530,40 @@ def _without_lines(
                 typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
                 typical = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
                 stroke_over |= inked & (shade > _INK_ON_LINE * max(typical, 1.0))
-        removed = (line_pixels & ~stroke_over).T if transposed else line_pixels & ~stroke_over
+        removed = line_pixels & ~stroke_over
+        # The line's ragged rim: ink along its edge that its long runs did not reach, no thicker across it than
+        # a crossing stroke may be thin. Left in place it joins the digit it touches (a "1" under a rule
+        # becomes a "7").
+        rule = np.where(labels >= 0, across_image[labels], False)
+        removed |= _rim(ink, removed & rule, np.where(labels >= 0, thickness[labels] + 2, 0.0))
+        removed = removed.T if transposed else removed
         kept &= ~removed
         found[transposed] |= removed
         if transposed:
             upright |= (lines.mask_of(is_line & ~across_image) & view).T & mask
     return kept, found[0], found[1], upright
+
+
+def _rim(ink: np.ndarray, removed: np.ndarray, crossing: np.ndarray) -> np.ndarray:
+    """The ``ink`` pixels (not ``removed``) in runs across the lines (the columns of ``ink | removed``) that
+    hold ``removed`` pixels and are shorter than those pixels' ``crossing`` length on average (a line's
+    thickness + 2: the length from which a run across it is a stroke crossing it)."""
+    across = (ink | removed).T
+    rows, starts, ends = _runs(across)
+    height, width = across.shape
+    sums = np.zeros((height, width + 1), dtype=np.float64)
+    hits = np.zeros((height, width + 1), dtype=np.float64)
+    np.cumsum(removed.T, axis=1, out=hits[:, 1:])
+    np.cumsum(np.where(removed, crossing, 0.0).T, axis=1, out=sums[:, 1:])
+    count = hits[rows, ends] - hits[rows, starts]
+    reach = (sums[rows, ends] - sums[rows, starts]) / np.maximum(count, 1)
+    rim = (count > 0) & (ends - starts < reach)
+    flat = np.zeros(height * width, dtype=bool)
+    lengths = (ends - starts)[rim]
+    flat[np.repeat(rows[rim] * width + starts[rim], lengths) + _ramps(lengths)] = True
+    rim = _Components(flat.reshape(height, width).T & ink & ~removed)
+    # A stroke of the digit resting against the rule for a few pixels is thin across it too: a rim runs on.
+    return rim.mask_of(rim.right - rim.left >= _RIM_SHARE * max(ink.shape))
 
 
 def _ruler_straight(pixels: np.ndarray) -> bool:
