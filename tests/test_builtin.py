@@ -133,3 +133,19 @@ def test_the_fine_tuning_set_is_the_same_every_time(tmp_path, monkeypatch):
     for path in sorted((tmp_path / "first").glob("*/clean-*.png")):
         pixels = np.asarray(Image.open(path))
         assert int(pixels[0, 0]) * 256 + int(pixels[0, 1]) == planned[int(path.stem.split("-")[1])]
+
+
+def test_the_fine_tuning_set_draws_a_quarter_of_its_ones_in_continental_style(tmp_path, monkeypatch):
+    from mnistctl.builtin import build
+
+    monkeypatch.setattr(build, "WILD_SET", {"clean": 400})
+    count = 60_000
+    images = np.zeros((count, 28, 28), dtype=np.uint8)
+    images[:, 5:23, 13:16] = 255  # a straight "1"
+    labels = np.ones(count, dtype=np.int64)
+    build.write_wild_set(tmp_path, images, labels)
+    styled = 0
+    for path in sorted(tmp_path.glob("*/clean-*.png")):
+        pixels = np.asarray(Image.open(path))
+        styled += int(np.count_nonzero((pixels >= 128) & (images[0] < 128)) > 4)
+    assert 0.15 * 400 <= styled <= 0.35 * 400, styled
