@@ -567,14 +567,27 @@ def test_a_stroke_crossing_a_thin_rule_is_kept_though_a_thick_rule_is_on_the_pag
 
 
 def test_a_rules_ragged_rim_goes_with_it_and_not_with_the_one_under_it():
-    """A rule's edge row that its long runs did not reach (a stretch of blur under the threshold's band) was
-    left on the page, joined to a "1" hanging from the rule, and the "1" read as a "7"."""
+    """A rule's lighter edge row that its long runs did not reach (a stretch of blur under the threshold's band)
+    was left on the page, joined to a "1" hanging from the rule, and the "1" read as a "7"."""
     mask = np.zeros((120, 160), dtype=bool)
     mask[40:42, :] = True  # a 2 px rule across the page
     mask[42, 40:76] = True  # its lower edge, inked for 36 px: too short a run to be part of the line
     mask[40:62, 74:77] = True  # a "1" hanging from the rule
-    strokes, across, _, _ = locate_module._without_lines(mask, mask)
+    darkness = np.where(mask, 100.0, 0.0)
+    darkness[42, 40:74] = 60.0  # the rim is the rule's blurred edge: lighter than the rule
+    strokes, across, _, _ = locate_module._without_lines(mask, mask, darkness)
     assert not strokes[42, 50] and across[42, 50]
     assert strokes[50, 75] and strokes[42, 75]
-    found = locate_module.find_digit(mask, "crop")
+    found = locate_module.find_digit(mask, "crop", darkness=darkness)
     assert found.box[2] >= 70, found.box  # the box is the "1"'s, not the rim's
+
+
+def test_a_thin_sevens_bar_hanging_from_a_rule_is_no_rim():
+    """A thin pen's bar along a rule is as dark as the rule: it stays the digit's, or the "7" is a "1"."""
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[40:42, :] = True  # a 2 px rule across the page
+    mask[42, 60:80] = True  # a 1 px bar of a "7" hanging from it
+    mask[42:70, 78:80] = True  # and its stem
+    darkness = np.where(mask, 100.0, 0.0)
+    found = locate_module.find_digit(mask, "crop", darkness=darkness)
+    assert found.box[2] <= 61, found.box

@@ -62,8 +62,11 @@ _REMNANT = 0.5
 _SLIVER_WIDTH = 3
 # ...or in line with one, within this share of the image's longer side of its end.
 _COLLINEAR = 0.25
-# A rule's ragged rim, left beside it by its long runs, is at least this share of the image's longer side long.
+# A rule's ragged rim, left beside it by its long runs, is at least this share of the paper's extent long (a
+# stroke of the digit resting against the rule is thin across it too, but only for a few pixels)...
 _RIM_SHARE = 0.07
+# ...and lighter than this share of the rule's typical ink (a pen's stroke along the rule is not).
+_RIM_SHADE = 0.8
 # Shapes no bigger than this many stroke widths (both sides) are specks or periods...
 _SPECK_STROKES = 2.5
 # ...if less tall than this share of the tallest shape (a period after a 10 px digit is 3-4 px).
@@ -522,20 +525,25 @@ def _without_lines(
         # or the pen would be its ink.
         shade = None if darkness is None else darkness.T if transposed else darkness
         stroke_over = np.zeros_like(line_pixels)
+        typical = np.zeros(lines.count)
         for index in np.flatnonzero(is_line):
             on_line = line_pixels & (labels == index)
             stroke_over |= _runs_at_least(ink.T, int(np.ceil(thickness[index])) + 2).T & on_line
             if shade is not None:
                 inked = on_line & ink
                 typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
-                typical = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
-                stroke_over |= inked & (shade > _INK_ON_LINE * max(typical, 1.0))
+                typical[index] = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
+                stroke_over |= inked & (shade > _INK_ON_LINE * max(typical[index], 1.0))
         removed = line_pixels & ~stroke_over
-        # The line's ragged rim: ink along its edge that its long runs did not reach, no thicker across it than
-        # a crossing stroke may be thin. Left in place it joins the digit it touches (a "1" under a rule
-        # becomes a "7").
-        rule = np.where(labels >= 0, across_image[labels], False)
-        removed |= _rim(ink, removed & rule, np.where(labels >= 0, thickness[labels] + 2, 0.0))
+        rules = is_line & across_image
+        if shade is not None and rules.any():
+            # A rule's ragged rim: a row of ink along its edge, thinner across the rule than a stroke crossing
+            # it would be, that the rule's long runs did not reach. Left in place it joins the digit touching
+            # the rule (a "1" hanging from it becomes a "7"). A pen's stroke along the rule is as dark as the
+            # rule or darker; a rim, the rule's blurred edge, is lighter.
+            rim = _rim(ink, removed & rules[np.maximum(labels, 0)] & (labels >= 0), thickness[labels] + 2, width)
+            lighter = rim.total(shade) < _RIM_SHADE * float(np.median(typical[rules])) * rim.area
+            removed |= rim.mask_of(lighter)
         removed = removed.T if transposed else removed
         kept &= ~removed
         found[transposed] |= removed
@@ -544,26 +552,26 @@ def _without_lines(
     return kept, found[0], found[1], upright
 
 
-def _rim(ink: np.ndarray, removed: np.ndarray, crossing: np.ndarray) -> np.ndarray:
-    """The ``ink`` pixels (not ``removed``) in runs across the lines (the columns of ``ink | removed``) that
-    hold ``removed`` pixels and are shorter than those pixels' ``crossing`` length on average (a line's
-    thickness + 2: the length from which a run across it is a stroke crossing it)."""
-    across = (ink | removed).T
+def _rim(ink: np.ndarray, rules: np.ndarray, crossing: np.ndarray, length: int) -> _Components:
+    """The pieces of ``ink`` (outside the ``rules``' pixels, which run along the rows) that lie in runs across
+    the rules (columns of ``ink | rules``) holding rule pixels and shorter than those pixels' ``crossing``
+    (per pixel: its rule's thickness + 2, from which a run across a rule is a stroke crossing it), and that
+    run along the rule at least ``_RIM_SHARE`` of ``length`` (the paper's extent along it)."""
+    across = (ink | rules).T
     rows, starts, ends = _runs(across)
     height, width = across.shape
     sums = np.zeros((height, width + 1), dtype=np.float64)
     hits = np.zeros((height, width + 1), dtype=np.float64)
-    np.cumsum(removed.T, axis=1, out=hits[:, 1:])
-    np.cumsum(np.where(removed, crossing, 0.0).T, axis=1, out=sums[:, 1:])
+    np.cumsum(rules.T, axis=1, out=hits[:, 1:])
+    np.cumsum(np.where(rules, crossing, 0.0).T, axis=1, out=sums[:, 1:])
     count = hits[rows, ends] - hits[rows, starts]
-    reach = (sums[rows, ends] - sums[rows, starts]) / np.maximum(count, 1)
-    rim = (count > 0) & (ends - starts < reach)
+    reach = (sums[rows, ends] - sums[rows, starts]) / np.maximum(count, 1)  # the rules' mean crossing length
+    short = (count > 0) & (ends - starts < reach)
     flat = np.zeros(height * width, dtype=bool)
-    lengths = (ends - starts)[rim]
-    flat[np.repeat(rows[rim] * width + starts[rim], lengths) + _ramps(lengths)] = True
-    rim = _Components(flat.reshape(height, width).T & ink & ~removed)
-    # A stroke of the digit resting against the rule for a few pixels is thin across it too: a rim runs on.
-    return rim.mask_of(rim.right - rim.left >= _RIM_SHARE * max(ink.shape))
+    lengths = (ends - starts)[short]
+    flat[np.repeat(rows[short] * width + starts[short], lengths) + _ramps(lengths)] = True
+    pieces = _Components(flat.reshape(height, width).T & ink & ~rules)
+    return _Components(pieces.mask_of(pieces.right - pieces.left >= _RIM_SHARE * length))
 
 
 def _ruler_straight(pixels: np.ndarray) -> bool:
