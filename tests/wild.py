@@ -569,7 +569,9 @@ def only_bar(rng: np.random.Generator) -> Image.Image:
 def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
     """``digit`` (uint8 28x28, white on black) as writers taught in continental Europe draw it: a "1" with a flag,
     an upstroke running from its top down to the left, and a "7" with a bar across its stem. MNIST's writers drew
-    neither, and a model trained on MNIST alone reads such a "1" as a "7". Other digits come back unchanged."""
+    neither, and a model trained on MNIST alone often reads such a "1" as a "7". Other digits, and a "7" with
+    no ink where its bar would cross, come back unchanged. The flag starts at the topmost ink (a speck above
+    the digit would be taken for its top; MNIST's digits have none) and is cut off at the frame."""
     if label not in (1, 7):
         return digit
     strokes = digit >= 0.35 * max(int(digit.max()), 1)
@@ -593,13 +595,15 @@ def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.n
         rise = half * math.tan(math.radians(rng.uniform(-5.0, 10.0)))  # a bar rising a little to the right
         centre = float(stem.mean())
         start, end = (centre - half, row + rise), (centre + half, row - rise)
-    big = Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
-    pen = ImageDraw.Draw(big)
+    # Only the new stroke is drawn (large, then shrunk): the digit's own pixels stay exactly as they were.
+    stroke = Image.new("L", (28 * scale, 28 * scale), 0)
+    pen = ImageDraw.Draw(stroke)
     ends = [((x + 0.5) * scale, (y + 0.5) * scale) for x, y in (start, end)]
     pen.line(ends, fill=int(digit.max()), width=max(2, round(width)))
     for x, y in ends:  # round ends, as a pen leaves them
         pen.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=int(digit.max()))
-    return np.asarray(big.resize((28, 28), Image.Resampling.BOX))
+    shrunk = np.asarray(stroke.resize((28, 28), Image.Resampling.BOX))
+    return np.maximum(digit, shrunk).astype(np.uint8)
 
 
 KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {

@@ -11,8 +11,8 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
 - ``sloppy``: slanted, warped, thin pen to thick marker photos (``sloppy``);
 - ``photos``: phone-photo-like JPEGs (``bench_photos.photo``);
 - ``continental 1s and 7s``: photos of 1s with a flag and 7s with a bar across the stem, as continental
-  European writers draw them (``tests.wild.continental``; test digits the other sets do not show, where
-  there are enough);
+  European writers draw them (``tests.wild.continental``; test digits the other synthetic sets do not show
+  while ``--count`` is under 1,000; the test set has 2,163 1s and 7s, so the set holds at most that many);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
 Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
@@ -77,8 +77,8 @@ def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
     continental = work / "continental"
     ones_and_sevens = np.flatnonzero(np.isin(labels, (1, 7)))
     unseen = ones_and_sevens >= 5 * count
-    chosen_ones = np.concatenate([ones_and_sevens[unseen], ones_and_sevens[~unseen]])[:count]
-    for position, index in enumerate(chosen_ones):
+    chosen = np.concatenate([ones_and_sevens[unseen], ones_and_sevens[~unseen]])[:count]
+    for position, index in enumerate(chosen):
         label = int(labels[index])
         digit = wild.continental(images[index], label, np.random.default_rng([13, position]))
         (continental / str(label)).mkdir(parents=True, exist_ok=True)
