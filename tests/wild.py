@@ -65,9 +65,14 @@ Box = tuple[int, int, int, int]  # top, left, bottom, right (bottom and right ex
 # --- The digit's ink -----------------------------------------------------------------------------------------------
 
 
+def strokes_of(digit: np.ndarray) -> np.ndarray:
+    """The pixels of ``digit``'s strokes; faint background noise (``make_digits`` adds some) is ignored."""
+    return digit >= 0.35 * max(int(digit.max()), 1)
+
+
 def ink_bounds(digit: np.ndarray) -> tuple[slice, slice]:
-    """Rows and columns of the strokes' bounding box; faint background noise (``make_digits`` adds some) is ignored."""
-    strokes = digit >= 0.35 * max(int(digit.max()), 1)
+    """Rows and columns of the strokes' bounding box (``strokes_of``)."""
+    strokes = strokes_of(digit)
     rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
     if rows.size == 0:
         return slice(0, digit.shape[0]), slice(0, digit.shape[1])
@@ -574,7 +579,7 @@ def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.n
     the digit would be taken for its top; MNIST's digits have none) and is cut off at the frame."""
     if label not in (1, 7):
         return digit
-    strokes = digit >= 0.35 * max(int(digit.max()), 1)
+    strokes = strokes_of(digit)
     rows = np.flatnonzero(strokes.any(axis=1))
     if rows.size < 4:
         return digit

@@ -183,9 +183,7 @@ class _Components:
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Per shape: the sum of ``values`` (an image of the mask's size) over the shape's pixels."""
-        sums = np.zeros((values.shape[0], values.shape[1] + 1), dtype=np.float64)
-        np.cumsum(values, axis=1, out=sums[:, 1:])
-        per_run = sums[self.row, self.end] - sums[self.row, self.start]
+        per_run = _run_totals(values, self.row, self.start, self.end)
         return np.bincount(self.label, weights=per_run, minlength=self.count)
 
     def measure(self, darkness: np.ndarray, stroke: float) -> None:
@@ -223,6 +221,13 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     steps = np.diff(framed, axis=1)
     rows, starts = np.nonzero(steps == 1)
     return rows, starts, np.nonzero(steps == -1)[1]
+
+
+def _run_totals(values: np.ndarray, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The sum of ``values`` over each horizontal run (row, start, end exclusive), from one cumulative sum."""
+    sums = np.zeros((values.shape[0], values.shape[1] + 1), dtype=np.float64)
+    np.cumsum(values, axis=1, out=sums[:, 1:])
+    return sums[rows, ends] - sums[rows, starts]
 
 
 def _ramps(lengths: np.ndarray) -> np.ndarray:
@@ -541,9 +546,10 @@ def _without_lines(
             # it would be, that the rule's long runs did not reach. Left in place it joins the digit touching
             # the rule (a "1" hanging from it becomes a "7"). A pen's stroke along the rule is as dark as the
             # rule or darker; a rim, the rule's blurred edge, is lighter.
-            rim = _rim(ink, removed & rules[np.maximum(labels, 0)] & (labels >= 0), thickness[labels] + 2, width)
+            rim = _rim(ink, removed & lines.mask_of(rules), np.where(labels >= 0, thickness[labels] + 2, 0.0))
+            long = rim.right - rim.left >= _RIM_SHARE * width
             lighter = rim.total(shade) < _RIM_SHADE * float(np.median(typical[rules])) * rim.area
-            removed |= rim.mask_of(lighter)
+            removed |= rim.mask_of(long & lighter)
         removed = removed.T if transposed else removed
         kept &= ~removed
         found[transposed] |= removed
@@ -552,26 +558,20 @@ def _without_lines(
     return kept, found[0], found[1], upright
 
 
-def _rim(ink: np.ndarray, rules: np.ndarray, crossing: np.ndarray, length: int) -> _Components:
-    """The pieces of ``ink`` (outside the ``rules``' pixels, which run along the rows) that lie in runs across
-    the rules (columns of ``ink | rules``) holding rule pixels and shorter than those pixels' ``crossing``
-    (per pixel: its rule's thickness + 2, from which a run across a rule is a stroke crossing it), and that
-    run along the rule at least ``_RIM_SHARE`` of ``length`` (the paper's extent along it)."""
+def _rim(ink: np.ndarray, rules: np.ndarray, crossing: np.ndarray) -> _Components:
+    """The pieces of ``ink`` outside the ``rules``' pixels (rules running along the rows) that lie in runs
+    across them (columns of ``ink | rules``) holding rule pixels and shorter than those pixels' ``crossing``
+    on average (per pixel: its rule's thickness + 2, from which a run across a rule is a stroke crossing it)."""
     across = (ink | rules).T
     rows, starts, ends = _runs(across)
-    height, width = across.shape
-    sums = np.zeros((height, width + 1), dtype=np.float64)
-    hits = np.zeros((height, width + 1), dtype=np.float64)
-    np.cumsum(rules.T, axis=1, out=hits[:, 1:])
-    np.cumsum(np.where(rules, crossing, 0.0).T, axis=1, out=sums[:, 1:])
-    count = hits[rows, ends] - hits[rows, starts]
-    reach = (sums[rows, ends] - sums[rows, starts]) / np.maximum(count, 1)  # the rules' mean crossing length
+    count = _run_totals(rules.T, rows, starts, ends)
+    reach = _run_totals(np.where(rules, crossing, 0.0).T, rows, starts, ends) / np.maximum(count, 1)
     short = (count > 0) & (ends - starts < reach)
+    height, width = across.shape
     flat = np.zeros(height * width, dtype=bool)
     lengths = (ends - starts)[short]
     flat[np.repeat(rows[short] * width + starts[short], lengths) + _ramps(lengths)] = True
-    pieces = _Components(flat.reshape(height, width).T & ink & ~rules)
-    return _Components(pieces.mask_of(pieces.right - pieces.left >= _RIM_SHARE * length))
+    return _Components(flat.reshape(height, width).T & ink & ~rules)
 
 
 def _ruler_straight(pixels: np.ndarray) -> bool:
