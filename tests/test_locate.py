@@ -591,3 +591,33 @@ def test_a_thin_sevens_bar_hanging_from_a_rule_is_no_rim():
     darkness = np.where(mask, 100.0, 0.0)
     found = locate_module.find_digit(mask, "crop", darkness=darkness)
     assert found.box[2] <= 61, found.box
+
+
+def test_a_pen_stroke_lying_on_a_dark_rule_stays_though_it_darkens_the_rule_only_a_little():
+    """A 7's bar drawn along a dark rule darkens the rule's pixels by a third at most (reflectances multiply) but
+    widens it: the ink across the rule adds up to far more than the rule's own cross-section. Taken out with
+    the rule, the bar was gone and the "7" read as a "1"."""
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[40:42, :] = True  # a 2 px rule across the page
+    mask[42, 60:80] = True  # the bar, one row of it below the rule...
+    mask[42:70, 78:80] = True  # ...and the 7's stem
+    darkness = np.where(mask, 100.0, 0.0)
+    darkness[41, 60:80] = 130.0  # ...the rest on the rule: 1.3 times the rule's darkness
+    strokes, across, _, _ = locate_module._without_lines(mask, mask, darkness)
+    assert strokes[41, 70] and not strokes[41, 20] and across[41, 20]
+    found = locate_module.find_digit(mask, "crop", darkness=darkness)
+    assert found.box[0] <= 41 and found.box[2] <= 61, found.box
+
+
+def test_a_rule_whose_core_alone_passed_the_threshold_is_no_pen_stroke_along_itself():
+    """A grey rule's blurred flanks fall under the ink's threshold and its core does not: the core is darker than
+    the rule's pixels typically are, all along it, but no darker than the rule's cross-section anywhere. Kept
+    as a pen's stroke, the rule joined the 8 beside it."""
+    faint = np.zeros((120, 160), dtype=bool)
+    faint[:, 40:45] = True  # a column rule 5 px wide above the paper's noise...
+    mask = np.zeros_like(faint)
+    mask[:, 42] = True  # ...whose core alone is ink
+    darkness = np.where(faint, 45.0, 0.0)
+    darkness[:, 42] = 100.0
+    strokes, _, down, _ = locate_module._without_lines(mask, faint | mask, darkness)
+    assert not strokes[:, 42].any() and down[60, 42]
