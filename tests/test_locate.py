@@ -264,11 +264,13 @@ def test_a_faint_coffee_ring_bigger_than_the_digit_is_not_read_as_a_zero(tone):
     assert _matches_the_digit_alone(page, 3, 30, 40, 16)
 
 
-def test_a_thin_pen_one_straight_as_a_rule_is_read_as_a_one():
-    """A "1" in a 1-2 px pen, as straight as a short rule that reaches no edge, and darker than print."""
+@pytest.mark.parametrize("column", [49, 20, 75])
+def test_a_thin_pen_one_straight_as_a_rule_is_read_as_a_one(column):
+    """A "1" in a 1-2 px pen, as straight as a short rule that reaches no edge, and darker than print; written
+    in the middle or off-centre (only the middle third was looked at: the others were "no digit found")."""
     page = np.full((100, 100), 245.0, np.float32)
     page[:, 2:4] = 200.0  # a light remnant of the form's grid along the left edge
-    page[22:78, 49:51] = 25.0  # the pen's "1": 56 px long, 2 px wide, in the middle
+    page[22:78, column : column + 2] = 25.0  # the pen's "1": 56 px long, 2 px wide
     registry = Registry()
     pixels = to_mnist(finish(page))
     assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 1

@@ -208,6 +208,19 @@ def test_dark_pen_beside_light_grid_lines_on_transparency_is_shown_on_white():
     assert correlation(preprocess(data, "form.png"), reference(7)) >= MIN_CORRELATION
 
 
+def test_a_thin_pens_one_beside_light_grid_lines_on_transparency_is_shown_on_white():
+    """A "1" in a thin pen is a few percent of the opaque pixels beside a form's grid: it is still dark ink, and
+    a black backdrop hid it (the grid was read alone, as lines: "no digit found")."""
+    pixels = np.zeros((112, 112, 4), np.uint8)
+    pixels[26:86, 55:57] = (20, 30, 150, 255)  # the pen's "1", 2 px wide: 120 pixels
+    for rows, cols in ((slice(0, 4), slice(None)), (slice(None), slice(0, 4)), (slice(-4, None), slice(None))):
+        pixels[rows, cols] = (150, 190, 235, 255)  # the grid: 1,280 pixels
+    data = png(pixels, "RGBA")
+    gray = load_gray(data, "form.png")
+    assert gray[56, 30] > 240 and gray[56, 55] < 80  # white paper, dark pen
+    assert preprocess(data, "form.png")[4:24, 12:16].mean() > 100  # the "1" is what was read
+
+
 def test_transparent_margins_around_a_paper_photo_take_the_paper_tone():
     paper = as_uint8(noisy(photo_of(2, scale=6), sigma=4))
     alpha = np.full(paper.shape, 255, np.uint8)

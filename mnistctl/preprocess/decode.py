@@ -61,8 +61,9 @@ _BAND_PIXELS = 1 << 20
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _WIDE = ("I", "F", "I;16S")
 _ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
-# On transparency, ink drawn this much of it darker than mid-grey is dark ink, whatever light marks come with it.
-_DARK_INK_SHARE = 0.2
+# On transparency, ink drawn this much of it darker than mid-grey is dark ink, whatever light marks come with it
+# (a thin pen's "1" beside a form's light grid lines is a few percent of the opaque pixels).
+_DARK_INK_SHARE = 0.02
 # EXIF orientation -> what turns the stored pixels upright (the table of Pillow's ImageOps.exif_transpose).
 _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda pixels: pixels[:, ::-1],  # FLIP_LEFT_RIGHT
