@@ -608,7 +608,7 @@ def test_a_pen_stroke_lying_on_a_dark_rule_stays_though_it_darkens_the_rule_only
     strokes, across, _, _ = locate_module._without_lines(mask, mask, darkness)
     assert strokes[41, 70] and not strokes[41, 20] and across[41, 20]
     found = locate_module.find_digit(mask, "crop", darkness=darkness)
-    assert found.box[0] <= 41 and found.box[2] <= 61, found.box
+    assert found.digit[41, 60:78].all()  # the bar's ink on the rule is the digit's
 
 
 def test_a_rule_whose_core_alone_passed_the_threshold_is_no_pen_stroke_along_itself():

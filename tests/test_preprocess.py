@@ -214,11 +214,29 @@ def test_a_thin_pens_one_beside_light_grid_lines_on_transparency_is_shown_on_whi
     pixels = np.zeros((112, 112, 4), np.uint8)
     pixels[26:86, 55:57] = (20, 30, 150, 255)  # the pen's "1", 2 px wide: 120 pixels
     for rows, cols in ((slice(0, 4), slice(None)), (slice(None), slice(0, 4)), (slice(-4, None), slice(None))):
-        pixels[rows, cols] = (150, 190, 235, 255)  # the grid: 1,280 pixels
+        pixels[rows, cols] = (150, 190, 235, 255)  # the grid: 1,312 pixels
     data = png(pixels, "RGBA")
     gray = load_gray(data, "form.png")
     assert gray[56, 30] > 240 and gray[56, 55] < 80  # white paper, dark pen
     assert preprocess(data, "form.png")[4:24, 12:16].mean() > 100  # the "1" is what was read
+
+
+@pytest.mark.parametrize("offset", [1, 3])
+def test_a_light_digit_with_a_drop_shadow_on_transparency_is_shown_on_black(offset):
+    """A white digit with a dark drop shadow: the shadow's pixels hug the digit's, so they are not dark ink
+    of their own, and the digit goes on black. On white, only the shadow's crescent was left to read."""
+    coverage = enlarge(mnist_digit(7), 6)
+    height, width = coverage.shape
+    glyph, shadow = np.zeros((height + 4, width + 4)), np.zeros((height + 4, width + 4))
+    glyph[:height, :width] = coverage
+    shadow[offset : offset + height, offset : offset + width] = coverage
+    alpha = glyph + shadow * (1 - glyph)
+    pixels = np.zeros((height + 4, width + 4, 4), np.uint8)
+    pixels[..., :3] = np.where(glyph > 0.5, 250, 20)[..., None]
+    pixels[..., 3] = as_uint8(alpha * 255)
+    data = png(pixels, "RGBA")
+    assert load_gray(data, "sticker.png")[-1, 0] == 0.0  # a transparent corner
+    assert correlation(preprocess(data, "sticker.png"), reference(7)) >= MIN_CORRELATION
 
 
 def test_transparent_margins_around_a_paper_photo_take_the_paper_tone():

@@ -62,8 +62,11 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _WIDE = ("I", "F", "I;16S")
 _ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
 # On transparency, ink drawn this much of it darker than mid-grey is dark ink, whatever light marks come with it
-# (a thin pen's "1" beside a form's light grid lines is a few percent of the opaque pixels).
+# (a thin pen's "1" beside a form's light grid lines is a few percent of the opaque pixels)...
 _DARK_INK_SHARE = 0.02
+# ...counting only dark pixels more than this many pixels from any light one: a light digit's drop shadow or
+# outline hugs it, and on white it would be read alone.
+_SHADOW_REACH = 3
 # EXIF orientation -> what turns the stored pixels upright (the table of Pillow's ImageOps.exif_transpose).
 _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda pixels: pixels[:, ::-1],  # FLIP_LEFT_RIGHT
@@ -345,22 +348,27 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
     them (white behind dark ink, as a viewer shows it; black behind light ink, as a dark theme does), so
     a white-on-transparent digit works as well as a black one. Where some of them are dark and others
     light (a blue pen beside a form's light grid lines), white: black would hide the dark pen, while the
-    light lines stay visible on white. When they are the majority they are a
-    picture (paper with transparent margins): the transparent parts take the picture's typical tone.
+    light lines stay visible on white; but dark pixels that hug light ones are a light digit's drop shadow
+    or outline, not ink of their own (on white, the shadow would be read alone). When they are the majority
+    they are a picture (paper with transparent margins): the transparent parts take the picture's typical
+    tone.
 
     The statistics are gathered at full size, tile by tile; the composite, tone x alpha + backdrop x
     (1 - alpha), is linear in (tone x alpha, alpha), so it is computed from those two reduced.
     """
     histogram = np.zeros(256, np.int64)  # tones of the pixels more opaque than not
     sums = np.zeros(2)  # alpha, tone x alpha
+    apart = np.zeros(1, np.int64)  # dark opaque pixels clear of light ones: ink, not a shadow or an outline
 
     def premultiplied(tile: PILImage) -> tuple[np.ndarray, np.ndarray]:
         rgba = tile.convert("RGBA")
         tone = np.asarray(rgba.convert("L"))
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
         ink = tone.astype(np.float32) * alpha
-        histogram[:] += np.bincount(tone[alpha > 0.5], minlength=256)
+        opaque = alpha > 0.5
+        histogram[:] += np.bincount(tone[opaque], minlength=256)
         sums[:] += alpha.sum(dtype=np.float64), ink.sum(dtype=np.float64)
+        apart[:] += int((opaque & (tone < 128) & ~_near(opaque & (tone >= 128), _SHADOW_REACH)).sum())
         return ink, alpha
 
     ink, alpha = _reduced_planes(image, factor, premultiplied)
@@ -370,11 +378,22 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
     if coverage == 0.0:
         return np.full_like(ink, 255.0)  # nothing visible: blank, to_mnist says so
     if coverage < 0.5:
-        dark_share = histogram[:128].sum() / max(int(histogram.sum()), 1)
+        dark_share = int(apart[0]) / max(int(histogram.sum()), 1)
         backdrop = 0.0 if sums[1] / sums[0] > 127.5 and dark_share < _DARK_INK_SHARE else 255.0
     else:
         backdrop = _median(histogram) if histogram.any() else 255.0
     return ink + np.float32(backdrop) * (1.0 - alpha)
+
+
+def _near(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` grown by ``reach`` pixels in every direction (a square neighbourhood)."""
+    grown = mask.copy()
+    for _ in range(reach):
+        grown[1:] |= grown[:-1].copy()
+        grown[:-1] |= grown[1:].copy()
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+    return grown
 
 
 def _median(histogram: np.ndarray) -> float:

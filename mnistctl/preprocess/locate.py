@@ -288,17 +288,17 @@ def find_digit(
         # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
         # digit, an upright one clear of the outer tenths of the width (where a form's grid runs) is read as the
         # stroke it may be.
-        margin = int(_UPRIGHT_MARGIN * width)
-        middle = upright[:, margin : width - margin]
-        if not middle.any() or darkness is None:
+        inner = slice(int(_UPRIGHT_MARGIN * width), width - int(_UPRIGHT_MARGIN * width))
+        hairlines = upright[:, inner]
+        if not hairlines.any() or darkness is None:
             raise
         # ...drawn in a pen's dark ink: printed rules are mostly grey or a light colour.
-        if float(darkness[:, margin : width - margin][middle].mean()) < _PEN_DARKNESS * DARK_STEPS:
+        if float(darkness[:, inner][hairlines].mean()) < _PEN_DARKNESS * DARK_STEPS:
             raise
-        centred = np.zeros_like(upright)
-        centred[:, margin : width - margin] = middle
-        upright_removed = (across, down & ~centred)
-        return _choose(mask, strokes | centred, lines & ~centred, upright_removed, name, darkness, tiny, paper)
+        ones = np.zeros_like(upright)
+        ones[:, inner] = hairlines
+        upright_removed = (across, down & ~ones)
+        return _choose(mask, strokes | ones, lines & ~ones, upright_removed, name, darkness, tiny, paper)
     if tiny or faint is None or darkness is None:
         return found
     # Never through a line or a bar: a rule would join whatever it passes.
@@ -567,25 +567,36 @@ def _without_lines(
 
 def _pen_along(line: np.ndarray, shade: np.ndarray) -> np.ndarray:
     """Per column: whether a pen's stroke runs along ``line`` (the pixels of one line running along the rows)
-    there: the ink across the line's band, a pixel either side of it, adds up to ``_PEN_MASS`` times the line's
-    typical cross-section or more. (Not the darkest pixel: a pen lying on a dark rule darkens it only a little,
-    but widens it; and a rule whose core alone passed the ink's threshold is no darker along its length.)"""
-    rows, cols = np.nonzero(line)
-    width = line.shape[1]
-    low = np.full(width, line.shape[0], dtype=np.int64)
-    high = np.full(width, -1, dtype=np.int64)
-    np.minimum.at(low, cols, rows)
-    np.maximum.at(high, cols, rows)
-    used = np.flatnonzero(high >= 0)
-    low, high = np.maximum(low[used] - 1, 0), np.minimum(high[used] + 1, line.shape[0] - 1)
-    steps = np.arange(int((high - low).max()) + 1)[:, None]
-    band_rows = low[None, :] + steps
-    inside = band_rows <= high[None, :]
-    values = np.where(inside, np.maximum(shade[np.minimum(band_rows, line.shape[0] - 1), used[None, :]], 0.0), 0.0)
-    mass = values.sum(axis=0)
-    found = np.zeros(width, dtype=bool)
-    found[used] = mass > _PEN_MASS * max(float(np.median(mass)), 1.0)
+    there: the ink across the line's band, a pixel either side of it, adds up to more than ``_PEN_MASS`` times
+    the line's median cross-section. (Not the darkest pixel: a pen lying on a dark rule darkens it only a
+    little, but widens it; and a rule whose core alone passed the ink's threshold is no darker along its
+    length.) A pen along more than half of a short line sets the median itself and is not found: such a
+    line is a stroke of the digit, not a rule, when the line tests are right."""
+    found = np.zeros(line.shape[1], dtype=bool)
+    columns, mass = _band_mass(line, shade)
+    if columns.size:
+        found[columns] = mass > _PEN_MASS * max(float(np.median(mass)), 1.0)
     return found
+
+
+def _band_mass(line: np.ndarray, shade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns that ``line`` (pixels running along the rows) holds, and per column the ``shade`` summed
+    over the line's rows there and one row either side (negative shade counts as none)."""
+    rows, cols = np.nonzero(line)
+    last_row = line.shape[0] - 1
+    band_top = np.full(line.shape[1], line.shape[0], dtype=np.int64)
+    band_bottom = np.full(line.shape[1], -1, dtype=np.int64)
+    np.minimum.at(band_top, cols, rows)
+    np.maximum.at(band_bottom, cols, rows)
+    columns = np.flatnonzero(band_bottom >= 0)
+    if columns.size == 0:
+        return columns, np.zeros(0)
+    band_top = np.maximum(band_top[columns] - 1, 0)
+    band_bottom = np.minimum(band_bottom[columns] + 1, last_row)
+    # One row of the band per step, for every column at once; steps past a column's band add nothing.
+    band_rows = band_top[None, :] + np.arange(int((band_bottom - band_top).max()) + 1)[:, None]
+    values = np.maximum(shade[np.minimum(band_rows, last_row), columns[None, :]], 0.0)
+    return columns, np.where(band_rows <= band_bottom[None, :], values, 0.0).sum(axis=0)
 
 
 def _rim(ink: np.ndarray, rules: np.ndarray, crossing: np.ndarray) -> _Components:
