@@ -356,6 +356,8 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
     The statistics are gathered at full size, tile by tile; the composite, tone x alpha + backdrop x
     (1 - alpha), is linear in (tone x alpha, alpha), so it is computed from those two reduced.
     """
+    from mnistctl.preprocess.paper import grown  # here: paper imports this module
+
     histogram = np.zeros(256, np.int64)  # tones of the pixels more opaque than not
     sums = np.zeros(2)  # alpha, tone x alpha
     apart = np.zeros(1, np.int64)  # dark opaque pixels clear of light ones: ink, not a shadow or an outline
@@ -368,7 +370,7 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
         opaque = alpha > 0.5
         histogram[:] += np.bincount(tone[opaque], minlength=256)
         sums[:] += alpha.sum(dtype=np.float64), ink.sum(dtype=np.float64)
-        apart[:] += int((opaque & (tone < 128) & ~_near(opaque & (tone >= 128), _SHADOW_REACH)).sum())
+        apart[:] += int((opaque & (tone < 128) & ~grown(opaque & (tone >= 128), _SHADOW_REACH)).sum())
         return ink, alpha
 
     ink, alpha = _reduced_planes(image, factor, premultiplied)
@@ -383,17 +385,6 @@ def _composite(image: PILImage, factor: int) -> np.ndarray:
     else:
         backdrop = _median(histogram) if histogram.any() else 255.0
     return ink + np.float32(backdrop) * (1.0 - alpha)
-
-
-def _near(mask: np.ndarray, reach: int) -> np.ndarray:
-    """``mask`` grown by ``reach`` pixels in every direction (a square neighbourhood)."""
-    grown = mask.copy()
-    for _ in range(reach):
-        grown[1:] |= grown[:-1].copy()
-        grown[:-1] |= grown[1:].copy()
-        grown[:, 1:] |= grown[:, :-1].copy()
-        grown[:, :-1] |= grown[:, 1:].copy()
-    return grown
 
 
 def _median(histogram: np.ndarray) -> float:

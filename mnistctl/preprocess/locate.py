@@ -288,7 +288,8 @@ def find_digit(
         # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
         # digit, an upright one clear of the outer tenths of the width (where a form's grid runs) is read as the
         # stroke it may be.
-        inner = slice(int(_UPRIGHT_MARGIN * width), width - int(_UPRIGHT_MARGIN * width))
+        margin = int(_UPRIGHT_MARGIN * width)
+        inner = slice(margin, width - margin)
         hairlines = upright[:, inner]
         if not hairlines.any() or darkness is None:
             raise
@@ -583,7 +584,6 @@ def _band_mass(line: np.ndarray, shade: np.ndarray) -> tuple[np.ndarray, np.ndar
     """The columns that ``line`` (pixels running along the rows) holds, and per column the ``shade`` summed
     over the line's rows there and one row either side (negative shade counts as none)."""
     rows, cols = np.nonzero(line)
-    last_row = line.shape[0] - 1
     band_top = np.full(line.shape[1], line.shape[0], dtype=np.int64)
     band_bottom = np.full(line.shape[1], -1, dtype=np.int64)
     np.minimum.at(band_top, cols, rows)
@@ -592,11 +592,11 @@ def _band_mass(line: np.ndarray, shade: np.ndarray) -> tuple[np.ndarray, np.ndar
     if columns.size == 0:
         return columns, np.zeros(0)
     band_top = np.maximum(band_top[columns] - 1, 0)
-    band_bottom = np.minimum(band_bottom[columns] + 1, last_row)
-    # One row of the band per step, for every column at once; steps past a column's band add nothing.
-    band_rows = band_top[None, :] + np.arange(int((band_bottom - band_top).max()) + 1)[:, None]
-    values = np.maximum(shade[np.minimum(band_rows, last_row), columns[None, :]], 0.0)
-    return columns, np.where(band_rows <= band_bottom[None, :], values, 0.0).sum(axis=0)
+    band_end = np.minimum(band_bottom[columns] + 2, line.shape[0])  # exclusive
+    # A column's band is a run along the transposed image (of the rows the bands span: a line is straight).
+    first, last = int(band_top.min()), int(band_end.max())
+    across = np.maximum(shade[first:last], 0.0).T
+    return columns, _run_totals(across, columns, band_top - first, band_end - first)
 
 
 def _rim(ink: np.ndarray, rules: np.ndarray, crossing: np.ndarray) -> _Components:
