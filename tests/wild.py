@@ -150,14 +150,18 @@ def scaled_ink(digit: np.ndarray, height: int, stroke: float, oversample: int = 
     """Coverage of ``digit`` scaled to ``height`` px tall (aspect kept) with strokes about ``stroke`` px wide.
 
     The ink is drawn ``oversample`` times larger, made wider or thinner there, then shrunk with a box filter, so
-    the strokes of a 10 px digit come out 1.5-3 px wide and anti-aliased, as a pen's would at that size.
+    the strokes of a 10 px digit come out 1.5-3 px wide and anti-aliased, as a pen's would at that size. A pen
+    thinner than the digit's strokes redraws its centre line (``skeleton``) at the pen's width: eroding the ink
+    instead would wipe out every stretch thinner than the typical stroke, and what is left is often another
+    digit, where a real pen draws the same line everywhere.
     """
     rows, _ = ink_bounds(digit)
     big = enlarged_ink(digit, height * oversample / (rows.stop - rows.start))
-    now = stroke_width(big)
-    steps = round((stroke * oversample - now) / 2)  # each step adds or removes a pixel on both sides
-    steps = int(np.clip(steps, -max(round(now / 2) - 1, 0), 16))  # thinner, but never erased
-    big = grow(big, steps)
+    steps = round((stroke * oversample - stroke_width(big)) / 2)  # each step adds a pixel on both sides
+    if steps < 0:
+        big = grow(skeleton(big > 0.5).astype(np.float32), max(0, round((stroke * oversample - 1) / 2)))
+    else:
+        big = grow(big, min(steps, 16))
     size = (max(1, round(big.shape[1] / oversample)), max(1, round(big.shape[0] / oversample)))
     return crop_to_ink(resized(big, size, Image.Resampling.BOX))
 
