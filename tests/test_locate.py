@@ -563,7 +563,8 @@ def test_a_stroke_crossing_a_thin_rule_is_kept_though_a_thick_rule_is_on_the_pag
     mask[40:41, :] = True  # a 1 px rule across the page
     mask[90:95, :] = True  # a 5 px rule across the page
     mask[38:42, 70:73] = True  # a short stroke crossing the thin rule: 4 px of ink across it
-    strokes, across, _, _ = locate_module._without_lines(mask, mask)
+    unruled = locate_module._without_lines(mask, mask)
+    strokes, across = unruled.kept, unruled.across
     assert strokes[40, 71] and not strokes[40, 20]
     assert across[40, 20] and across[92, 20] and not strokes[92, 20]
 
@@ -577,7 +578,8 @@ def test_a_rules_ragged_rim_goes_with_it_and_not_with_the_one_under_it():
     mask[40:62, 74:77] = True  # a "1" hanging from the rule
     darkness = np.where(mask, 100.0, 0.0)
     darkness[42, 40:74] = 60.0  # the rim is the rule's blurred edge: lighter than the rule
-    strokes, across, _, _ = locate_module._without_lines(mask, mask, darkness)
+    unruled = locate_module._without_lines(mask, mask, darkness)
+    strokes, across = unruled.kept, unruled.across
     assert not strokes[42, 50] and across[42, 50]
     assert strokes[50, 75] and strokes[42, 75]
     found = locate_module.find_digit(mask, "crop", darkness=darkness)
@@ -605,7 +607,8 @@ def test_a_pen_stroke_lying_on_a_dark_rule_stays_though_it_darkens_the_rule_only
     mask[42:70, 78:80] = True  # ...and the 7's stem
     darkness = np.where(mask, 100.0, 0.0)
     darkness[41, 60:80] = 130.0  # ...the rest on the rule: 1.3 times the rule's darkness
-    strokes, across, _, _ = locate_module._without_lines(mask, mask, darkness)
+    unruled = locate_module._without_lines(mask, mask, darkness)
+    strokes, across = unruled.kept, unruled.across
     assert strokes[41, 70] and not strokes[41, 20] and across[41, 20]
     found = locate_module.find_digit(mask, "crop", darkness=darkness)
     assert found.digit[41, 60:78].all()  # the bar's ink on the rule is the digit's
@@ -621,5 +624,51 @@ def test_a_rule_whose_core_alone_passed_the_threshold_is_no_pen_stroke_along_its
     mask[:, 42] = True  # ...whose core alone is ink
     darkness = np.where(faint, 45.0, 0.0)
     darkness[:, 42] = 100.0
-    strokes, _, down, _ = locate_module._without_lines(mask, faint | mask, darkness)
+    unruled = locate_module._without_lines(mask, faint | mask, darkness)
+    strokes, down = unruled.kept, unruled.down
     assert not strokes[:, 42].any() and down[60, 42]
+
+
+@pytest.mark.parametrize("label", [0, 3, 6])
+def test_a_column_rule_ending_on_a_row_rule_from_the_scanner_bed_is_a_rule(label):
+    """A column rule that stops at a row rule, the digit written against its other end. The row rule runs on to
+    the paper's edge, under the scanner bed's bar, not to the image's: it was taken for a stroke leaving the
+    column rule at its end, the column rule for a digit's stroke, and the two together read as a "1"."""
+    page = _only_digit(label, 28, 75, 22)
+    page[:, :14] = 12.0  # the scanner bed on the left
+    page[100:102, 14:] = 110.0  # a row rule from the paper's edge across...
+    page[30:101, 96:98] = 100.0  # ...and a column rule ending on it, its top end against the digit
+    assert _matches_the_digit_alone(page, label, 28, 75, 22)
+
+
+@pytest.mark.parametrize("label", [0, 3, 6])
+def test_a_column_rule_between_two_row_rules_is_a_rule_though_it_reaches_no_edge(label):
+    """A register's table: a column rule runs from one row rule to the next, short of the paper's edges.
+    Taken for a stroke, it joined the digit written against it (a "0" read as a "1" at 0.98)."""
+    page = _only_digit(label, 50, 75, 22)  # the digit's right side touches the column rule
+    page[10:12, :] = 110.0  # row rules across the crop...
+    page[112:114, :] = 110.0
+    page[11:113, 96:98] = 100.0  # ...and the column rule from one to the other
+    assert _matches_the_digit_alone(page, label, 50, 75, 22)
+
+
+def test_a_table_cells_rules_alone_are_no_digit():
+    page = sheet()
+    page[10:12, :] = 110.0
+    page[112:114, :] = 110.0
+    page[11:113, 96:98] = 100.0
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+def test_a_fours_bar_ending_on_its_long_stem_stays_with_the_digit():
+    """A thin pen's 4 on a form: its stem is as long and straight as a free-standing line, and its bar ends on
+    the stem. Only rules are edges a line may end on; taken for one, the stem took the bar along with it."""
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[2:4, :] = True  # the form's grid along the top edge: a rule, so lines are looked for again
+    mask[15:85, 65:67] = True  # the stem, 70 px
+    mask[60:62, 25:67] = True  # the bar, ending on the stem
+    for row in range(15, 61):  # the stroke down to the bar
+        mask[row, 37 - (row - 15) // 4 : 39 - (row - 15) // 4] = True
+    found = locate_module.find_digit(mask, "four.png", darkness=np.where(mask, 200.0, 0.0))
+    assert found.digit[60:62, 30:60].all()

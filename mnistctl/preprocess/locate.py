@@ -252,6 +252,20 @@ class Located:
     faded: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Unruled:
+    """What ``_without_lines`` leaves and takes: the ink without the lines (``kept``); the pixels taken as
+    horizontal (``across``) and vertical (``down``) lines; the ink of the vertical lines that reach no edge
+    of the paper (``upright``: maybe a thin pen's "1"); and the whole of each direction's rules, the lines
+    that run to an edge (``rules``: horizontal, vertical), where other lines may end."""
+
+    kept: np.ndarray
+    across: np.ndarray
+    down: np.ndarray
+    upright: np.ndarray
+    rules: tuple[np.ndarray, np.ndarray]
+
+
 def find_digit(
     mask: np.ndarray,
     name: str,
@@ -276,7 +290,10 @@ def find_digit(
         unbarred = ~bar_region(mask)
         lenient = (mask if faint is None else faint | mask) & unbarred
         paper = _paper_extent(unbarred if painted is None else unbarred & ~painted)
-        strokes, across, down, upright = _without_lines(mask & unbarred, lenient, darkness, paper)
+        unruled = _without_lines(mask & unbarred, lenient, darkness, paper)
+        if unruled.rules[0].any() or unruled.rules[1].any():  # again: a line may end on one of those rules
+            unruled = _without_lines(mask & unbarred, lenient, darkness, paper, known_rules=unruled.rules)
+        strokes, across, down, upright = unruled.kept, unruled.across, unruled.down, unruled.upright
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
         bars = mask & ~unbarred
@@ -477,20 +494,26 @@ def _without_lines(
     faint: np.ndarray,
     darkness: np.ndarray | None = None,
     paper: tuple[int, int, int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    known_rules: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Unruled:
     """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
-    one; the pixels of the horizontal and of the vertical lines (in ``faint``: a light printed line may
-    not reach ``mask`` at all); and the ink of the vertical ones that reach no edge of the paper.
+    one, and the lines taken out (``Unruled``; lines are looked for in ``faint``: a light printed line may
+    not reach ``mask`` at all).
 
     ``paper`` (top, bottom, left, right) is the part of the image that is not a bar: a ruling line ends at
-    the paper's edge, under a scanner bed's bar, as surely as at the image's."""
+    the paper's edge, under a scanner bed's bar, as surely as at the image's. ``known_rules`` (a first
+    pass's ``rules``) are edges too: a register's column rule ends on the rule under its heading as often
+    as at the paper's edge. (Only rules: a digit's straight stroke taken for a free-standing line is no
+    edge for the stroke that ends on it, as a 4's bar ends on its stem.)"""
     paper = paper or (0, mask.shape[0], 0, mask.shape[1])
     kept = mask.copy()
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
+    whole_rules = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]
     upright = np.zeros_like(mask, dtype=bool)  # free-standing vertical hairlines: maybe a thin pen's "1"
     for transposed in (False, True):
         view = faint.T if transposed else faint
         near_edge, far_edge = paper[2:] if not transposed else paper[:2]
+        sides = paper[:2] if not transposed else paper[2:]  # the paper's extent across the lines
         width = far_edge - near_edge
         # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured.
         bridged = _closed_rows(view, _LINE_GAP)
@@ -518,13 +541,18 @@ def _without_lines(
             np.maximum.at(last, owner[owned], columns + 1)
         edge = max(1, int(_LINE_EDGE * width))
         reaches_edge = (first < near_edge + edge) | (last > far_edge - edge)
-        across_image = reaches_edge & (span >= _LINE_SPAN * width)
+        long_enough = span >= _LINE_SPAN * width
+        ends_on_rule = np.zeros_like(reaches_edge)
+        if known_rules is not None:
+            crossing = known_rules[0].T if transposed else known_rules[1]  # the other direction's, in this view
+            ends_on_rule = _ends_on(crossing, lines, first, last, edge + 1) & long_enough & ~reaches_edge
+        across_image = (reaches_edge | ends_on_rule) & long_enough
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~across_image
         if hairline.any():
             for index in np.flatnonzero(hairline):
-                hairline[index] = _ruler_straight(labels == index) and not _turns_at_an_end(ink, lines, index)
+                hairline[index] = _ruler_straight(labels == index) and not _turns_at_an_end(ink, lines, index, sides)
         is_line = straight & thin & (across_image | hairline)
         if not is_line.any():
             continue
@@ -561,9 +589,26 @@ def _without_lines(
         removed = removed.T if transposed else removed
         kept &= ~removed
         found[transposed] |= removed
-        if transposed:
-            upright |= (lines.mask_of(is_line & ~across_image) & view).T & mask
-    return kept, found[0], found[1], upright
+        ruled = lines.mask_of(rules) & view
+        whole_rules[transposed] |= ruled.T if transposed else ruled
+        if transposed:  # (a thin pen's "1" standing on a grid line may end on a rule too)
+            upright |= (lines.mask_of(is_line & (~across_image | ends_on_rule)) & view).T & mask
+    return Unruled(kept, found[0], found[1], upright, (whole_rules[0], whole_rules[1]))
+
+
+def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.ndarray, reach: int) -> np.ndarray:
+    """Per line of ``lines`` (running along the rows): whether an end of its ink (columns ``first`` and
+    ``last`` - 1) meets ``rules``, the other direction's rules in the same view, within ``reach`` px beyond
+    it, in the rows the line spans and one either side."""
+    ends = np.zeros(lines.count, dtype=bool)
+    height, width = rules.shape
+    for index in range(lines.count):
+        rows = slice(max(int(lines.top[index]) - 1, 0), min(int(lines.bottom[index]) + 1, height))
+        start, stop = int(first[index]), int(last[index])
+        before = rules[rows, max(start - reach, 0) : start + 1]
+        after = rules[rows, max(stop - 1, 0) : min(stop + reach, width)]
+        ends[index] = bool(before.any() or after.any())
+    return ends
 
 
 def _pen_along(line: np.ndarray, shade: np.ndarray) -> np.ndarray:
@@ -636,7 +681,7 @@ def _paper_extent(unbarred: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int) -> bool:
+def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int, sides: tuple[int, int]) -> bool:
     """Whether a stroke leaves line ``index`` (running along the rows of ``ink``) sideways at either of its
     ends and runs on as far as a 7's stem would: at least ``_STEM_SHARE`` of the line's length away from it.
 
@@ -661,8 +706,9 @@ def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int) -> bool:
         touching = touching[touching >= 0]
         # ...and how far from the band they reach.
         reach = np.maximum(top - shapes.top[touching], shapes.bottom[touching] - bottom)
-        # A ruling line of the other direction meeting this one at a corner runs on to the image's edge...
-        reach[(shapes.top[touching] == 0) | (shapes.bottom[touching] == ink.shape[0])] = 0
+        # A ruling line of the other direction meeting this one at a corner runs on to the paper's edge (``sides``:
+        # where the paper begins and ends across this line; a scanner bed's bar may lie beyond)...
+        reach[(shapes.top[touching] <= sides[0]) | (shapes.bottom[touching] >= sides[1])] = 0
         # ...and a parallel rule at least as long beside this one, touching its end, is no stem either.
         reach[_length_beside(labels, touching, top, bottom) >= span] = 0
         if (reach >= least).any():
