@@ -672,3 +672,19 @@ def test_a_fours_bar_ending_on_its_long_stem_stays_with_the_digit():
         mask[row, 37 - (row - 15) // 4 : 39 - (row - 15) // 4] = True
     found = locate_module.find_digit(mask, "four.png", darkness=np.where(mask, 200.0, 0.0))
     assert found.digit[60:62, 30:60].all()
+
+
+@pytest.mark.parametrize("label", [3, 5, 8])
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("top", [5, 9])
+@pytest.mark.parametrize(("word", "cut"), [("Fødselsdag", 6), ("Bopæl", 0), ("Trykt for", 0)])
+def test_a_word_of_small_print_above_the_digit_is_not_part_of_it(label, word, size, cut, top):
+    """A form's printed heading 3-10 px over the digit, running in from the crop's edge. At 7-8 px its lower-case
+    letters are no bigger than specks and its capitals stand apart: no row of letters was seen, and the tall
+    ones joined the digit as pieces of it (a "3" under "Fødselsdag" was read as a "5")."""
+    page = _only_digit(label, 22, 10, 22)
+    letters = wild.printed(word, size)[:, cut:]
+    height, width = letters.shape
+    region = page[top : top + height, :width]
+    np.minimum(region, PAPER - (PAPER - 70) * letters, out=region)
+    assert _matches_the_digit_alone(page, label, 22, 10, 22)

@@ -899,14 +899,15 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     similar = usable & (tall >= 0.5 * size) & (tall <= 2.0 * size) & (overlap >= 0.5 * size)
     similar &= ~_periods(shapes, _box(shapes, seed))
     similar[seed] = False
-    # Chain letters outwards from the seed, nearest first: each a gap of at most 0.6 letters from the
-    # row so far, and side by side with it (pieces of one digit overlap; letters do not, but for a pixel).
+    # Chain letters outwards from the seed, nearest first: each a gap of at most 0.6 of the taller letter's
+    # height from the row so far (a capital stands as far from a small letter as from another capital), and
+    # side by side with it (pieces of one digit overlap; letters do not, but for a pixel).
     left, right, members = shapes.left[seed], shapes.right[seed], 1
     for other in np.flatnonzero(similar)[np.argsort(shapes.left[similar])]:
-        if shapes.left[other] >= right - 1 and shapes.left[other] - right <= 0.6 * size:
+        if shapes.left[other] >= right - 1 and shapes.left[other] - right <= 0.6 * max(size, tall[other]):
             right, members = shapes.right[other], members + 1
     for other in np.flatnonzero(similar)[np.argsort(-shapes.right[similar])]:
-        if shapes.right[other] <= left + 1 and left - shapes.right[other] <= 0.6 * size:
+        if shapes.right[other] <= left + 1 and left - shapes.right[other] <= 0.6 * max(size, tall[other]):
             left, members = shapes.left[other], members + 1
     row_height = max(size, int(tall[similar & (shapes.left >= left) & (shapes.right <= right)].max(initial=0)))
     return members >= 2 and right - left >= _TEXT_ASPECT * row_height
@@ -928,9 +929,11 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
     # Letters of printed words above or below the digit, in a row of similar ones all much smaller than it,
     # are not pieces of it (a stroke of a broken digit may be as wide as a word, but not one of such a row).
     letters = np.zeros(shapes.count, dtype=bool)
-    small = usable & (2 * tall < tall[seed])
+    # (Specks count as letters of the row: beside a word's capitals and ascenders, small print's lower-case
+    # letters are no bigger than specks, and without them the tall letters stand too far apart for a row.)
+    small = 2 * tall < tall[seed]
     apart = (shapes.bottom <= shapes.top[seed]) | (shapes.top >= shapes.bottom[seed])
-    for other in np.flatnonzero(small & apart & (wide <= _WORD_ASPECT * tall)):
+    for other in np.flatnonzero(usable & small & apart & (wide <= _WORD_ASPECT * tall)):
         letters[other] = _in_text_row(shapes, other, small)
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
     thin = np.minimum(tall, wide)
