@@ -688,3 +688,14 @@ def test_a_word_of_small_print_above_the_digit_is_not_part_of_it(label, word, si
     region = page[top : top + height, :width]
     np.minimum(region, PAPER - (PAPER - 70) * letters, out=region)
     assert _matches_the_digit_alone(page, label, 22, 10, 22)
+
+
+def test_a_thin_pen_one_standing_on_a_grid_line_is_read_as_a_one():
+    """A line ending on a rule is a rule, but a thin pen's dark "1" standing on the form's grid line is one too:
+    when nothing else is a digit it is read as the stroke it may be."""
+    page = np.full((100, 100), 245.0, np.float32)
+    page[94:96, :] = 150.0  # a grey grid line along the bottom edge, dark enough to be ink all along
+    page[30:94, 50:52] = 25.0  # the "1", down to it
+    registry = Registry()
+    pixels = to_mnist(finish(page))
+    assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 1
