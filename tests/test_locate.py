@@ -643,22 +643,55 @@ def test_a_column_rule_ending_on_a_row_rule_from_the_scanner_bed_is_a_rule(label
 
 @pytest.mark.parametrize("label", [0, 3, 6])
 def test_a_column_rule_between_two_row_rules_is_a_rule_though_it_reaches_no_edge(label):
-    """A register's table: a column rule runs from one row rule to the next, short of the paper's edges.
-    Taken for a stroke, it joined the digit written against it (a "0" read as a "1" at 0.98)."""
+    """A register's table: a column rule runs from one row rule to the next, short of the paper's edges and
+    too short for a free-standing rule. It is taken out, not joined to the digit written against it."""
     page = _only_digit(label, 50, 75, 22)  # the digit's right side touches the column rule
-    page[10:12, :] = 110.0  # row rules across the crop...
-    page[112:114, :] = 110.0
-    page[11:113, 96:98] = 100.0  # ...and the column rule from one to the other
+    page[35:37, :] = 110.0  # row rules across the crop...
+    page[92:94, :] = 110.0
+    page[36:93, 96:98] = 100.0  # ...and the column rule from one to the other
     assert _matches_the_digit_alone(page, label, 50, 75, 22)
 
 
 def test_a_table_cells_rules_alone_are_no_digit():
+    """The cell's column rule alone, between its row rules, was read as a "1" at 1.00."""
     page = sheet()
-    page[10:12, :] = 110.0
-    page[112:114, :] = 110.0
-    page[11:113, 96:98] = 100.0
+    page[35:37, :] = 110.0
+    page[92:94, :] = 110.0
+    page[36:93, 96:98] = 100.0
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(finish(page))
+
+
+@pytest.mark.parametrize("width", [1.4, 2.2])
+def test_a_four_standing_on_a_baseline_keeps_its_stem(width):
+    """A digit's straight stroke that ends on one rule is no rule: a 4 written on the form's baseline, its stem
+    long enough for a rule, was read as a "6" without it. (A line is a rule where it ends on rules at both
+    ends, as a column rule runs from row rule to row rule.)"""
+    page = sheet(100, 120)
+    coverage = draw(HANDWRITTEN[4], side=64, width=width)
+    region = page[8:72, 20:84]
+    np.minimum(region, PAPER - (PAPER - INK) * coverage, out=region)
+    alone = to_mnist(finish(page))
+    bottom = 8 + int(np.flatnonzero(coverage.max(axis=1) > 0.5)[-1]) + 1
+    page[bottom : bottom + 2, :] = 110.0  # the baseline, right under the stem
+    assert correlation(to_mnist(finish(page)), alone) >= MIN_CORRELATION
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_sevens_bar_with_a_speck_broken_off_its_end_is_no_row_of_letters(side):
+    """Specks join a row of printed letters, but a stroke and one speck beside it are no row: the 7's bar was
+    taken for letters above the digit and dropped, and the 7 read as a "1"."""
+    mask = np.zeros((100, 100), dtype=bool)
+    for row in range(38, 86):  # the stem, 3 px, slanting down to the left
+        col = 62 - (row - 38) * 17 // 48
+        mask[row, col - 1 : col + 2] = True
+    for col in range(44, 56):  # the bar, rising to the right (the pen lifted at the corner)
+        row = 33 - (col - 44) * 3 // 12
+        mask[row : row + 3, col] = True
+    speck = np.s_[32:35, 37:42] if side == "left" else np.s_[32:35, 58:63]
+    mask[speck] = True  # a bit of the bar, broken off by a 2 px gap
+    found = locate_module.find_digit(mask, "seven.png", darkness=np.where(mask, 200.0, 0.0))
+    assert found.digit[30:37, 44:56].sum() == mask[30:37, 44:56].sum()
 
 
 def test_a_fours_bar_ending_on_its_long_stem_stays_with_the_digit():

@@ -156,10 +156,19 @@ def scaled_ink(digit: np.ndarray, height: int, stroke: float, oversample: int = 
     digit, where a real pen draws the same line everywhere.
     """
     rows, _ = ink_bounds(digit)
-    big = enlarged_ink(digit, height * oversample / (rows.stop - rows.start))
+    scale = height * oversample / (rows.stop - rows.start)
+    big = enlarged_ink(digit, scale)
     steps = round((stroke * oversample - stroke_width(big)) / 2)  # each step adds a pixel on both sides
     if steps < 0:
-        big = grow(skeleton(big > 0.5).astype(np.float32), max(0, round((stroke * oversample - 1) / 2)))
+        reach = max(0, round((stroke * oversample - 1) / 2))  # the pen's half-width, past the centre line
+        lines = skeleton(big > 0.5)
+        drawn = np.flatnonzero(lines.any(axis=1))
+        # The centre line stops half a stroke short of the ink's ends: drawn larger, it spans the height
+        # that the pen's line should, less the pen's own width.
+        length, wanted = drawn[-1] - drawn[0] + 1, height * oversample - 2 * reach
+        if 0 < length < wanted:
+            lines = skeleton(enlarged_ink(digit, scale * wanted / length) > 0.5)
+        big = grow(lines.astype(np.float32), reach)
     else:
         big = grow(big, min(steps, 16))
     size = (max(1, round(big.shape[1] / oversample)), max(1, round(big.shape[0] / oversample)))

@@ -256,8 +256,9 @@ class Located:
 class Unruled:
     """What ``_without_lines`` leaves and takes: the ink without the lines (``kept``); the pixels taken as
     horizontal (``across``) and vertical (``down``) lines; the ink of the vertical lines that reach no edge
-    of the paper (``upright``: maybe a thin pen's "1"); and the whole of each direction's rules, the lines
-    that run to an edge (``rules``: horizontal, vertical), where other lines may end."""
+    of the paper, free-standing or between two rules (``upright``: maybe a thin pen's "1"); and the whole of
+    each direction's rules, the lines that run to the paper's edge or from rule to rule (``rules``:
+    horizontal, vertical), where other lines may end."""
 
     kept: np.ndarray
     across: np.ndarray
@@ -502,14 +503,14 @@ def _without_lines(
 
     ``paper`` (top, bottom, left, right) is the part of the image that is not a bar: a ruling line ends at
     the paper's edge, under a scanner bed's bar, as surely as at the image's. ``known_rules`` (a first
-    pass's ``rules``) are edges too: a register's column rule ends on the rule under its heading as often
-    as at the paper's edge. (Only rules: a digit's straight stroke taken for a free-standing line is no
-    edge for the stroke that ends on it, as a 4's bar ends on its stem.)"""
+    pass's ``rules``) are edges too, where a line meets them at both ends: a register's column rule runs
+    from the rule under its heading to the next one. (Only rules: a digit's straight stroke taken for a
+    free-standing line is no edge for the stroke that ends on it, as a 4's bar ends on its stem.)"""
     paper = paper or (0, mask.shape[0], 0, mask.shape[1])
     kept = mask.copy()
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
     whole_rules = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]
-    upright = np.zeros_like(mask, dtype=bool)  # free-standing vertical hairlines: maybe a thin pen's "1"
+    upright = np.zeros_like(mask, dtype=bool)  # vertical lines reaching no edge: maybe a thin pen's "1"
     for transposed in (False, True):
         view = faint.T if transposed else faint
         near_edge, far_edge = paper[2:] if not transposed else paper[:2]
@@ -536,7 +537,7 @@ def _without_lines(
             strong = np.zeros(lines.count, dtype=bool)
             strong[owner[owned]] = True
             columns = np.nonzero(ink)[1][owned]
-            first[strong], last[strong] = width, 0
+            first[strong], last[strong] = view.shape[1], 0
             np.minimum.at(first, owner[owned], columns)
             np.maximum.at(last, owner[owned], columns + 1)
         edge = max(1, int(_LINE_EDGE * width))
@@ -546,14 +547,14 @@ def _without_lines(
         if known_rules is not None:
             crossing = known_rules[0].T if transposed else known_rules[1]  # the other direction's, in this view
             ends_on_rule = _ends_on(crossing, lines, first, last, edge + 1) & long_enough & ~reaches_edge
-        across_image = (reaches_edge | ends_on_rule) & long_enough
+        ruled = (reaches_edge | ends_on_rule) & long_enough  # a rule: across the paper, or rule to rule
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
-        hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~across_image
+        hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~ruled
         if hairline.any():
             for index in np.flatnonzero(hairline):
                 hairline[index] = _ruler_straight(labels == index) and not _turns_at_an_end(ink, lines, index, sides)
-        is_line = straight & thin & (across_image | hairline)
+        is_line = straight & thin & (ruled | hairline)
         if not is_line.any():
             continue
         # The line...
@@ -576,7 +577,7 @@ def _without_lines(
                 typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
                 typical[index] = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
         removed = line_pixels & ~stroke_over
-        rules = is_line & across_image
+        rules = is_line & ruled
         if shade is not None and rules.any():
             # A rule's ragged rim: a row of ink along its edge, thinner across the rule than a stroke crossing
             # it would be, that the rule's long runs did not reach. Left in place it joins the digit touching
@@ -589,17 +590,18 @@ def _without_lines(
         removed = removed.T if transposed else removed
         kept &= ~removed
         found[transposed] |= removed
-        ruled = lines.mask_of(rules) & view
-        whole_rules[transposed] |= ruled.T if transposed else ruled
-        if transposed:  # (a thin pen's "1" standing on a grid line may end on a rule too)
-            upright |= (lines.mask_of(is_line & (~across_image | ends_on_rule)) & view).T & mask
+        rule_pixels = lines.mask_of(rules) & view
+        whole_rules[transposed] |= rule_pixels.T if transposed else rule_pixels
+        if transposed:  # (a thin pen's "1" may stand between two grid lines too)
+            upright |= (lines.mask_of(is_line & (~ruled | ends_on_rule)) & view).T & mask
     return Unruled(kept, found[0], found[1], upright, (whole_rules[0], whole_rules[1]))
 
 
 def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.ndarray, reach: int) -> np.ndarray:
-    """Per line of ``lines`` (running along the rows): whether an end of its ink (columns ``first`` and
-    ``last`` - 1) meets ``rules``, the other direction's rules in the same view, within ``reach`` px beyond
-    it, in the rows the line spans and one either side."""
+    """Per line of ``lines`` (running along the rows): whether both ends of its ink (columns ``first`` and
+    ``last`` - 1) meet ``rules``, the other direction's rules in the same view, within ``reach`` px beyond
+    them, in the rows the line spans and one either side. (One end is not enough: a digit's straight stroke
+    stands on a baseline or hangs from a rule, as a 4's stem does.)"""
     ends = np.zeros(lines.count, dtype=bool)
     height, width = rules.shape
     for index in range(lines.count):
@@ -607,7 +609,7 @@ def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.
         start, stop = int(first[index]), int(last[index])
         before = rules[rows, max(start - reach, 0) : start + 1]
         after = rules[rows, max(stop - 1, 0) : min(stop + reach, width)]
-        ends[index] = bool(before.any() or after.any())
+        ends[index] = bool(before.any() and after.any())
     return ends
 
 
@@ -881,9 +883,13 @@ def _periods(shapes: _Components, box: tuple[int, int, int, int]) -> np.ndarray:
     return _round_dots(shapes, bottom - top) & after
 
 
-def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
+def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np.ndarray | None = None) -> bool:
     """Whether ``seed`` is printed text: a word whose letters ran together (much wider than tall), or one of
-    two or more similar shapes side by side on a line that is wider than a digit could be."""
+    two or more similar shapes side by side on a line that is wider than a digit could be.
+
+    ``letters`` (default: ``usable``) are the shapes that count as letters on their own; the rest of
+    ``usable`` (specks: small print's lower-case letters) join the row too, but it takes three shapes with
+    them in it, so that a stroke with a speck broken off its end (a 7's bar) is no row of two."""
     tall = shapes.bottom - shapes.top
     size = tall[seed]
     if shapes.right[seed] - shapes.left[seed] > _WORD_ASPECT * size and size < _TEXT_HEIGHT * shapes.shape[0]:
@@ -902,15 +908,19 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray) -> bool:
     # Chain letters outwards from the seed, nearest first: each a gap of at most 0.6 of the taller letter's
     # height from the row so far (a capital stands as far from a small letter as from another capital), and
     # side by side with it (pieces of one digit overlap; letters do not, but for a pixel).
-    left, right, members = shapes.left[seed], shapes.right[seed], 1
+    letters = usable if letters is None else letters
+    left, right = shapes.left[seed], shapes.right[seed]
+    row = np.zeros(shapes.count, dtype=bool)
+    row[seed] = True
     for other in np.flatnonzero(similar)[np.argsort(shapes.left[similar])]:
         if shapes.left[other] >= right - 1 and shapes.left[other] - right <= 0.6 * max(size, tall[other]):
-            right, members = shapes.right[other], members + 1
+            right, row[other] = shapes.right[other], True
     for other in np.flatnonzero(similar)[np.argsort(-shapes.right[similar])]:
         if shapes.right[other] <= left + 1 and left - shapes.right[other] <= 0.6 * max(size, tall[other]):
-            left, members = shapes.left[other], members + 1
+            left, row[other] = shapes.left[other], True
+    enough = (row & (letters | (np.arange(shapes.count) == seed))).sum() >= 2 or row.sum() >= 3
     row_height = max(size, int(tall[similar & (shapes.left >= left) & (shapes.right <= right)].max(initial=0)))
-    return members >= 2 and right - left >= _TEXT_ASPECT * row_height
+    return bool(enough and right - left >= _TEXT_ASPECT * row_height)
 
 
 def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
@@ -929,12 +939,12 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
     # Letters of printed words above or below the digit, in a row of similar ones all much smaller than it,
     # are not pieces of it (a stroke of a broken digit may be as wide as a word, but not one of such a row).
     letters = np.zeros(shapes.count, dtype=bool)
-    # (Specks count as letters of the row: beside a word's capitals and ascenders, small print's lower-case
-    # letters are no bigger than specks, and without them the tall letters stand too far apart for a row.)
+    # (Specks join the row: beside a word's capitals and ascenders, small print's lower-case letters are no
+    # bigger than specks, and without them the tall letters stand too far apart for a row.)
     small = 2 * tall < tall[seed]
     apart = (shapes.bottom <= shapes.top[seed]) | (shapes.top >= shapes.bottom[seed])
     for other in np.flatnonzero(usable & small & apart & (wide <= _WORD_ASPECT * tall)):
-        letters[other] = _in_text_row(shapes, other, small)
+        letters[other] = _in_text_row(shapes, other, small, usable & small)
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
     thin = np.minimum(tall, wide)
     straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
