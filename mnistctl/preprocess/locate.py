@@ -258,13 +258,16 @@ class Unruled:
     horizontal (``across``) and vertical (``down``) lines; the ink of the vertical lines that reach no edge
     of the paper, free-standing or between two rules (``upright``: maybe a thin pen's "1"); and the whole of
     each direction's rules, the lines that run to the paper's edge or from rule to rule (``rules``:
-    horizontal, vertical), where other lines may end."""
+    horizontal, vertical), where other lines may end. ``between_rules``: whether a line that was not taken
+    for a rule runs from one of those rules to another, so that a second pass, knowing them, would take it
+    for one."""
 
     kept: np.ndarray
     across: np.ndarray
     down: np.ndarray
     upright: np.ndarray
     rules: tuple[np.ndarray, np.ndarray]
+    between_rules: bool = False
 
 
 def find_digit(
@@ -292,7 +295,7 @@ def find_digit(
         lenient = (mask if faint is None else faint | mask) & unbarred
         paper = _paper_extent(unbarred if painted is None else unbarred & ~painted)
         unruled = _without_lines(mask & unbarred, lenient, darkness, paper)
-        if unruled.rules[0].any() or unruled.rules[1].any():  # again: a line may end on one of those rules
+        if unruled.between_rules:  # again, with the rules found as ends that make a line a rule
             unruled = _without_lines(mask & unbarred, lenient, darkness, paper, known_rules=unruled.rules)
         strokes, across, down, upright = unruled.kept, unruled.across, unruled.down, unruled.upright
         lines = across | down
@@ -511,6 +514,7 @@ def _without_lines(
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
     whole_rules = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]
     upright = np.zeros_like(mask, dtype=bool)  # vertical lines reaching no edge: maybe a thin pen's "1"
+    unended = []  # per direction: the lines that would be rules, did they run from rule to rule
     for transposed in (False, True):
         view = faint.T if transposed else faint
         near_edge, far_edge = paper[2:] if not transposed else paper[:2]
@@ -548,6 +552,8 @@ def _without_lines(
             crossing = known_rules[0].T if transposed else known_rules[1]  # the other direction's, in this view
             ends_on_rule = _ends_on(crossing, lines, first, last, edge + 1) & long_enough & ~reaches_edge
         ruled = (reaches_edge | ends_on_rule) & long_enough  # a rule: across the paper, or rule to rule
+        if known_rules is None:
+            unended.append((transposed, lines, first, last, edge, straight & thin & long_enough & ~reaches_edge))
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~ruled
@@ -594,7 +600,14 @@ def _without_lines(
         whole_rules[transposed] |= rule_pixels.T if transposed else rule_pixels
         if transposed:  # (a thin pen's "1" may stand between two grid lines too)
             upright |= (lines.mask_of(is_line & (~ruled | ends_on_rule)) & view).T & mask
-    return Unruled(kept, found[0], found[1], upright, (whole_rules[0], whole_rules[1]))
+    found_rules = (whole_rules[0], whole_rules[1])
+    # (Most crops have no such line: the second pass, a whole second search, is only run where one does.)
+    between_rules = any(
+        maybe.any()
+        and _ends_on(found_rules[0].T if transposed else found_rules[1], lines, first, last, edge + 1)[maybe].any()
+        for transposed, lines, first, last, edge, maybe in unended
+    )
+    return Unruled(kept, found[0], found[1], upright, found_rules, between_rules)
 
 
 def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.ndarray, reach: int) -> np.ndarray:
