@@ -36,11 +36,15 @@ def sheet(height: int = 130, width: int = 170) -> np.ndarray:
     return np.full((height, width), PAPER, dtype=np.float32)
 
 
-def put_digit(page: np.ndarray, label: int, top: int, left: int, size: int = 22) -> None:
-    """Draw a HANDWRITTEN digit ``size`` px square with its top-left corner at (top, left)."""
-    coverage = draw(HANDWRITTEN[label], side=size, width=2.2)
-    region = page[top : top + size, left : left + size]
-    np.minimum(region, PAPER - (PAPER - INK) * coverage, out=region)
+def put_digit(page: np.ndarray, label: int, top: int, left: int, size: int = 22, width: float = 2.2) -> None:
+    """Draw a HANDWRITTEN digit ``size`` px square, in a ``width`` px pen, with its top-left corner at (top, left)."""
+    put_ink(page, draw(HANDWRITTEN[label], side=size, width=width), top, left, INK)
+
+
+def put_ink(page: np.ndarray, coverage: np.ndarray, top: int, left: int, grey: float) -> None:
+    """Ink of ``grey`` where ``coverage`` (0..1, cut at the page's edges) says, its corner at (top, left)."""
+    region = page[top : top + coverage.shape[0], left : left + coverage.shape[1]]
+    np.minimum(region, PAPER - (PAPER - grey) * coverage[: region.shape[0], : region.shape[1]], out=region)
 
 
 def finish(page: np.ndarray) -> np.ndarray:
@@ -535,9 +539,7 @@ def test_a_printed_word_just_above_the_digit_is_not_part_of_it(word, label):
     a row of similar shapes all much smaller than the digit."""
     page = _only_digit(label, 40, 70, 24)
     letters = wild.printed(word, 9)
-    height, width = letters.shape
-    region = page[34 - height // 2 : 34 - height // 2 + height, 92 : 92 + width]
-    np.minimum(region, PAPER - (PAPER - 70) * letters, out=region)
+    put_ink(page, letters, 34 - letters.shape[0] // 2, 92, 70)
     assert _matches_the_digit_alone(page, label, 40, 70, 24)
 
 
@@ -646,20 +648,24 @@ def test_a_column_rule_between_two_row_rules_is_a_rule_though_it_reaches_no_edge
     """A register's table: a column rule runs from one row rule to the next, short of the paper's edges and
     too short for a free-standing rule. It is taken out, not joined to the digit written against it."""
     page = _only_digit(label, 50, 75, 22)  # the digit's right side touches the column rule
-    page[35:37, :] = 110.0  # row rules across the crop...
-    page[92:94, :] = 110.0
-    page[36:93, 96:98] = 100.0  # ...and the column rule from one to the other
+    _rule_a_table_cell(page)
     assert _matches_the_digit_alone(page, label, 50, 75, 22)
 
 
 def test_a_table_cells_rules_alone_are_no_digit():
     """The cell's column rule alone, between its row rules, was read as a "1" at 1.00."""
-    page = sheet()
+    page = _rule_a_table_cell(sheet())
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+def _rule_a_table_cell(page: np.ndarray) -> np.ndarray:
+    """Rule ``page`` (in place, returned) as a register's table: two row rules across it, and a column rule
+    from one to the other, short of the paper's edges and too short for a free-standing rule."""
     page[35:37, :] = 110.0
     page[92:94, :] = 110.0
     page[36:93, 96:98] = 100.0
-    with pytest.raises(NoDigitError, match="no digit found"):
-        to_mnist(finish(page))
+    return page
 
 
 @pytest.mark.parametrize("width", [1.4, 2.2])
@@ -668,11 +674,9 @@ def test_a_four_standing_on_a_baseline_keeps_its_stem(width):
     long enough for a rule, was read as a "6" without it. (A line is a rule where it ends on rules at both
     ends, as a column rule runs from row rule to row rule.)"""
     page = sheet(100, 120)
-    coverage = draw(HANDWRITTEN[4], side=64, width=width)
-    region = page[8:72, 20:84]
-    np.minimum(region, PAPER - (PAPER - INK) * coverage, out=region)
+    put_digit(page, 4, 8, 20, size=64, width=width)
     alone = to_mnist(finish(page))
-    bottom = 8 + int(np.flatnonzero(coverage.max(axis=1) > 0.5)[-1]) + 1
+    bottom = int(np.flatnonzero((page < (PAPER + INK) / 2).any(axis=1))[-1]) + 1  # the stem's end
     page[bottom : bottom + 2, :] = 110.0  # the baseline, right under the stem
     assert correlation(to_mnist(finish(page)), alone) >= MIN_CORRELATION
 
@@ -716,10 +720,7 @@ def test_a_word_of_small_print_above_the_digit_is_not_part_of_it(label, word, si
     letters are no bigger than specks and its capitals stand apart: no row of letters was seen, and the tall
     ones joined the digit as pieces of it (a "3" under "Fødselsdag" was read as a "5")."""
     page = _only_digit(label, 22, 10, 22)
-    letters = wild.printed(word, size)[:, cut:]
-    height, width = letters.shape
-    region = page[top : top + height, :width]
-    np.minimum(region, PAPER - (PAPER - 70) * letters, out=region)
+    put_ink(page, wild.printed(word, size)[:, cut:], top, 0, 70)
     assert _matches_the_digit_alone(page, label, 22, 10, 22)
 
 

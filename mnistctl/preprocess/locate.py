@@ -549,7 +549,7 @@ def _without_lines(
         long_enough = span >= _LINE_SPAN * width
         ends_on_rule = np.zeros_like(reaches_edge)
         if known_rules is not None:
-            crossing = known_rules[0].T if transposed else known_rules[1]  # the other direction's, in this view
+            crossing = _crossing(known_rules, transposed)
             ends_on_rule = _ends_on(crossing, lines, first, last, edge + 1) & long_enough & ~reaches_edge
         ruled = (reaches_edge | ends_on_rule) & long_enough  # a rule: across the paper, or rule to rule
         if known_rules is None:
@@ -603,11 +603,16 @@ def _without_lines(
     found_rules = (whole_rules[0], whole_rules[1])
     # (Most crops have no such line: the second pass, a whole second search, is only run where one does.)
     between_rules = any(
-        maybe.any()
-        and _ends_on(found_rules[0].T if transposed else found_rules[1], lines, first, last, edge + 1)[maybe].any()
+        maybe.any() and _ends_on(_crossing(found_rules, transposed), lines, first, last, edge + 1)[maybe].any()
         for transposed, lines, first, last, edge, maybe in unended
     )
     return Unruled(kept, found[0], found[1], upright, found_rules, between_rules)
+
+
+def _crossing(rules: tuple[np.ndarray, np.ndarray], transposed: bool) -> np.ndarray:
+    """Of ``rules`` (horizontal, vertical), those of the other direction than the lines being looked for, in
+    their view: the vertical ones for horizontal lines, the horizontal ones transposed for vertical lines."""
+    return rules[0].T if transposed else rules[1]
 
 
 def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.ndarray, reach: int) -> np.ndarray:
@@ -931,7 +936,9 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np
     for other in np.flatnonzero(similar)[np.argsort(-shapes.right[similar])]:
         if shapes.right[other] <= left + 1 and left - shapes.right[other] <= 0.6 * max(size, tall[other]):
             left, row[other] = shapes.left[other], True
-    enough = (row & (letters | (np.arange(shapes.count) == seed))).sum() >= 2 or row.sum() >= 3
+    counted = row & letters
+    counted[seed] = True
+    enough = counted.sum() >= 2 or row.sum() >= 3
     row_height = max(size, int(tall[similar & (shapes.left >= left) & (shapes.right <= right)].max(initial=0)))
     return bool(enough and right - left >= _TEXT_ASPECT * row_height)
 
