@@ -733,3 +733,52 @@ def test_a_thin_pen_one_standing_on_a_grid_line_is_read_as_a_one():
     registry = Registry()
     pixels = to_mnist(finish(page))
     assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 1
+
+
+@pytest.mark.parametrize(
+    ("label", "size", "overlap"), [(0, 14, 0), (2, 14, 0), (3, 14, 0), (3, 20, 1), (5, 20, 0), (8, 20, 0)]
+)
+def test_a_digit_resting_on_a_rule_grows_no_foot(label, size, overlap):
+    """A small digit's last stroke along the rule under it (``overlap`` rows of the pen on it) made every column
+    of the rule under that stroke look like the stroke's: a foot as wide as the digit, and a "3" read as a "5".
+    Only the rule's pixels that the pen darkens stay (a pen over a printed rule is darker than the rule)."""
+    top, left = 50, 80
+    page = _only_digit(label, top, left, size)
+    below = int(np.flatnonzero((page < 150).any(axis=1)).max()) + 1 - overlap
+    page[below : below + 2, :] *= 110.0 / PAPER  # a 2 px grey rule, printed before the pen wrote over it
+    assert _matches_the_digit_alone(page, label, top, left, size)
+
+
+def test_only_the_pixels_a_pen_darkens_on_a_rule_stay_with_its_stroke():
+    """A stroke along the top of a rule touches it for 20 px and lies on it for 4: the 16 px of rule under the
+    rest are the rule's. A stroke crossing the rule keeps its pixels on it, whatever their shade."""
+    mask = np.zeros((120, 160), dtype=bool)
+    darkness = np.zeros(mask.shape)
+    mask[60:62, :] = True  # a 2 px rule across the page
+    darkness[60:62, :] = 90.0
+    mask[58:60, 40:60] = True  # the stroke above it...
+    darkness[58:60, 40:60] = 160.0
+    darkness[60, 40:44] = 175.0  # ...on it for 4 px: darker than either (reflectances multiply)
+    mask[45:75, 100:102] = True  # a stroke crossing the rule, as light there as the rule
+    darkness[45:60, 100:102] = darkness[62:75, 100:102] = 160.0
+    unruled = locate_module._without_lines(mask, mask, darkness)
+    strokes, across = unruled.kept, unruled.across
+    assert strokes[60, 40:44].all()
+    assert not strokes[60:62, 46:60].any() and across[60:62, 46:60].all()
+    assert strokes[60:62, 100:102].all()
+
+
+def test_a_sevens_thin_bar_broken_off_in_a_tiny_binarised_scan_stays_with_it():
+    """Binarising a 16x16 scan breaks a thin bar off the stem. A straight piece that widens the digit's box by
+    more than a third is a line running past a digit on a form, but a tiny scan has no lines: without its bar
+    the "7" was a "1"."""
+
+    def seven(gap: int) -> np.ndarray:
+        image = np.full((16, 16), 255.0, np.float32)
+        image[2, 1:13] = 0.0  # the bar, one pixel thick
+        for row in range(2 + gap, 16):  # the stem, 2 px wide, slanting down to the left
+            col = round(12 - (row - 2) * 0.35)
+            image[row, col - 1 : col + 1] = 0.0
+        return image
+
+    assert correlation(to_mnist(seven(gap=2)), to_mnist(seven(gap=0))) >= MIN_CORRELATION

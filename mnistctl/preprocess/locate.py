@@ -61,6 +61,11 @@ _UPRIGHT_MARGIN = 0.1
 # cross-section, a pen stroke runs along it (measured on synthetic form crops: 1.3 kept rule pieces that
 # read as digits on crops with no digit; 1.75 lost 7s' bars lying on rules).
 _PEN_MASS = 1.5
+# A pixel of a line where a stroke crosses it or runs along it is the pen's where it is darker than the line
+# beside the stroke (the nearest this many pixels clear of it, before and after) by this share of what the
+# line leaves to darken.
+_BESIDE = 3
+_PEN_OVER = 0.15
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
 _REMNANT = 0.5
 # ...if it is at most this many pixels wide across the line...
@@ -415,7 +420,7 @@ def _choose(
             continue
         if _in_text_row(shapes, seed, ~speck):
             continue
-        group = _grow(shapes, seed, ~speck, stroke)
+        group = _grow(shapes, seed, ~speck, stroke, tiny)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
@@ -574,10 +579,13 @@ def _without_lines(
         typical = np.zeros(lines.count)
         for index in np.flatnonzero(is_line):
             on_line = line_pixels & (labels == index)
-            stroke_over |= _runs_at_least(ink.T, int(np.ceil(thickness[index])) + 2).T & on_line
+            over = _runs_at_least(ink.T, int(np.ceil(thickness[index])) + 2).T & on_line
             if shade is not None:
                 inked = on_line & ink
-                stroke_over |= inked & _pen_along(on_line, shade)[None, :]
+                over |= inked & _pen_along(on_line, shade)[None, :]
+                over = _pen_darkened(over, on_line, shade) | (over & _passes_through(on_line, ink)[None, :])
+            stroke_over |= over
+            if shade is not None:
                 # The line's typical ink, for its rim: a light line mostly under the ink's threshold measured
                 # over all of it.
                 typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
@@ -629,6 +637,60 @@ def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.
         after = rules[rows, max(stop - 1, 0) : min(stop + reach, width)]
         ends[index] = bool(before.any() and after.any())
     return ends
+
+
+def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.ndarray:
+    """Of ``over`` (pixels of ``line``, which runs along the rows, where a stroke crosses it or runs along it),
+    those the pen darkens, and the pixels across the line from them (a stroke's blurred edge). Reflectances
+    multiply: a pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken,
+    measured against the rule in the same row a little before and after the stroke (rules are tilted, and
+    lighter at their edges). A stroke that only touches the rule, or crosses it at a slant, darkens none of
+    the rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its run."""
+    rows, cols = np.nonzero(over)
+    if rows.size == 0:
+        return over
+    width = line.shape[1]
+    stroked = grown(over.any(axis=0)[None, :], 1)[0]
+    clean = line.any(axis=0) & ~stroked
+    if not clean.any():
+        return over  # nothing to measure the rule by
+    index = np.arange(width)
+    before = np.maximum.accumulate(np.where(clean, index, -1))
+    after = np.minimum.accumulate(np.where(clean, index, width)[::-1])[::-1]
+    samples = np.concatenate(
+        [before[cols, None] - np.arange(_BESIDE)[None, :], after[cols, None] + np.arange(_BESIDE)[None, :]], axis=1
+    )
+    usable = (samples >= 0) & (samples < width)
+    usable[usable] = clean[samples[usable]]
+    values = np.where(usable, np.maximum(shade[rows[:, None], np.clip(samples, 0, width - 1)], 0.0), np.nan)
+    measured = usable.any(axis=1)
+    rule = np.zeros(rows.size)
+    rule[measured] = np.nanmedian(values[measured], axis=1)
+    darker = ~measured | (shade[rows, cols] >= rule + _PEN_OVER * (DARK_STEPS - rule))
+    pen = np.zeros_like(over)
+    pen[rows[darker], cols[darker]] = True
+    near = pen.copy()
+    near[1:] |= pen[:-1]
+    near[:-1] |= pen[1:]
+    return over & near
+
+
+def _passes_through(line: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Per column: whether ``ink`` lies right above and right below ``line`` (pixels of one line running along
+    the rows) there: a stroke passes through the line, whatever the line's ink under it looks like."""
+    rows, cols = np.nonzero(line)
+    height, width = line.shape
+    top = np.full(width, height, dtype=np.int64)
+    bottom = np.full(width, -1, dtype=np.int64)
+    np.minimum.at(top, cols, rows)
+    np.maximum.at(bottom, cols, rows)
+    columns = np.flatnonzero(bottom >= 0)
+    through = np.zeros(width, dtype=bool)
+    above, below = top[columns] - 1, bottom[columns] + 1
+    inside = (above >= 0) & (below < height)
+    columns, above, below = columns[inside], above[inside], below[inside]
+    through[columns] = ink[above, columns] & ink[below, columns]
+    return through
 
 
 def _pen_along(line: np.ndarray, shade: np.ndarray) -> np.ndarray:
@@ -948,12 +1010,12 @@ def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
     return int(shapes.top[index]), int(shapes.bottom[index]), int(shapes.left[index]), int(shapes.right[index])
 
 
-def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> np.ndarray:
+def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool = False) -> np.ndarray:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
     shadow is much fainter than the pen; a solid blob is not part of a stroke).
 
     Round dots join last, and only those that are not the digit's period: until the halves of a broken digit
-    have joined, a period looks as big as either of them.
+    have joined, a period looks as big as either of them. ``tiny``: the image is a normalised scan.
     """
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     # Letters of printed words above or below the digit, in a row of similar ones all much smaller than it,
@@ -967,7 +1029,9 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float) -> 
         letters[other] = _in_text_row(shapes, other, small, usable & small)
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
     thin = np.minimum(tall, wide)
-    straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin)
+    # (A tiny scan has no lines to run past the digit: there, a straight piece is a stroke that binarisation
+    # broke off, as a thin 7's bar.)
+    straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin) & (not tiny)
     # Measured against the group so far, up to twice the seed's height: a chain of marks cannot snowball.
     most = 2 * tall[seed]
     group = np.zeros(shapes.count, dtype=bool)
