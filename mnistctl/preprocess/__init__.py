@@ -113,8 +113,17 @@ def preprocess_many(
     workers = min(os.cpu_count() or 1, len(jobs) // _PARALLEL_FROM) if parallel else 1
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [_preprocess_item(job) for job in jobs]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_default_sigterm) as pool:
         return pool.map(_preprocess_item, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
+
+
+def _default_sigterm() -> None:
+    """In a worker: die quietly on SIGTERM, which is how the pool ends its idle workers. A forked worker
+    inherits its parent's handler (``train`` turns SIGTERM into an interruption), and raising there printed a
+    worker's traceback when ``train --data`` had read its folder."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
