@@ -8,9 +8,15 @@ real ``python`` subprocess that receives a real SIGINT.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,8 +59,8 @@ main(["train", "--arch", "mlp", "--epochs", "500", "--seed", "1"])
 """
 
 
-def _python(script: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
+def _python(script: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 def test_a_failure_after_a_swallowed_ctrl_c_is_reported_as_interrupted(isolated_home):
@@ -88,12 +94,13 @@ def test_the_handler_raises_as_pythons_own_and_remembers():
 
 
 READING_A_FOLDER_WHILE_TRAINING = """
-import io
+import io, os
 import numpy as np
 from PIL import Image
 from mnistctl.cli.train import _sigterm_as_interrupt
 from mnistctl.preprocess import preprocess_many
 
+os.cpu_count = lambda: 4  # a pool of workers on any machine
 png = io.BytesIO()
 Image.fromarray(np.zeros((28, 28), np.uint8)).save(png, format="PNG")
 items = [(png.getvalue(), f"{n}.png") for n in range(400)]
@@ -105,8 +112,51 @@ print("read")
 
 
 def test_reading_a_folder_for_training_prints_no_worker_tracebacks():
-    """The pool ends its idle workers with SIGTERM; forked from `train`, they had its handler, raised there and
-    printed a traceback after a batch was read (1-3 in 5 batches of 400)."""
-    result = _python(READING_A_FOLDER_WHILE_TRAINING)
+    """The pool ends its workers with SIGTERM; forked from `train`, they had its handler, raised there and
+    printed a traceback after a batch was read (1-3 in 5 batches of 400), or died holding the pool's lock and
+    left it waiting for good."""
+    result = _python(READING_A_FOLDER_WHILE_TRAINING, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "read", result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_ctrl_c_while_predict_reads_a_folder_prints_no_worker_tracebacks(tmp_path):
+    """Ctrl-C reaches the whole process group: the workers reading the pictures raised KeyboardInterrupt each
+    and printed their tracebacks under "Error: interrupted". Only the parent answers it now."""
+    rng = np.random.default_rng(0)
+    for index in range(3000):  # photo-sized pictures: reading them takes seconds, not a blink
+        pixels = rng.integers(150, 256, (120, 160), dtype=np.uint8)
+        pixels[40:80, 70:76] = 20
+        Image.fromarray(pixels).save(tmp_path / f"{index:04d}.png")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "predict", str(tmp_path), "--model", "builtin", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,  # its own process group, as a shell's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while not _children(process.pid) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert _children(process.pid), "predict never started its workers"
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "Error: interrupted"
+    assert "Traceback" not in stderr, stderr[-2000:]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc: Linux)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children

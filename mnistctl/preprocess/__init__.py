@@ -113,17 +113,20 @@ def preprocess_many(
     workers = min(os.cpu_count() or 1, len(jobs) // _PARALLEL_FROM) if parallel else 1
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [_preprocess_item(job) for job in jobs]
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_default_sigterm) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
         return pool.map(_preprocess_item, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
 
 
-def _default_sigterm() -> None:
-    """In a worker: die quietly on SIGTERM, which is how the pool ends its idle workers. A forked worker
-    inherits its parent's handler (``train`` turns SIGTERM into an interruption), and raising there printed a
-    worker's traceback when ``train --data`` had read its folder."""
+def _quiet_worker() -> None:
+    """In a worker: die quietly on SIGTERM, which is how the pool ends its workers, and leave Ctrl-C to the
+    parent, which ends the pool. A forked worker inherits its parent's handlers (``train`` turns SIGTERM into an
+    interruption); raising in a worker printed its traceback, after ``train --data`` had read its folder or
+    when Ctrl-C stopped ``predict`` reading one, and could leave the pool waiting for good on a worker that died
+    holding its queue's lock."""
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:

@@ -105,6 +105,9 @@ _SOLID_STROKES = 2.5
 # grow by no more than this share of its height: a 5's detached bar does, a piece of ruling line does not.
 _STRAIGHT_STROKES = 2.5
 _STRAIGHT_GROWTH = 0.3
+# In an image too small to be searched for lines, only a straight piece this many times longer than the seed
+# is one.
+_TINY_LINE = 1.3
 # A digit is never much wider than tall (a "0" or "2" is at most about 1.3x).
 _MAX_ASPECT = 1.6
 # A single shape this much wider than tall is a word whose letters ran together (the arc of a broken
@@ -574,6 +577,8 @@ def _without_lines(
         # across the line than that line is (a digit sitting on a ruling line keeps its bottom; a thick rule
         # elsewhere on the page is no measure of a thin one); or where a pen's stroke runs along it, each line
         # measured against its own cross-section (a darker rule beside a lighter one is not a pen stroke on it).
+        # Of those, where the shades are known, only the pixels the pen darkens stay, unless the stroke passes
+        # right through the line (``_pen_darkened``, ``_passes_through``).
         shade = None if darkness is None else darkness.T if transposed else darkness
         stroke_over = np.zeros_like(line_pixels)
         typical = np.zeros(lines.count)
@@ -641,11 +646,13 @@ def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.
 
 def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.ndarray:
     """Of ``over`` (pixels of ``line``, which runs along the rows, where a stroke crosses it or runs along it),
-    those the pen darkens, and the pixels across the line from them (a stroke's blurred edge). Reflectances
-    multiply: a pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken,
-    measured against the rule in the same row a little before and after the stroke (rules are tilted, and
-    lighter at their edges). A stroke that only touches the rule, or crosses it at a slant, darkens none of
-    the rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its run."""
+    those the pen darkens, and the pixel above and below each (a stroke's blurred edge). Reflectances
+    multiply: a pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken
+    (``shade`` runs up to ``DARK_STEPS``, black), measured against the rule in the same row a little before
+    and after the stroke (rules are tilted, and lighter at their edges). A stroke that only touches the rule,
+    or crosses it at a slant, darkens none of the rule's pixels beside it: they go with the rule, or the
+    stroke grows a foot as long as its run. Where the rule is as black as black gets (a 1-bit scan), no pen
+    can darken it and everything in ``over`` stays, as it did before shades were looked at."""
     rows, cols = np.nonzero(over)
     if rows.size == 0:
         return over
@@ -1028,10 +1035,12 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tin
     for other in np.flatnonzero(usable & small & apart & (wide <= _WORD_ASPECT * tall)):
         letters[other] = _in_text_row(shapes, other, small, usable & small)
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
-    thin = np.minimum(tall, wide)
-    # (A tiny scan has no lines to run past the digit: there, a straight piece is a stroke that binarisation
-    # broke off, as a thin 7's bar.)
-    straight = (thin <= _STRAIGHT_STROKES * stroke) & (np.maximum(tall, wide) >= 4 * thin) & (not tiny)
+    thin, long = np.minimum(tall, wide), np.maximum(tall, wide)
+    straight = (thin <= _STRAIGHT_STROKES * stroke) & (long >= 4 * thin)
+    if tiny:
+        # A tiny image is not searched for lines: a straight piece there is a stroke that binarisation broke
+        # off (a thin 7's bar) unless it is longer than the digit could hold (a line along a small crop).
+        straight &= long > _TINY_LINE * max(tall[seed], wide[seed])
     # Measured against the group so far, up to twice the seed's height: a chain of marks cannot snowball.
     most = 2 * tall[seed]
     group = np.zeros(shapes.count, dtype=bool)
