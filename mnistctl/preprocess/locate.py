@@ -685,19 +685,25 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
 def _passes_through(line: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """Per column: whether ``ink`` lies right above and right below ``line`` (pixels of one line running along
     the rows) there: a stroke passes through the line, whatever the line's ink under it looks like."""
-    rows, cols = np.nonzero(line)
     height, width = line.shape
-    top = np.full(width, height, dtype=np.int64)
-    bottom = np.full(width, -1, dtype=np.int64)
+    columns, top, bottom = _column_spans(line)
+    above, below = top - 1, bottom + 1
+    inside = (above >= 0) & (below < height)
+    columns, above, below = columns[inside], above[inside], below[inside]
+    through = np.zeros(width, dtype=bool)
+    through[columns] = ink[above, columns] & ink[below, columns]
+    return through
+
+
+def _column_spans(line: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns that ``line`` (pixels running along the rows) holds, and in each its first and last row."""
+    rows, cols = np.nonzero(line)
+    top = np.full(line.shape[1], line.shape[0], dtype=np.int64)
+    bottom = np.full(line.shape[1], -1, dtype=np.int64)
     np.minimum.at(top, cols, rows)
     np.maximum.at(bottom, cols, rows)
     columns = np.flatnonzero(bottom >= 0)
-    through = np.zeros(width, dtype=bool)
-    above, below = top[columns] - 1, bottom[columns] + 1
-    inside = (above >= 0) & (below < height)
-    columns, above, below = columns[inside], above[inside], below[inside]
-    through[columns] = ink[above, columns] & ink[below, columns]
-    return through
+    return columns, top[columns], bottom[columns]
 
 
 def _pen_along(line: np.ndarray, shade: np.ndarray) -> np.ndarray:
@@ -717,16 +723,11 @@ def _pen_along(line: np.ndarray, shade: np.ndarray) -> np.ndarray:
 def _band_mass(line: np.ndarray, shade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The columns that ``line`` (pixels running along the rows) holds, and per column the ``shade`` summed
     over the line's rows there and one row either side (negative shade counts as none)."""
-    rows, cols = np.nonzero(line)
-    band_top = np.full(line.shape[1], line.shape[0], dtype=np.int64)
-    band_bottom = np.full(line.shape[1], -1, dtype=np.int64)
-    np.minimum.at(band_top, cols, rows)
-    np.maximum.at(band_bottom, cols, rows)
-    columns = np.flatnonzero(band_bottom >= 0)
+    columns, top, bottom = _column_spans(line)
     if columns.size == 0:
         return columns, np.zeros(0)
-    band_top = np.maximum(band_top[columns] - 1, 0)
-    band_end = np.minimum(band_bottom[columns] + 2, line.shape[0])  # exclusive
+    band_top = np.maximum(top - 1, 0)
+    band_end = np.minimum(bottom + 2, line.shape[0])  # exclusive
     # A column's band is a run along the transposed image (of the rows the bands span: a line is straight).
     first, last = int(band_top.min()), int(band_end.max())
     across = np.maximum(shade[first:last], 0.0).T
