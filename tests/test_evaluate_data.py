@@ -36,6 +36,12 @@ def write_digits(root: Path, count: int = COUNT, *, seed: int = 0, side: int = 5
 def digit_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("digits")
     write_digits(root)
+    # Two pairs of digits filed under each other's labels (every class keeps its size): mistakes to list and
+    # draw however well the model reads the rest.
+    for first, second in (("0", "8"), ("1", "7")):
+        one, other = sorted((root / first).glob("*.png"))[0], sorted((root / second).glob("*.png"))[0]
+        one.rename(root / second / f"filed-wrong-{one.name}")
+        other.rename(root / first / f"filed-wrong-{other.name}")
     return root
 
 
@@ -63,7 +69,8 @@ def test_builtin_scores_a_folder_as_predict_reads_it_without_tensorflow(digit_fo
     report = json.loads(result.stdout)
     assert report["model"] == "builtin" and report["backend"] == "litert"
     assert report["images"] == COUNT and report["skipped"] == []
-    # Seven-segment 3, 6, 8 and 9 look little like handwriting: the builtin model reads about 0.6 of these.
+    # These drawn digits are not handwriting, and four are filed under the wrong label: the builtin model
+    # (cc83321f) reads 0.93 of them right by their folders.
     assert report["accuracy"] >= 0.5
     assert 0 <= report["calibration_error"] <= 1 and report["loss"] > 0
     assert [c["support"] for c in report["per_class"]] == [COUNT // 10] * 10
