@@ -120,6 +120,14 @@ def test_reading_a_folder_for_training_prints_no_worker_tracebacks():
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
 
 
+PREDICT_WITH_TWO_WORKERS = """
+import os, sys
+os.cpu_count = lambda: 2  # two workers on any machine: thousands of pictures take them seconds
+from mnistctl.cli import main
+main(["predict", sys.argv[1], "--model", "builtin", "--json"])
+"""
+
+
 def test_ctrl_c_while_predict_reads_a_folder_prints_no_worker_tracebacks(tmp_path):
     """Ctrl-C reaches the whole process group: the workers reading the pictures raised KeyboardInterrupt each
     and printed their tracebacks under "Error: interrupted". Only the parent answers it now."""
@@ -129,7 +137,7 @@ def test_ctrl_c_while_predict_reads_a_folder_prints_no_worker_tracebacks(tmp_pat
         pixels[40:80, 70:76] = 20
         Image.fromarray(pixels).save(tmp_path / f"{index:04d}.png")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnistctl", "predict", str(tmp_path), "--model", "builtin", "--json"],
+        [sys.executable, "-c", PREDICT_WITH_TWO_WORKERS, str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -137,13 +145,18 @@ def test_ctrl_c_while_predict_reads_a_folder_prints_no_worker_tracebacks(tmp_pat
         start_new_session=True,  # its own process group, as a shell's foreground job
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 60
-    while not _children(process.pid) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert _children(process.pid), "predict never started its workers"
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not _children(process.pid) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        assert _children(process.pid), "predict never started its workers"
+        time.sleep(0.5)  # into their work (two workers take seconds for these pictures)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # never leave it, or its workers, running
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == "Error: interrupted"
     assert "Traceback" not in stderr, stderr[-2000:]

@@ -648,8 +648,10 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     """Of ``over`` (pixels of ``line``, which runs along the rows, where a stroke crosses it or runs along it),
     those the pen darkens, and the pixel above and below each (a stroke's blurred edge). Reflectances
     multiply: a pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken
-    (``shade`` runs up to ``DARK_STEPS``, black), measured against the rule in the same row a little before
-    and after the stroke (rules are tilted, and lighter at their edges). A stroke that only touches the rule,
+    (``shade`` runs up to ``DARK_STEPS``, black), measured against the rule in the same row at the nearest
+    columns clear of strokes before and after it (close by: a rule is lighter at its edges, and tilted; where
+    it steps a row right beside the stroke, that row reads as paper there and the pixels stay, as they did
+    before shades were looked at). A stroke that only touches the rule,
     or crosses it at a slant, darkens none of the rule's pixels beside it: they go with the rule, or the
     stroke grows a foot as long as its run. Where the rule is as black as black gets (a 1-bit scan), no pen
     can darken it and everything in ``over`` stays, as it did before shades were looked at."""
