@@ -275,7 +275,7 @@ class Unruled:
     down: np.ndarray
     upright: np.ndarray
     rules: tuple[np.ndarray, np.ndarray]
-    between_rules: bool = False
+    between_rules: bool
 
 
 def find_digit(
@@ -589,12 +589,11 @@ def _without_lines(
                 inked = on_line & ink
                 over |= inked & _pen_along(on_line, shade)[None, :]
                 over = _pen_darkened(over, on_line, shade) | (over & _passes_through(on_line, ink)[None, :])
-            stroke_over |= over
-            if shade is not None:
                 # The line's typical ink, for its rim: a light line mostly under the ink's threshold measured
                 # over all of it.
                 typical_of = inked if inked.sum() >= 0.5 * on_line.sum() else on_line
                 typical[index] = float(np.median(shade[typical_of])) if typical_of.any() else 0.0
+            stroke_over |= over
         removed = line_pixels & ~stroke_over
         rules = is_line & ruled
         if shade is not None and rules.any():
@@ -651,10 +650,10 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     (``shade`` runs up to ``DARK_STEPS``, black), measured against the rule in the same row at the nearest
     columns clear of strokes before and after it (close by: a rule is lighter at its edges, and tilted; where
     it steps a row right beside the stroke, that row reads as paper there and the pixels stay, as they did
-    before shades were looked at). A stroke that only touches the rule,
-    or crosses it at a slant, darkens none of the rule's pixels beside it: they go with the rule, or the
-    stroke grows a foot as long as its run. Where the rule is as black as black gets (a 1-bit scan), no pen
-    can darken it and everything in ``over`` stays, as it did before shades were looked at."""
+    before shades were looked at). A stroke that only touches the rule, or crosses it at a slant, darkens
+    none of the rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its
+    run. Where the rule is as black as black gets (a 1-bit scan), no pen can darken it and everything in
+    ``over`` stays, as it did before shades were looked at."""
     rows, cols = np.nonzero(over)
     if rows.size == 0:
         return over
@@ -676,12 +675,9 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     rule = np.zeros(rows.size)
     rule[measured] = np.nanmedian(values[measured], axis=1)
     darker = ~measured | (shade[rows, cols] >= rule + _PEN_OVER * (DARK_STEPS - rule))
-    pen = np.zeros_like(over)
-    pen[rows[darker], cols[darker]] = True
-    near = pen.copy()
-    near[1:] |= pen[:-1]
-    near[:-1] |= pen[1:]
-    return over & near
+    pen = np.zeros(over.shape, dtype=np.uint8)
+    pen[rows[darker], cols[darker]] = 1
+    return over & sliding_rows(pen, 3, np.maximum).astype(bool)
 
 
 def _passes_through(line: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -1020,7 +1016,7 @@ def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
     return int(shapes.top[index]), int(shapes.bottom[index]), int(shapes.left[index]), int(shapes.right[index])
 
 
-def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool = False) -> np.ndarray:
+def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool) -> np.ndarray:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
     shadow is much fainter than the pen; a solid blob is not part of a stroke).
 
