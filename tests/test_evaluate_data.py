@@ -179,15 +179,9 @@ def test_usage_errors_exit_2(capsys, tmp_path, args, message):
     assert err.startswith("Error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_save_worst_draws_the_images_as_given_and_as_seen(capsys, tmp_path):
-    data = tmp_path / "data"
-    write_digits(data)
-    # Six 0s filed under "8": four mistakes to draw whatever the model gets wrong (a better model once made
-    # only three on these digits).
-    for path in sorted((data / "0").glob("*.png"))[:6]:
-        path.rename(data / "8" / f"filed-wrong-{path.name}")
+def test_save_worst_draws_the_images_as_given_and_as_seen(capsys, digit_folder, tmp_path):
     target = tmp_path / "out" / "worst.png"
-    report = cli_json(capsys, "--data", str(data), "--save-worst", str(target), "--worst", "4")
+    report = cli_json(capsys, "--data", str(digit_folder), "--save-worst", str(target), "--worst", "4")
     assert len(report["worst"]) == 4
     with Image.open(target) as image:
         assert image.format == "PNG"

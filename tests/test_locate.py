@@ -781,7 +781,7 @@ def test_a_rule_along_a_small_crop_is_no_stroke_of_its_digit(label, horizontal):
     the digit a lot is refused there too, unless it is no longer than the digit could hold (a 7's bar that
     binarisation broke off): a rule 3 px under a digit or beside it stayed out before that exception and must
     stay out with it."""
-    page = np.full((40, 40), PAPER, np.float32)
+    page = sheet(40, 40)
     put_digit(page, label, 6, 9, size=24)
     alone = to_mnist(finish(page.copy()))
     ink = np.flatnonzero((page < 150).any(axis=1 if horizontal else 0))
