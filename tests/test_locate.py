@@ -735,9 +735,11 @@ def test_a_thin_pen_one_standing_on_a_grid_line_is_read_as_a_one():
     assert Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0].argmax() == 1
 
 
-@pytest.mark.parametrize(
-    ("label", "size", "overlap"), [(0, 14, 0), (2, 14, 0), (3, 14, 0), (3, 20, 1), (5, 20, 0), (8, 20, 0)]
-)
+# A small digit resting on a rule: (label, size, rows of its last stroke on the rule).
+RESTING = [(0, 14, 0), (2, 14, 0), (3, 14, 0), (3, 20, 1), (5, 20, 0), (8, 20, 0)]
+
+
+@pytest.mark.parametrize(("label", "size", "overlap"), RESTING)
 def test_a_digit_resting_on_a_rule_grows_no_foot(label, size, overlap):
     """A small digit's last stroke along the rule under it (``overlap`` rows of the pen on it) made every column
     of the rule under that stroke look like the stroke's: a foot as wide as the digit, and a "3" read as a "5".
@@ -747,6 +749,45 @@ def test_a_digit_resting_on_a_rule_grows_no_foot(label, size, overlap):
     below = int(np.flatnonzero((page < 150).any(axis=1)).max()) + 1 - overlap
     page[below : below + 2, :] *= 110.0 / PAPER  # a 2 px grey rule, printed before the pen wrote over it
     assert _matches_the_digit_alone(page, label, top, left, size)
+
+
+@pytest.mark.parametrize(("label", "size", "overlap"), RESTING)
+@pytest.mark.parametrize("step", [1, -1])
+def test_a_digit_resting_on_a_tilted_rule_grows_no_foot(label, size, overlap, step):
+    """A rule tilted by less than a degree steps a row every few dozen pixels. Where it stepped within a few
+    pixels of the digit's foot, the rule was measured in the pixels' own row there, which was paper, so every
+    pixel under the foot looked darkened and stayed: the foot came back (49 of 168 placements). The rule is
+    measured in its own nearest row now."""
+    top, left = 50, 80
+    alone = _only_digit(label, top, left, size)
+    below = int(np.flatnonzero((alone < 150).any(axis=1)).max()) + 1 - overlap
+    foot = np.flatnonzero((alone[below - 2 : below] < 150).any(axis=0))
+    wrong = []
+    for at in [*range(foot.min() - 4, foot.min() + 3), *range(foot.max() - 2, foot.max() + 5)]:
+        page = alone.copy()
+        page[below : below + 2, :at] *= 110.0 / PAPER
+        page[below + step : below + step + 2, at:] *= 110.0 / PAPER
+        if not _matches_the_digit_alone(page, label, top, left, size):
+            wrong.append(at - int(foot.min()))
+    assert wrong == []
+
+
+@pytest.mark.parametrize(("label", "size", "overlap"), [*RESTING, (1, 14, 0), (7, 16, 0)])
+@pytest.mark.parametrize("grey", [120, 140, 160])
+def test_a_digit_resting_on_a_rule_with_ragged_rims_grows_no_foot(label, size, overlap, grey):
+    """A rule's blurred rim, a ragged row of lighter ink along each edge: the rim under the foot and the stroke
+    above the rule looked like a stroke passing through it, and the rule's pixels under the whole foot stayed.
+    A stroke passing through runs on for two pixels either side."""
+    top, left = 50, 80
+    alone = _only_digit(label, top, left, size)
+    below = int(np.flatnonzero((alone < 150).any(axis=1)).max()) + 1 - overlap
+    rng = np.random.default_rng(grey)
+    for _ in range(3):
+        page = alone.copy()
+        page[below : below + 2, :] *= 110.0 / PAPER
+        for rim in (below - 1, below + 2):
+            page[rim, rng.random(page.shape[1]) < 0.6] *= grey / PAPER
+        assert _matches_the_digit_alone(page, label, top, left, size)
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -645,15 +645,15 @@ def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.
 
 def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.ndarray:
     """Of ``over`` (pixels of ``line``, which runs along the rows, where a stroke crosses it or runs along it),
-    those the pen darkens, and the pixel above and below each (a stroke's blurred edge). Reflectances
-    multiply: a pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken
-    (``shade`` runs up to ``DARK_STEPS``, black), measured against the rule in the same row at the nearest
-    columns clear of strokes before and after it (close by: a rule is lighter at its edges, and tilted; where
-    it steps a row right beside the stroke, that row reads as paper there and the pixels stay, as they did
-    before shades were looked at). A stroke that only touches the rule, or crosses it at a slant, darkens
-    none of the rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its
-    run. Where the rule is as black as black gets (a 1-bit scan), no pen can darken it and everything in
-    ``over`` stays, as it did before shades were looked at."""
+    those the pen darkens, and the pixel above and below each (a stroke's blurred edge). Reflectances multiply: a
+    pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken (``shade`` runs up
+    to ``DARK_STEPS``, black), measured against the rule at the nearest columns clear of strokes before and after it
+    (close by: a rule is lighter at its edges), in the same row or, where the rule has stepped a row away from it
+    there (a rule tilted by a fraction of a degree), in the rule's nearest row: that row of paper made every pixel
+    look darkened, and the stroke's foot came back. A stroke that only touches the rule, or crosses it at a slant,
+    darkens none of the rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its
+    run. Where the rule is as black as black gets (a 1-bit scan), no pen can darken it and everything in ``over``
+    stays, as it did before shades were looked at."""
     rows, cols = np.nonzero(over)
     if rows.size == 0:
         return over
@@ -670,7 +670,15 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     )
     usable = (samples >= 0) & (samples < width)
     usable[usable] = clean[samples[usable]]
-    values = np.where(usable, np.maximum(shade[rows[:, None], np.clip(samples, 0, width - 1)], 0.0), np.nan)
+    # The rule's row nearest the pixel's there: a tilted rule steps a row, and the pixel's own row is paper.
+    columns, starts, ends = _column_spans(line)
+    top = np.zeros(width, dtype=np.int64)
+    bottom = np.zeros(width, dtype=np.int64)
+    top[columns], bottom[columns] = starts, ends
+    samples = np.clip(samples, 0, width - 1)
+    across = np.clip(rows[:, None], top[samples], bottom[samples])
+    usable &= line[across, samples]
+    values = np.where(usable, np.maximum(shade[across, samples], 0.0), np.nan)
     measured = usable.any(axis=1)
     rule = np.zeros(rows.size)
     rule[measured] = np.nanmedian(values[measured], axis=1)
@@ -681,15 +689,16 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
 
 
 def _passes_through(line: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """Per column: whether ``ink`` lies right above and right below ``line`` (pixels of one line running along
-    the rows) there: a stroke passes through the line, whatever the line's ink under it looks like."""
+    """Per column: whether ``ink`` runs on for two pixels right above and right below ``line`` (pixels of one
+    line running along the rows) there: a stroke passes through the line, whatever the line's ink under it
+    looks like. (One pixel either side may be the line's ragged rim under a stroke lying along it.)"""
     height, width = line.shape
     columns, top, bottom = _column_spans(line)
-    above, below = top - 1, bottom + 1
-    inside = (above >= 0) & (below < height)
-    columns, above, below = columns[inside], above[inside], below[inside]
+    inside = (top - 2 >= 0) & (bottom + 2 < height)
+    columns, top, bottom = columns[inside], top[inside], bottom[inside]
     through = np.zeros(width, dtype=bool)
-    through[columns] = ink[above, columns] & ink[below, columns]
+    above = ink[top - 1, columns] & ink[top - 2, columns]
+    through[columns] = above & ink[bottom + 1, columns] & ink[bottom + 2, columns]
     return through
 
 
