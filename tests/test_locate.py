@@ -772,6 +772,34 @@ def test_a_digit_resting_on_a_tilted_rule_grows_no_foot(label, size, overlap, st
     assert wrong == []
 
 
+@pytest.mark.parametrize(("label", "size", "row"), [(0, 28, 71), (5, 14, 56), (7, 14, 52)])
+def test_a_pencil_digit_across_a_tilted_rule_keeps_its_pixels_beside_it(label, size, row):
+    """A pencil's pixels right beside a 1 px rule join the rule's runs. Measured against the rule's row beyond its
+    step they looked lighter than the rule, so not the pen's, and went with it: the "0" lost its bottom, the "7"
+    read as a "1". Beside a step, a pixel clearly lighter than the rule is no pixel of the rule."""
+    page = sheet()
+    put_ink(page, draw(HANDWRITTEN[label], side=size, width=1.0), 50, 74, 120.0)
+    alone = to_mnist(finish(page))
+    step = 74 + (row * 7) % size
+    page[row, :step] *= 110.0 / PAPER
+    page[row + 1, step:] *= 110.0 / PAPER
+    assert correlation(to_mnist(finish(page)), alone) >= MIN_CORRELATION
+
+
+@pytest.mark.parametrize("row", [1, 117])
+def test_a_stroke_crossing_a_rule_at_the_images_edge_keeps_its_pixels_on_it(row):
+    """A rule one pixel from the image's edge: the stroke crossing it runs on out of the image, which counts as
+    running on beyond the rule."""
+    mask = np.zeros((120, 160), dtype=bool)
+    darkness = np.zeros(mask.shape)
+    mask[row : row + 2, :] = True  # a 2 px rule along the edge
+    darkness[row : row + 2, :] = 90.0
+    lo, hi = max(row - 15, 0), min(row + 17, 120)
+    mask[lo:hi, 100:102] = True
+    darkness[lo:row, 100:102] = darkness[row + 2 : hi, 100:102] = 160.0  # as light on the rule as the rule
+    assert locate_module._without_lines(mask, mask, darkness).kept[row : row + 2, 100:102].all()
+
+
 @pytest.mark.parametrize(("label", "size", "overlap"), [*RESTING, (1, 14, 0), (7, 16, 0)])
 @pytest.mark.parametrize("grey", [120, 140, 160])
 def test_a_digit_resting_on_a_rule_with_ragged_rims_grows_no_foot(label, size, overlap, grey):

@@ -66,6 +66,8 @@ _PEN_MASS = 1.5
 # line leaves to darken.
 _BESIDE = 3
 _PEN_OVER = 0.15
+# A stroke crossing a line at a slant runs on beyond it within this many columns either side.
+_THROUGH_SLANT = 2
 # A shape with at least this share of its ink beside a removed line or bar is what is left of it.
 _REMNANT = 0.5
 # ...if it is at most this many pixels wide across the line...
@@ -647,13 +649,15 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     """Of ``over`` (pixels of ``line``, which runs along the rows, where a stroke crosses it or runs along it),
     those the pen darkens, and the pixel above and below each (a stroke's blurred edge). Reflectances multiply: a
     pen over a rule is darker than the rule, by ``_PEN_OVER`` of what the rule leaves to darken (``shade`` runs up
-    to ``DARK_STEPS``, black), measured against the rule at the nearest columns clear of strokes before and after it
-    (close by: a rule is lighter at its edges), in the same row or, where the rule has stepped a row away from it
-    there (a rule tilted by a fraction of a degree), in the rule's nearest row: that row of paper made every pixel
-    look darkened, and the stroke's foot came back. A stroke that only touches the rule, or crosses it at a slant,
-    darkens none of the rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its
-    run. Where the rule is as black as black gets (a 1-bit scan), no pen can darken it and everything in ``over``
-    stays, as it did before shades were looked at."""
+    to ``DARK_STEPS``, black), measured against the rule in the same row at the nearest columns clear of strokes
+    before and after it (close by: a rule is lighter at its edges), where the rule holds that row: a rule tilted by
+    a fraction of a degree steps a row, and measured against the paper beyond the step every pixel looked darkened
+    (the stroke's foot came back). Where the rule holds the row on one side only, a pixel clearly lighter than it is
+    no pixel of the rule but a pen's beside it, and stays; where it holds the row on neither, the pixel is a pen's
+    next to the rule and stays. A stroke that only touches the rule, or crosses it at a slant, darkens none of the
+    rule's pixels beside it: they go with the rule, or the stroke grows a foot as long as its run. Where the rule is
+    as black as black gets (a 1-bit scan), no pen can darken it and everything in ``over`` stays, as it did before
+    shades were looked at."""
     rows, cols = np.nonzero(over)
     if rows.size == 0:
         return over
@@ -668,38 +672,57 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     samples = np.concatenate(
         [before[cols, None] - np.arange(_BESIDE)[None, :], after[cols, None] + np.arange(_BESIDE)[None, :]], axis=1
     )
-    usable = (samples >= 0) & (samples < width)
-    usable[usable] = clean[samples[usable]]
-    # The rule's row nearest the pixel's there: a tilted rule steps a row, and the pixel's own row is paper.
-    columns, starts, ends = _column_spans(line)
-    top = np.zeros(width, dtype=np.int64)
-    bottom = np.zeros(width, dtype=np.int64)
-    top[columns], bottom[columns] = starts, ends
+    clear = (samples >= 0) & (samples < width)
+    clear[clear] = clean[samples[clear]]
+    # Only where the rule holds the pixel's row there: a tilted rule steps a row, and beyond the step that row
+    # is paper, against which every pixel looks darkened.
     samples = np.clip(samples, 0, width - 1)
-    across = np.clip(rows[:, None], top[samples], bottom[samples])
-    usable &= line[across, samples]
-    values = np.where(usable, np.maximum(shade[across, samples], 0.0), np.nan)
+    usable = clear & line[rows[:, None], samples]
+    values = np.where(usable, np.maximum(shade[rows[:, None], samples], 0.0), np.nan)
     measured = usable.any(axis=1)
     rule = np.zeros(rows.size)
     rule[measured] = np.nanmedian(values[measured], axis=1)
-    darker = ~measured | (shade[rows, cols] >= rule + _PEN_OVER * (DARK_STEPS - rule))
+    here = shade[rows, cols]
+    darker = ~measured | (here >= rule + _PEN_OVER * (DARK_STEPS - rule))
+    # A row the rule holds on one side of the pixel and not on the other is the rule's only if the step lies
+    # beyond the pixel: a pen's pixel beside the rule, clearly lighter than it, is no pixel of the rule.
+    sides = (clear[:, :_BESIDE].any(axis=1), clear[:, _BESIDE:].any(axis=1))
+    held = (usable[:, :_BESIDE].any(axis=1), usable[:, _BESIDE:].any(axis=1))
+    stepped = sides[0] & sides[1] & (held[0] != held[1])
+    lighter = stepped & (here < (1 - _PEN_OVER) * rule)
     pen = np.zeros(over.shape, dtype=np.uint8)
-    pen[rows[darker], cols[darker]] = 1
+    pen[rows[darker | lighter], cols[darker | lighter]] = 1
     return over & sliding_rows(pen, 3, np.maximum).astype(bool)
 
 
 def _passes_through(line: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """Per column: whether ``ink`` runs on for two pixels right above and right below ``line`` (pixels of one
-    line running along the rows) there: a stroke passes through the line, whatever the line's ink under it
-    looks like. (One pixel either side may be the line's ragged rim under a stroke lying along it.)"""
+    """Per column: whether ``ink`` lies right above and right below ``line`` (pixels of one line running along
+    the rows) there, and runs on a pixel further on both sides, in that column or up to ``_THROUGH_SLANT``
+    columns beside it (a stroke crossing at a slant): a stroke passes through the line, whatever the line's
+    ink under it looks like. (One pixel on a side may be the line's ragged rim under a stroke lying along it;
+    past the image's edge counts as ink.)"""
     height, width = line.shape
     columns, top, bottom = _column_spans(line)
-    inside = (top - 2 >= 0) & (bottom + 2 < height)
+    inside = (top >= 1) & (bottom + 1 < height)
     columns, top, bottom = columns[inside], top[inside], bottom[inside]
     through = np.zeros(width, dtype=bool)
-    above = ink[top - 1, columns] & ink[top - 2, columns]
-    through[columns] = above & ink[bottom + 1, columns] & ink[bottom + 2, columns]
+    through[columns] = (
+        ink[top - 1, columns]
+        & ink[bottom + 1, columns]
+        & _ink_near(ink, top - 2, columns)
+        & _ink_near(ink, bottom + 2, columns)
+    )
     return through
+
+
+def _ink_near(ink: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Per (row, column): whether ``ink`` lies in that row within ``_THROUGH_SLANT`` columns of the column; a row
+    past the image's edge counts as ink (the stroke runs on out of sight)."""
+    offsets = np.arange(-_THROUGH_SLANT, _THROUGH_SLANT + 1)
+    beside = np.clip(columns[:, None] + offsets[None, :], 0, ink.shape[1] - 1)
+    outside = (rows < 0) | (rows >= ink.shape[0])
+    found = ink[np.clip(rows, 0, ink.shape[0] - 1)[:, None], beside].any(axis=1)
+    return found | outside
 
 
 def _column_spans(line: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
