@@ -739,6 +739,11 @@ def test_a_thin_pen_one_standing_on_a_grid_line_is_read_as_a_one():
 RESTING = [(0, 14, 0), (2, 14, 0), (3, 14, 0), (3, 20, 1), (5, 20, 0), (8, 20, 0)]
 
 
+def _rule_row(page: np.ndarray, overlap: int) -> int:
+    """The first row of a rule under the digit on ``page``, its last ``overlap`` rows of ink lying on it."""
+    return int(np.flatnonzero((page < 150).any(axis=1)).max()) + 1 - overlap
+
+
 @pytest.mark.parametrize(("label", "size", "overlap"), RESTING)
 def test_a_digit_resting_on_a_rule_grows_no_foot(label, size, overlap):
     """A small digit's last stroke along the rule under it (``overlap`` rows of the pen on it) made every column
@@ -746,7 +751,7 @@ def test_a_digit_resting_on_a_rule_grows_no_foot(label, size, overlap):
     Only the rule's pixels that the pen darkens stay (a pen over a printed rule is darker than the rule)."""
     top, left = 50, 80
     page = _only_digit(label, top, left, size)
-    below = int(np.flatnonzero((page < 150).any(axis=1)).max()) + 1 - overlap
+    below = _rule_row(page, overlap)
     page[below : below + 2, :] *= 110.0 / PAPER  # a 2 px grey rule, printed before the pen wrote over it
     assert _matches_the_digit_alone(page, label, top, left, size)
 
@@ -757,10 +762,10 @@ def test_a_digit_resting_on_a_tilted_rule_grows_no_foot(label, size, overlap, st
     """A rule tilted by less than a degree steps a row every few dozen pixels. Where it stepped within a few
     pixels of the digit's foot, the rule was measured in the pixels' own row there, which was paper, so every
     pixel under the foot looked darkened and stayed: the foot came back (49 of 168 placements). The rule is
-    measured in its own nearest row now."""
+    measured only in the rows it holds there now."""
     top, left = 50, 80
     alone = _only_digit(label, top, left, size)
-    below = int(np.flatnonzero((alone < 150).any(axis=1)).max()) + 1 - overlap
+    below = _rule_row(alone, overlap)
     foot = np.flatnonzero((alone[below - 2 : below] < 150).any(axis=0))
     wrong = []
     for at in [*range(foot.min() - 4, foot.min() + 3), *range(foot.max() - 2, foot.max() + 5)]:
@@ -808,7 +813,7 @@ def test_a_digit_resting_on_a_rule_with_ragged_rims_grows_no_foot(label, size, o
     A stroke passing through runs on for two pixels either side."""
     top, left = 50, 80
     alone = _only_digit(label, top, left, size)
-    below = int(np.flatnonzero((alone < 150).any(axis=1)).max()) + 1 - overlap
+    below = _rule_row(alone, overlap)
     rng = np.random.default_rng(grey)
     for _ in range(3):
         page = alone.copy()

@@ -689,9 +689,9 @@ def _pen_darkened(over: np.ndarray, line: np.ndarray, shade: np.ndarray) -> np.n
     sides = (clear[:, :_BESIDE].any(axis=1), clear[:, _BESIDE:].any(axis=1))
     held = (usable[:, :_BESIDE].any(axis=1), usable[:, _BESIDE:].any(axis=1))
     stepped = sides[0] & sides[1] & (held[0] != held[1])
-    lighter = stepped & (here < (1 - _PEN_OVER) * rule)
+    kept = darker | (stepped & (here < (1 - _PEN_OVER) * rule))
     pen = np.zeros(over.shape, dtype=np.uint8)
-    pen[rows[darker | lighter], cols[darker | lighter]] = 1
+    pen[rows[kept], cols[kept]] = 1
     return over & sliding_rows(pen, 3, np.maximum).astype(bool)
 
 

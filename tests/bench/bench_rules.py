@@ -28,7 +28,6 @@ from PIL import Image
 from tests.bench.results import run_line
 
 REPO = Path(__file__).resolve().parents[2]
-MIN_CORRELATION = 0.85
 
 # Run in the checkout's own Python path: preprocess every PNG of a folder into an .npz (NaN: no digit found).
 READ = """
@@ -76,7 +75,9 @@ def write_pages(folder: Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def _save(folder: Path, name: str, page: np.ndarray) -> None:
-    Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).save(folder / f"{name}.png")
+    from tests.photos import as_uint8
+
+    Image.fromarray(as_uint8(page)).save(folder / f"{name}.png")
 
 
 def read_with(checkout: Path, folder: Path, out: Path) -> dict[str, np.ndarray]:
@@ -90,6 +91,7 @@ def read_with(checkout: Path, folder: Path, out: Path) -> dict[str, np.ndarray]:
 def passing(pictures: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
     """Per pair: whether the page reads like its digit alone (no digit found on either side: it does not)."""
     from tests.photos import correlation
+    from tests.test_locate import MIN_CORRELATION
 
     def reads_alike(page: np.ndarray, alone: np.ndarray) -> bool:
         return not (np.isnan(page).any() or np.isnan(alone).any()) and correlation(page, alone) >= MIN_CORRELATION
