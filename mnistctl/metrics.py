@@ -1,4 +1,5 @@
-"""Classification metrics in numpy: accuracy, log loss, confusion matrix, per-class P/R/F1.
+"""Classification metrics in numpy: accuracy, log loss, confusion matrix, per-class P/R/F1, and how many
+right and wrong answers the low-confidence flag marks.
 
 Rows of the confusion matrix are true classes, columns predicted ones (as scikit-learn does).
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from mnistctl.prediction import LOW_CONFIDENCE
 
 NUM_CLASSES = 10
 
@@ -22,11 +25,24 @@ class ClassReport:
 
 
 @dataclass(frozen=True)
+class Flagged:
+    """Answers below ``below`` (the confidence ``predict`` flags as low), right and wrong: a useful flag marks
+    most of the ``wrong`` answers and few of the ``right`` ones."""
+
+    below: float
+    wrong: int  # answered and wrong
+    wrong_flagged: int
+    right: int
+    right_flagged: int
+
+
+@dataclass(frozen=True)
 class Evaluation:
     accuracy: float
     loss: float
     confusion: np.ndarray  # (10, 10) int, rows true, columns predicted; unanswered images are in no cell
     per_class: tuple[ClassReport, ...]
+    flagged: Flagged  # how the low-confidence flag splits the answers
     unanswered: int = 0  # images whose probabilities were not finite (a broken model): counted wrong
 
     def most_confused(self, count: int = 5) -> list[tuple[int, int, int]]:
@@ -83,4 +99,18 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
     )
     accuracy = float(true_positive.sum() / max(len(labels), 1))
     unanswered = int(len(labels) - np.count_nonzero(ok))
-    return Evaluation(accuracy, log_loss(labels, probabilities), matrix, per_class, unanswered)
+    flagged = flag_counts(labels[ok], probabilities[ok])
+    return Evaluation(accuracy, log_loss(labels, probabilities), matrix, per_class, flagged, unanswered)
+
+
+def flag_counts(labels: np.ndarray, probabilities: np.ndarray, below: float = LOW_CONFIDENCE) -> Flagged:
+    """How many of the right and of the wrong answers (``probabilities``: finite rows only) fall below ``below``."""
+    right = probabilities.argmax(axis=1) == labels
+    low = probabilities.max(axis=1) < below
+    return Flagged(
+        below,
+        int(np.count_nonzero(~right)),
+        int(np.count_nonzero(~right & low)),
+        int(np.count_nonzero(right)),
+        int(np.count_nonzero(right & low)),
+    )

@@ -11,6 +11,7 @@ from PIL import Image
 
 from mnistctl.cli import main
 from mnistctl.data.folder import read_labelled_folder
+from mnistctl.prediction import LOW_CONFIDENCE
 from tests.conftest import run_cli
 from tests.synthetic import make_digits
 
@@ -94,6 +95,15 @@ def test_builtin_scores_a_folder_as_predict_reads_it_without_tensorflow(digit_fo
     assert all(w["digit"] != w["label"] and w["file"].startswith(f"{w['label']}/") for w in worst)
     assert [w["confidence"] for w in worst] == sorted((w["confidence"] for w in worst), reverse=True)
     assert worst[0]["confidence"] == pytest.approx(confidences[digits != labels].max(), abs=1e-6)
+    # The flag's record is predict's own low_confidence flags, counted on the right and the wrong answers.
+    right, low = digits == labels, np.array([row["low_confidence"] for row in rows])
+    assert report["low_confidence"] == {
+        "below": LOW_CONFIDENCE,
+        "wrong": int(np.sum(~right)),
+        "wrong_flagged": int(np.sum(~right & low)),
+        "right": int(np.sum(right)),
+        "right_flagged": int(np.sum(right & low)),
+    }
 
 
 def test_plain_output_names_the_folder_and_lists_the_worst(capsys, digit_folder):
@@ -102,6 +112,9 @@ def test_plain_output_names_the_folder_and_lists_the_worst(capsys, digit_folder)
     first = out.splitlines()[0]
     assert first.startswith(f"builtin on {COUNT} images in {digit_folder}: accuracy ")
     assert "calibration error " in first and "(litert, " in first
+    flagged = out.splitlines()[1]
+    assert flagged.startswith(f"flagged low confidence (below {LOW_CONFIDENCE:.0%}): ") and " wrong answer" in flagged
+    assert flagged.endswith(" right ones") or flagged.endswith(" right one")
     assert "skipped" not in out
     assert "precision" in out and "true\\pred" in out and "most confused" in out
     table = out.split("worst mistakes")[1].splitlines()

@@ -13,6 +13,7 @@ from PIL import Image
 
 from mnistctl.data.loader import load
 from mnistctl.inference import Predictor
+from mnistctl.prediction import LOW_CONFIDENCE, answer
 from mnistctl.registry import Registry
 from tests.conftest import REPO, run_cli
 from tests.photos import huge_png
@@ -156,6 +157,20 @@ def test_predict_does_not_import_tensorflow(trained_home, test_digits, tmp_path)
 WILD = REPO / "tests" / "fixtures" / "wild"
 
 
+def test_an_answer_below_90_percent_is_flagged_low_confidence():
+    # Calibrated confidences mean what they say: at 0.85 the model expects to be wrong about 1 time in 7, which
+    # is not an answer to act on unchecked; at 0.95, 1 time in 20.
+    def probabilities(confidence: float) -> np.ndarray:
+        spread = np.full(10, (1 - confidence) / 9)
+        spread[7] = confidence
+        return spread
+
+    assert answer(probabilities(0.85), 3)["low_confidence"] is True
+    assert answer(probabilities(0.89), 3)["low_confidence"] is True
+    assert answer(probabilities(0.9), 3)["low_confidence"] is False
+    assert answer(probabilities(0.95), 3)["low_confidence"] is False
+
+
 def test_confidences_are_flagged_and_min_confidence_gives_unsure_rows():
     sure, unsure = WILD / "form_crop-3.jpg", WILD / "form_crop-6.jpg"
     code, plain = predict_json("--model", "builtin", str(sure), str(unsure))
@@ -164,7 +179,7 @@ def test_confidences_are_flagged_and_min_confidence_gives_unsure_rows():
     threshold = (confidences["form_crop-3.jpg"] + confidences["form_crop-6.jpg"]) / 2
     assert confidences["form_crop-6.jpg"] < threshold < confidences["form_crop-3.jpg"]
     for row in plain["results"]:
-        assert row["low_confidence"] is (row["confidence"] < 0.6)
+        assert row["low_confidence"] is (row["confidence"] < LOW_CONFIDENCE)
 
     code, gated = predict_json("--model", "builtin", "--min-confidence", f"{threshold:.4f}", str(sure), str(unsure))
     assert code == 0  # unsure is an answer, not an error

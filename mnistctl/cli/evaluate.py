@@ -147,6 +147,7 @@ def evaluate(
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"
     )
+    print(_flagged_line(result))
     _print_metrics(result, names)
 
 
@@ -216,9 +217,31 @@ def _metrics_json(result: "Evaluation", names: list[str] | None = None) -> dict[
             | ({"label": names[c.digit]} if names else {})
             for c in result.per_class
         ],
+        "low_confidence": _flagged_json(result),
         "confusion": result.confusion.tolist(),
         "most_confused": [{"true": t, "predicted": p, "count": n} for t, p, n in result.most_confused()],
     }
+
+
+def _flagged_json(result: "Evaluation") -> dict[str, Any]:
+    flagged = result.flagged
+    return {
+        "below": flagged.below,
+        "wrong": flagged.wrong,
+        "wrong_flagged": flagged.wrong_flagged,
+        "right": flagged.right,
+        "right_flagged": flagged.right_flagged,
+    }
+
+
+def _flagged_line(result: "Evaluation") -> str:
+    """E.g. "flagged low confidence (below 90%): 40 of 54 wrong answers, 157 of 9,946 right ones"."""
+    flagged = result.flagged
+    return (
+        f"flagged low confidence (below {flagged.below:.0%}): {flagged.wrong_flagged:,} of {flagged.wrong:,} wrong "
+        f"{_plural(flagged.wrong, 'answer')}, {flagged.right_flagged:,} of {flagged.right:,} right "
+        f"{_plural(flagged.right, 'one')}"
+    )
 
 
 def _folder_json(report: "FolderReport") -> dict[str, Any]:
@@ -246,6 +269,7 @@ def _print_folder(report: "FolderReport", data: Path) -> None:
         f"loss {result.loss:.4f}, calibration error {report.calibration_error:.4f} "
         f"({report.backend}, {report.seconds:.2f} s)"
     )
+    print(_flagged_line(result))
     if report.skipped:
         print(f"{_files(len(report.skipped))} skipped (unreadable, or no digit found):")
         for file, error in report.skipped[:SKIPPED_SHOWN]:

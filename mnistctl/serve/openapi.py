@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnistctl import __version__
+from mnistctl.prediction import LOW_CONFIDENCE
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -43,7 +44,7 @@ SCHEMAS: dict[str, Any] = {
             "digit": {"type": "integer", "minimum": 0, "maximum": 9},
             "confidence": {**_PROBABILITY, "description": "Calibrated probability of the digit."},
             "top_k": {"type": "array", "items": _TOP_K_PAIR, "description": "The K likeliest digits, best first."},
-            "low_confidence": {"type": "boolean", "description": "confidence < 0.6"},
+            "low_confidence": {"type": "boolean", "description": f"confidence < {LOW_CONFIDENCE}"},
             "label": {
                 "type": "string",
                 "description": 'The class name, for models whose classes are not digits ("Sneaker").',
