@@ -104,9 +104,11 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
 
 
 def flag_counts(labels: np.ndarray, probabilities: np.ndarray, below: float = LOW_CONFIDENCE) -> Flagged:
-    """How many of the right and of the wrong answers (``probabilities``: finite rows only) fall below ``below``."""
+    """How many of the right and of the wrong answers (``probabilities``: finite rows only; an image the model
+    gave no answer for is neither) fall below ``below``."""
     right = probabilities.argmax(axis=1) == labels
-    low = probabilities.max(axis=1) < below
+    # In float64, as predict compares each answer's confidence: float32(0.9) is just under 0.9.
+    low = probabilities.max(axis=1).astype(np.float64) < below
     return Flagged(
         below,
         int(np.count_nonzero(~right)),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnistctl.prediction import LOW_CONFIDENCE
 from mnistctl.registry import Registry
 from tests.conftest import run_cli
 
@@ -33,6 +34,10 @@ def test_evaluate_matches_what_train_reported_and_is_recorded(trained_home):
     assert report["loss"] == pytest.approx(trained.metrics["test_loss"], abs=1e-4)
     assert [c["digit"] for c in report["per_class"]] == list(range(10))
     assert sum(map(sum, report["confusion"])) == sum(c["support"] for c in report["per_class"]) == 100
+    flagged = report["low_confidence"]
+    assert flagged["below"] == LOW_CONFIDENCE and flagged["right"] + flagged["wrong"] == 100
+    assert flagged["right"] == round(report["accuracy"] * 100)
+    assert 0 <= flagged["wrong_flagged"] <= flagged["wrong"] and 0 <= flagged["right_flagged"] <= flagged["right"]
     shown = cli_json("models", "show", "mlp:1")
     assert shown["evaluations"][-1]["accuracy"] == report["accuracy"]
 
@@ -43,6 +48,7 @@ def test_evaluate_plain_output_and_confusion_heatmap(trained_home, tmp_path):
     text = result.stdout.decode()
     assert result.returncode == 0
     assert text.startswith("mlp:1 on 100 test images: accuracy ")
+    assert text.splitlines()[1].startswith(f"flagged low confidence (below {LOW_CONFIDENCE:.0%}): ")
     assert "precision" in text and "true\\pred" in text and "most confused" in text
     assert_png(target)
 

@@ -234,6 +234,22 @@ def test_metrics_count_a_nan_answer_as_wrong_and_stay_finite():
     assert result.per_class[1].recall == 0.0 and result.per_class[1].support == 1
     assert result.per_class[3].support == 1
     assert result.confusion.sum() == 2  # the unanswered rows have no predicted column
+    # ...nor are they right or wrong answers for the low-confidence flag's counts.
+    assert (result.flagged.right, result.flagged.wrong) == (2, 0)
+
+
+def test_the_flag_counts_compare_as_predict_does():
+    from mnistctl.metrics import flag_counts
+    from mnistctl.prediction import LOW_CONFIDENCE, answer
+
+    # float32(0.9) is just under 0.9: predict flags it, and so must evaluate's counts.
+    probabilities = np.full((3, 10), 0.0, dtype=np.float32)
+    probabilities[:, 1] = [np.float32(LOW_CONFIDENCE), 0.95, 0.5]
+    probabilities[:, 2] = 1 - probabilities[:, 1]
+    flags = [answer(row, 1)["low_confidence"] for row in probabilities]
+    counted = flag_counts(np.array([1, 1, 2]), probabilities)
+    assert counted.right_flagged == sum(flags[:2]) and counted.wrong_flagged == flags[2]
+    assert (counted.right, counted.wrong) == (2, 1)
 
 
 def _register_broken_version(name: str) -> None:

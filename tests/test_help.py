@@ -43,6 +43,16 @@ def test_root_help_shows_every_command_summary_whole(columns):
         assert summary == cli.COMMANDS[name].summary
 
 
+def test_predict_help_gives_the_low_confidence_flag_where_it_is():
+    import typer.main
+
+    from mnistctl.cli import app
+    from mnistctl.prediction import LOW_CONFIDENCE
+
+    text = " ".join(typer.main.get_command(app).commands["predict"].help.split())
+    assert f"below {LOW_CONFIDENCE} they are flagged as low" in text
+
+
 def test_command_summaries_are_the_first_lines_of_their_help():
     import typer.main
 

@@ -1,4 +1,5 @@
-"""``mnistctl evaluate``: accuracy, loss, per-class precision/recall/F1 and a confusion table.
+"""``mnistctl evaluate``: accuracy, loss, how many mistakes the low-confidence flag marks, per-class
+precision/recall/F1 and a confusion table.
 
 On an MNIST split, or with ``--data DIR`` on a labelled folder (``DIR/<digit>/*.png``) preprocessed as
 ``predict`` does, adding the calibration error, skipped files and the most confident mistakes.
@@ -98,7 +99,8 @@ def evaluate(
 ) -> None:
     """Evaluate a model on MNIST or on a labelled folder of images.
 
-    Accuracy, loss, per-class table, confusion table, most confused pairs.
+    Accuracy, loss, the wrong and right answers flagged as low confidence, per-class table, confusion table,
+    most confused pairs.
     """
     if data is not None:
         if dataset is not None or any_dataset:
@@ -235,7 +237,7 @@ def _flagged_json(result: "Evaluation") -> dict[str, Any]:
 
 
 def _flagged_line(result: "Evaluation") -> str:
-    """E.g. "flagged low confidence (below 90%): 40 of 54 wrong answers, 157 of 9,946 right ones"."""
+    """E.g. "flagged low confidence (below 90%): 45 of 54 wrong answers, 157 of 9,946 right ones"."""
     flagged = result.flagged
     return (
         f"flagged low confidence (below {flagged.below:.0%}): {flagged.wrong_flagged:,} of {flagged.wrong:,} wrong "

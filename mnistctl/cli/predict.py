@@ -96,7 +96,7 @@ def predict(
 
     Crops of forms work too.
 
-    Confidences are calibrated probabilities; below 0.6 they are flagged as low. An image with no
+    Confidences are calibrated probabilities; below 0.9 they are flagged as low. An image with no
     digit-like strokes (only lines, specks or printed text) is an error row, not a guess.
     """
     from mnistctl.inference import Predictor
