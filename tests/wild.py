@@ -31,7 +31,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +252,10 @@ class Sheet:
     pixels: np.ndarray
     bar_side: str | None = None
     bar_width: int = 0
+    blank: np.ndarray = field(init=False)  # the paper before any ink: what an ink's grey is relative to
+
+    def __post_init__(self) -> None:
+        self.blank = self.pixels.copy()
 
     @property
     def height(self) -> int:
@@ -279,15 +283,19 @@ class Sheet:
     def ink(self, coverage: np.ndarray, grey: float, top: int = 0, left: int = 0) -> None:
         """Put ink of ``grey`` where ``coverage`` says, its corner at (top, left); ink darkens what is under it.
 
-        Reflectances multiply, so a pen stroke across a printed line is darker than either, never lighter.
+        ``grey`` is how the ink shows on the blank paper. Reflectances multiply, so a pen stroke across a printed
+        line is darker than either, never lighter (until 2026-11-30 the ink covered what was under it, so a pen
+        lighter than a rule showed as a light gap in it).
         """
         rows = slice(max(top, 0), min(top + coverage.shape[0], self.height))
         cols = slice(max(left, 0), min(left + coverage.shape[1], self.width))
         if rows.start >= rows.stop or cols.start >= cols.stop:
             return
         part = coverage[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
-        region = self.pixels[rows, cols]
-        region *= 1.0 - part * (1.0 - grey / np.maximum(region, 1.0))
+        # The ink passes this share of the light that the paper under it reflects: on paper it shows as ``grey``,
+        # over earlier ink (a printed rule) darker still.
+        passes = grey / np.maximum(self.blank[rows, cols], 1.0)
+        self.pixels[rows, cols] *= 1.0 - part * (1.0 - passes)
 
 
 def blank_form(rng: np.random.Generator, bar_chance: float = 0.5) -> Sheet:
