@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnistctl.prediction import LOW_CONFIDENCE
+from mnistctl.prediction import LOW_CONFIDENCE, is_low
 
 NUM_CLASSES = 10
 
@@ -103,14 +103,13 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
     return Evaluation(accuracy, log_loss(labels, probabilities), matrix, per_class, flagged, unanswered)
 
 
-def flag_counts(labels: np.ndarray, probabilities: np.ndarray, below: float = LOW_CONFIDENCE) -> Flagged:
+def flag_counts(labels: np.ndarray, probabilities: np.ndarray) -> Flagged:
     """How many of the right and of the wrong answers (``probabilities``: finite rows only; an image the model
-    gave no answer for is neither) fall below ``below``."""
+    gave no answer for is neither) ``predict`` would flag as low confidence."""
     right = probabilities.argmax(axis=1) == labels
-    # In float64, as predict compares each answer's confidence: float32(0.9) is just under 0.9.
-    low = probabilities.max(axis=1).astype(np.float64) < below
+    low = is_low(probabilities.max(axis=1))
     return Flagged(
-        below,
+        LOW_CONFIDENCE,
         int(np.count_nonzero(~right)),
         int(np.count_nonzero(~right & low)),
         int(np.count_nonzero(right)),

@@ -20,6 +20,14 @@ import numpy as np
 LOW_CONFIDENCE = 0.9
 NO_ANSWER = "the model gave no answer for this image (NaN or infinite output)"
 
+
+def is_low(confidence: float | np.ndarray) -> bool | np.ndarray:
+    """Whether a confidence (or each of an array of them) is flagged low. In float64: float32(0.9) is just
+    under 0.9, and an answer must be flagged the same whichever way its confidence was stored."""
+    low = np.asarray(confidence, dtype=np.float64) < LOW_CONFIDENCE
+    return bool(low) if low.ndim == 0 else low
+
+
 # (display name, a path or the image's bytes or None, the error that already stopped it or None)
 Entry = tuple[str, "Path | bytes | None", "str | None"]
 
@@ -39,7 +47,7 @@ def answer(probabilities: np.ndarray, top_k: int, classes: list[str] | None = No
         "digit": int(order[0]),
         "confidence": confidence,
         "top_k": [[int(d), float(probabilities[d])] for d in order],
-        "low_confidence": confidence < LOW_CONFIDENCE,
+        "low_confidence": is_low(confidence),
     }
     if classes:
         found["label"] = classes[found["digit"]]

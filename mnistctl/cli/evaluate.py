@@ -5,6 +5,7 @@ On an MNIST split, or with ``--data DIR`` on a labelled folder (``DIR/<digit>/*.
 ``predict`` does, adding the calibration error, skipped files and the most confident mistakes.
 """
 
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -219,20 +220,9 @@ def _metrics_json(result: "Evaluation", names: list[str] | None = None) -> dict[
             | ({"label": names[c.digit]} if names else {})
             for c in result.per_class
         ],
-        "low_confidence": _flagged_json(result),
+        "low_confidence": asdict(result.flagged),
         "confusion": result.confusion.tolist(),
         "most_confused": [{"true": t, "predicted": p, "count": n} for t, p, n in result.most_confused()],
-    }
-
-
-def _flagged_json(result: "Evaluation") -> dict[str, Any]:
-    flagged = result.flagged
-    return {
-        "below": flagged.below,
-        "wrong": flagged.wrong,
-        "wrong_flagged": flagged.wrong_flagged,
-        "right": flagged.right,
-        "right_flagged": flagged.right_flagged,
     }
 
 
