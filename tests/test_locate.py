@@ -68,6 +68,25 @@ def test_components_count_any_mask(mask):
     assert locate_module._Components(mask).count == _flood_fill_count(mask)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.bool_, st.tuples(st.integers(1, 16), st.integers(1, 16))),
+    arrays(np.bool_, st.tuples(st.integers(1, 16), st.integers(1, 16))),
+)
+def test_hysteresis_shapes_are_the_components_of_their_own_mask(weak, strong):
+    # The kept shapes skip a second labelling: they must be numbered and measured as a fresh one would.
+    strong = np.resize(strong, weak.shape) & weak
+    kept = locate_module.hysteresis_shapes(strong, weak)
+    mask = kept.mask_of(None)
+    fresh = locate_module._Components(mask)
+    assert kept.count == fresh.count
+    for field in ("row", "start", "end", "label", "area", "top", "bottom", "left", "right", "ink", "solid"):
+        assert np.array_equal(getattr(kept, field), getattr(fresh, field)), field
+    # ...and they are the shapes of weak that hold a strong pixel.
+    labels = locate_module._Components(weak).labels()
+    assert np.array_equal(mask, np.isin(labels, labels[strong]) & weak)
+
+
 def _flood_fill_count(mask: np.ndarray) -> int:
     seen = np.zeros_like(mask)
     count = 0

@@ -25,7 +25,7 @@ from mnistctl.preprocess.locate import (
     Located,
     bar_region,
     find_digit,
-    hysteresis,
+    hysteresis_shapes,
     stacked_pieces,
 )
 from mnistctl.preprocess.normalize import (
@@ -168,10 +168,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     # Half-way between the paper's noise and the ink's threshold, grown from the ink: a thin pen's faint
     # stroke stays in one piece.
     half_way = (threshold + DARK_ZERO + DARK_STEPS * low) / 2
-    strokes = hysteresis(quantised > threshold, quantised > half_way)
+    shapes = hysteresis_shapes(quantised > threshold, quantised > half_way)
+    strokes = shapes.mask_of(None)
     darkness = quantised - np.float32(DARK_ZERO)
     try:
-        found = find_digit(strokes, name, faint, darkness, painted)
+        found = find_digit(strokes, name, faint, darkness, painted, shapes)
     except AllRefusedError:
         found = _under_the_print(quantised > half_way, strokes, name, faint, darkness, painted)
     digit_darkness = (float(quantised[found.digit].mean()) - DARK_ZERO) / DARK_STEPS
@@ -228,10 +229,11 @@ def _under_the_print(
     threshold, is print too; the clutter is then measured out of the ink's levels). Raises
     ``NoDigitError`` when there is none."""
     refused = NoDigitError(f"no digit found in {name} (only printed text, specks or lines stand out)")
-    fainter = hysteresis(lighter, faint)
+    shapes = hysteresis_shapes(lighter, faint)
+    fainter = shapes.mask_of(None)
     if not (fainter & ~strokes).any():
         raise refused
-    found = find_digit(fainter, name, faint, darkness, painted)
+    found = find_digit(fainter, name, faint, darkness, painted, shapes)
     if (found.digit & grown(strokes, _FRINGE)).sum() > _FRINGE_SHARE * found.digit.sum() and not _completes(
         found, strokes
     ):

@@ -196,6 +196,19 @@ class _Components:
         np.minimum.at(self.left, self.label, self.start)
         np.maximum.at(self.right, self.label, self.end)
 
+    def subset(self, keep: np.ndarray) -> _Components:
+        """The components where ``keep`` (a boolean per component) is true, as ``_Components`` of their own mask
+        would number them (whole components keep their runs and order), without joining the runs again."""
+        runs = keep[self.label]
+        part = object.__new__(_Components)
+        part.shape = self.shape
+        part.row, part.start, part.end = self.row[runs], self.start[runs], self.end[runs]
+        part.label = (np.cumsum(keep) - 1)[self.label[runs]]
+        part.count = int(np.count_nonzero(keep))
+        for name in ("area", "top", "bottom", "left", "right", "ink", "solid"):
+            setattr(part, name, getattr(self, name)[keep])
+        return part
+
     def total(self, values: np.ndarray) -> np.ndarray:
         """Per shape: the sum of ``values`` (an image of the mask's size) over the shape's pixels."""
         per_run = _run_totals(values, self.row, self.start, self.end)
@@ -215,10 +228,10 @@ class _Components:
         flat[self._pixels(slice(None))] = np.repeat(self.label, self.end - self.start)
         return flat.reshape(self.shape)
 
-    def mask_of(self, keep: np.ndarray) -> np.ndarray:
-        """The pixels of the components where ``keep`` (a boolean per component) is true."""
+    def mask_of(self, keep: np.ndarray | None) -> np.ndarray:
+        """The pixels of the components where ``keep`` (a boolean per component) is true; all of them for None."""
         flat = np.zeros(self.shape[0] * self.shape[1], dtype=bool)
-        flat[self._pixels(keep[self.label])] = True
+        flat[self._pixels(slice(None) if keep is None else keep[self.label])] = True
         return flat.reshape(self.shape)
 
     def _pixels(self, runs: np.ndarray | slice) -> np.ndarray:
@@ -286,6 +299,7 @@ def find_digit(
     faint: np.ndarray | None = None,
     darkness: np.ndarray | None = None,
     painted: np.ndarray | None = None,
+    shapes: _Components | None = None,
 ) -> Located:
     """The most digit-like group of strokes in ``mask`` (ink pixels); ``NoDigitError`` when there is none.
 
@@ -293,6 +307,7 @@ def find_digit(
     ``faint`` (a superset of ``mask``: everything above the paper's noise) is where lines are looked for:
     a faint printed line falls apart into pieces at the digit's threshold, but not at the paper's.
     ``painted`` marks bars already painted over with paper: the paper's edge is where they begin.
+    ``shapes``, when given, are the components of ``mask`` (``hysteresis_shapes``), not labelled again.
     """
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
@@ -314,7 +329,8 @@ def find_digit(
         across |= bars & ~unbarred.any(axis=1, keepdims=True)
         down |= bars & ~unbarred.any(axis=0, keepdims=True)
     try:
-        found = _choose(mask, strokes, lines, (across, down), name, darkness, tiny, paper)
+        known = shapes if strokes is mask else None
+        found = _choose(mask, strokes, lines, (across, down), name, darkness, tiny, paper, known)
     except NoDigitError:
         # A thin pen's "1" is as straight as a short free-standing rule: when nothing else on the paper is a
         # digit, an upright one clear of the outer tenths of the width (where a form's grid runs) is read as the
@@ -388,14 +404,16 @@ def _choose(
     darkness: np.ndarray | None,
     tiny: bool,
     paper: tuple[int, int, int, int],
+    shapes: _Components | None = None,
 ) -> Located:
     """The most digit-like group of ``strokes`` (``mask`` without the ``lines``, horizontal and vertical ones in
-    ``removed``, and bars; ``paper``: top, bottom, left, right of what is not a bar)."""
+    ``removed``, and bars; ``paper``: top, bottom, left, right of what is not a bar; ``shapes``: the components
+    of ``strokes``, if known)."""
     height, width = mask.shape
     if not strokes.any():
         raise NoDigitError(f"no digit found in {name} (only lines or bars stand out from the background)")
     what = "lines and specks" if strokes is not mask and (mask & ~strokes).any() else "specks"
-    shapes = _Components(strokes)
+    shapes = _Components(strokes) if shapes is None else shapes
     stroke = _stroke_width(strokes)
     if darkness is not None:
         shapes.measure(darkness, stroke)
@@ -440,11 +458,13 @@ def _choose(
     raise AllRefusedError(f"no digit found in {name} (only printed text, specks or lines stand out)")
 
 
-def hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+def hysteresis_shapes(strong: np.ndarray, weak: np.ndarray) -> _Components:
     """The shapes of ``weak`` (a superset of ``strong``) that hold at least one ``strong`` pixel: a faint
-    thin stroke that breaks up at the ink's threshold stays whole, faint marks on their own are dropped."""
+    thin stroke that breaks up at the ink's threshold stays whole, faint marks on their own are dropped.
+    (``.mask_of(None)`` gives their pixels; ``find_digit(..., shapes=)`` takes them as they are, since
+    labelling the mask again would cost a small image as much as decoding it.)"""
     shapes = _Components(weak | strong)
-    return shapes.mask_of(shapes.total(strong) > 0)
+    return shapes.subset(shapes.total(strong) > 0)
 
 
 def stacked_pieces(mask: np.ndarray, least: int) -> bool:
