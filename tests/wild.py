@@ -16,6 +16,8 @@ Kinds (``KINDS``):
   the whole box, ignoring its aspect ratio, often binarised; dark on white or white on black.
 - ``sloppy``: a photo of fast, sloppy writing: elastic distortion, slant, strokes from a thin pen to a thick marker,
   uneven pen pressure, uneven light and noise.
+- ``askew``: a phone photo of a digit on squared or lined notebook paper, a few degrees askew, the grid as dark
+  as a light pen.
 
 Negatives (``NEGATIVES``) are crops like ``form_crop`` with no digit at all -- only ruling lines, only specks, only
 printed text, or only the scanner bar -- for the rule that such an image never gets an answer with confidence >= 0.6.
@@ -552,6 +554,36 @@ def sloppy(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(as_uint8(pixels[:, :, None] * tint))
 
 
+def askew(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A phone photo of a digit written on squared or lined notebook paper, taken a few degrees askew: the grid
+    from a light print to as dark as the pen, every line tilted 1.25-4 degrees, uneven light, a blue cast."""
+    height = int(rng.integers(120, 241))
+    width = int(np.clip(height * rng.uniform(0.8, 1.3), 100, 260))
+    ink_height = int(height * rng.uniform(0.4, 0.65))
+    ink = scaled_ink(digit, ink_height, max(1.5, ink_height * rng.uniform(0.05, 0.11)), oversample=1)
+    height, width = max(height, ink.shape[0] + 6), max(width, ink.shape[1] + 6)
+    paper = float(rng.uniform(200, 245))
+    sheet = Sheet(np.full((height, width), paper, dtype=np.float32))
+    spacing = ink_height * rng.uniform(0.35, 0.6)  # 5 mm squares: the digit spans two or three
+    grid = np.zeros((height, width), dtype=np.float32)
+    thickness = float(rng.uniform(0.8, 1.8))
+    angle = float(rng.choice([-1, 1]) * rng.uniform(1.25, 4.0))
+    squared = rng.random() < 0.6
+    for horizontal in (True, False) if squared else (True,):
+        extent = height if horizontal else width
+        for position in np.arange(rng.uniform(0, spacing), extent, spacing):
+            grid = np.maximum(grid, ruling_line(height, width, horizontal, float(position), thickness, angle))
+    sheet.ink(grid, paper - float(rng.uniform(40, 110)))
+    row, col = int(rng.integers(2, height - ink.shape[0] - 1)), int(rng.integers(2, width - ink.shape[1] - 1))
+    sheet.ink(ink, float(rng.uniform(30, 120)), row, col)
+    pixels = sheet.pixels * gradient(height, width, float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.85, 1.0)))
+    centre = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
+    pixels *= shadow(height, width, centre, float(rng.uniform(0.2, 0.5)), float(rng.uniform(0, 0.2)))
+    pixels = noisy(pixels, float(rng.uniform(1, 4)), seed=int(rng.integers(2**31)))
+    tint = np.array([rng.uniform(0.8, 1.0), rng.uniform(0.9, 1.0), 1.0], dtype=np.float32)
+    return Image.fromarray(as_uint8(pixels[:, :, None] * tint))
+
+
 # --- Negatives: clutter without a digit ----------------------------------------------------------------------------
 
 
@@ -637,6 +669,7 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {
     "pen_on_form": pen_on_form,
     "tiny_bitmap": tiny_bitmap,
     "sloppy": sloppy,
+    "askew": askew,
 }
 NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
     "only_lines": only_lines,
@@ -651,7 +684,7 @@ NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
 
 def save(image: Image.Image, stem: Path, kind: str, rng: np.random.Generator, quality: int | None = None) -> Path:
     """Save as users' files of ``kind`` come: scans of forms as JPEG, bitmaps and pen scans as PNG, photos as either."""
-    as_jpeg = kind == "form_crop" or kind in NEGATIVES or (kind == "sloppy" and rng.random() < 0.5)
+    as_jpeg = kind in ("form_crop", "askew") or kind in NEGATIVES or (kind == "sloppy" and rng.random() < 0.5)
     if as_jpeg and image.mode in ("L", "RGB"):
         path = stem.with_suffix(".jpg")
         image.save(path, "JPEG", quality=quality or int(rng.integers(60, 91)))

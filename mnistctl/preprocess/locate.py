@@ -43,6 +43,14 @@ _LINE_SPAN = 0.4
 _LINE_THINNESS = 0.12
 # ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
 _LINE_SKEW = 0.035
+# Lines tilted more than this (a phone photo of a form or of squared paper) break into runs too short to be
+# line candidates: they are looked for along their own slope, up to _MAX_TILT degrees, found in steps of
+# _TILT_STEP, when more of the faint ink lines up along that slope than along the rows (by _TILT_GAIN).
+_MIN_TILT = 1.25
+_MAX_TILT = 5.0
+_TILT_STEP = 0.25
+_TILT_GAIN = 1.3
+_TILT_SAMPLE = 20_000
 # A line that reaches no edge is still a line when it covers this much of the image and is this many
 # times longer than thick (a handwritten "1" as long is thicker, or slanted, or bent; a printed rule 3 px
 # thick in a form crop is 20 times longer).
@@ -523,6 +531,75 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
     return found.cumsum()[:-1].reshape(height, width) > 0
 
 
+class _Shear:
+    """Each column's pixels moved along it so that lines running ``slope`` rows per column lie along the rows
+    (``forward``), and back (``back``). Slope 0 changes nothing and copies nothing."""
+
+    def __init__(self, shape: tuple[int, int], slope: float) -> None:
+        height, width = shape
+        shifts = -np.round(np.arange(width) * slope).astype(np.int64)
+        self.shifts = shifts - shifts.min()
+        self.identity = not self.shifts.any()
+        self.shape = (height + int(self.shifts.max()), width)
+        self._rows = np.arange(height)[:, None] + self.shifts[None, :]
+        self._cols = np.arange(width)[None, :]
+
+    @classmethod
+    def for_lines(cls, view: np.ndarray, least: int) -> _Shear:
+        """The shear that straightens the longest line of ``view`` (a mask; lines run along its rows), if it is
+        tilted by more than ``_MIN_TILT`` degrees, holds ``least`` pixels, lines up ``_TILT_GAIN`` times more
+        ink than any row does, and reaches an edge of the image as a ruling line does (a slanted "1" in the
+        middle, straightened, would pass for a ruler's line); else the identity."""
+        pixels = np.flatnonzero(view)  # (faster than np.nonzero's rows and columns)
+        if pixels.size < least:
+            return cls(view.shape, 0.0)
+        # The slope is searched on at most _TILT_SAMPLE of the pixels (a noisy photo has hundreds of thousands).
+        step = -(-pixels.size // _TILT_SAMPLE)
+
+        def along(degrees: float, step: int = step) -> np.ndarray:
+            rows, cols = np.divmod(pixels[::step], view.shape[1])
+            shifted = np.round(rows - cols * np.tan(np.radians(degrees))).astype(np.int64)
+            return shifted - shifted.min()
+
+        def peak(degrees: float) -> int:
+            return int(np.bincount(along(degrees)).max())
+
+        level = peak(0.0)
+        coarse = np.arange(-_MAX_TILT, _MAX_TILT + 1e-9, 4 * _TILT_STEP)
+        best = max(coarse, key=peak)
+        fine = np.arange(best - 3 * _TILT_STEP, best + 3 * _TILT_STEP + 1e-9, _TILT_STEP)
+        best = float(max(fine, key=peak))
+        if abs(best) < _MIN_TILT or peak(best) * step < max(least, _TILT_GAIN * level * step):
+            return cls(view.shape, 0.0)
+        # The line's columns (its row, and the rows either side, where its rounding and the shear's differ), in
+        # stretches broken by gaps longer than a line's; one stretch must be a line's length and reach an edge.
+        shifted = along(best, 1)
+        columns = np.unique(pixels[np.abs(shifted - np.bincount(shifted).argmax()) <= 1] % view.shape[1])
+        cuts = np.flatnonzero(np.diff(columns) > _LINE_GAP + 1)
+        starts, ends = columns[np.r_[0, cuts + 1]], columns[np.r_[cuts, columns.size - 1]]
+        edge = max(1, int(_LINE_EDGE * view.shape[1])) + 1
+        reaching = (starts <= edge) | (ends >= view.shape[1] - 1 - edge)
+        if not (reaching & (ends + 1 - starts >= least)).any():
+            return cls(view.shape, 0.0)
+        return cls(view.shape, float(np.tan(np.radians(best))))
+
+    def forward(self, image: np.ndarray) -> np.ndarray:
+        """``image`` with its lines straightened (taller by the shifts; the new pixels are zero)."""
+        if self.identity:
+            return image
+        sheared = np.zeros(self.shape, dtype=image.dtype)
+        sheared[self._rows, self._cols] = image
+        return sheared
+
+    def back(self, sheared: np.ndarray) -> np.ndarray:
+        """A ``forward`` image moved back to the original's pixels."""
+        return sheared if self.identity else sheared[self._rows, self._cols]
+
+    def across(self, sides: tuple[int, int]) -> tuple[int, int]:
+        """Where the paper begins and ends across the lines (rows), as far as any column's shift moves it."""
+        return sides[0] + int(self.shifts.max()), sides[1] + int(self.shifts.min())
+
+
 def _without_lines(
     mask: np.ndarray,
     faint: np.ndarray,
@@ -550,8 +627,13 @@ def _without_lines(
         near_edge, far_edge = paper[2:] if not transposed else paper[:2]
         sides = paper[:2] if not transposed else paper[2:]  # the paper's extent across the lines
         width = far_edge - near_edge
+        # Lines are followed along their own slope; every image of this direction is sheared alike.
+        shear = _Shear.for_lines(view, max(8, int(_LINE_RUN * width)))
+        view, sides = shear.forward(view), shear.across(sides)
         # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured.
         bridged = _closed_rows(view, _LINE_GAP)
+        if not shear.identity:  # a sheared line steps a pixel where its rounding and the shear's differ
+            bridged |= _closed_rows(np.vstack([view[1:], view[-1:]]) | view, _LINE_GAP)
         candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width)))
         if not candidates.any():
             continue
@@ -563,7 +645,7 @@ def _without_lines(
         # Where a line has ink over the digit's threshold, that ink must reach the edge: the paper's noise
         # above the faint threshold can prolong a digit's straight stroke to the edge.
         first, last = lines.left.copy(), lines.right.copy()
-        ink = mask.T if transposed else mask
+        ink = shear.forward(mask.T if transposed else mask)
         labels = lines.labels()
         owner = labels[ink]
         owned = owner >= 0
@@ -579,11 +661,11 @@ def _without_lines(
         long_enough = span >= _LINE_SPAN * width
         ends_on_rule = np.zeros_like(reaches_edge)
         if known_rules is not None:
-            crossing = _crossing(known_rules, transposed)
+            crossing = shear.forward(_crossing(known_rules, transposed))
             ends_on_rule = _ends_on(crossing, lines, first, last, edge + 1) & long_enough & ~reaches_edge
         ruled = (reaches_edge | ends_on_rule) & long_enough  # a rule: across the paper, or rule to rule
         if known_rules is None:
-            unended.append((transposed, lines, first, last, edge, straight & thin & long_enough & ~reaches_edge))
+            unended.append((transposed, shear, lines, first, last, edge, straight & thin & long_enough & ~reaches_edge))
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~ruled
@@ -601,7 +683,7 @@ def _without_lines(
         # measured against its own cross-section (a darker rule beside a lighter one is not a pen stroke on it).
         # Of those, where the shades are known, only the pixels the pen darkens stay, unless the stroke passes
         # right through the line (``_pen_darkened``, ``_passes_through``).
-        shade = None if darkness is None else darkness.T if transposed else darkness
+        shade = None if darkness is None else shear.forward(darkness.T if transposed else darkness)
         stroke_over = np.zeros_like(line_pixels)
         typical = np.zeros(lines.count)
         for index in np.flatnonzero(is_line):
@@ -627,18 +709,20 @@ def _without_lines(
             long = rim.right - rim.left >= _RIM_SHARE * width
             lighter = rim.total(shade) < _RIM_SHADE * float(np.median(typical[rules])) * rim.area
             removed |= rim.mask_of(long & lighter)
+        removed = shear.back(removed)
         removed = removed.T if transposed else removed
         kept &= ~removed
         found[transposed] |= removed
-        rule_pixels = lines.mask_of(rules) & view
+        rule_pixels = shear.back(lines.mask_of(rules) & view)
         whole_rules[transposed] |= rule_pixels.T if transposed else rule_pixels
         if transposed:  # (a thin pen's "1" may stand between two grid lines too)
-            upright |= (lines.mask_of(is_line & (~ruled | ends_on_rule)) & view).T & mask
+            upright |= shear.back(lines.mask_of(is_line & (~ruled | ends_on_rule)) & view).T & mask
     found_rules = (whole_rules[0], whole_rules[1])
     # (Most crops have no such line: the second pass, a whole second search, is only run where one does.)
     between_rules = any(
-        maybe.any() and _ends_on(_crossing(found_rules, transposed), lines, first, last, edge + 1)[maybe].any()
-        for transposed, lines, first, last, edge, maybe in unended
+        maybe.any()
+        and _ends_on(shear.forward(_crossing(found_rules, transposed)), lines, first, last, edge + 1)[maybe].any()
+        for transposed, shear, lines, first, last, edge, maybe in unended
     )
     return Unruled(kept, found[0], found[1], upright, found_rules, between_rules)
 

@@ -13,6 +13,8 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
 - ``continental 1s and 7s``: photos of 1s with a flag and 7s with a bar across the stem, as continental
   European writers draw them (``tests.wild.continental``; test digits the other synthetic sets do not show
   while ``--count`` is under 1,000; the test set has 2,163 1s and 7s, so the set holds at most that many);
+- ``askew notebook photos``: a digit on squared or lined paper photographed 1.25-4 degrees askew, the grid as
+  dark as a light pen (``askew``; test digits 6,000 on);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
 Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
@@ -84,6 +86,9 @@ def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
         (continental / str(label)).mkdir(parents=True, exist_ok=True)
         photo(digit, rng).save(continental / str(label) / f"{position:05d}.jpg", quality=85)
     sets["continental 1s and 7s"] = continental
+    # Digits the sets above do not show (but for some 1s and 7s of the continental set).
+    chosen = slice(6 * count, 7 * count)
+    sets["askew notebook photos"] = wild.write_folder(work / "askew", images[chosen], labels[chosen], "askew", seed=6)
     raw = work / "mnist-raw"
     for position, (digit, label) in enumerate(zip(images, labels, strict=True)):
         (raw / str(label)).mkdir(parents=True, exist_ok=True)
