@@ -962,3 +962,9 @@ def test_the_shear_straightens_a_tilted_line_and_moves_every_pixel_back():
     level[30, :] = True
     assert locate_module._Shear.for_lines(level, 60).identity
     assert locate_module._Shear.for_lines(np.zeros((60, 200), dtype=bool), 60).identity
+    # A slanted stroke clear of the edges is no ruling line: straightened, a "1" would pass for a ruler's.
+    stroke = wild.ruling_line(60, 200, True, 30.0, 1.0, 3.0, span=(0.2, 0.8)) > 0.5
+    assert locate_module._Shear.for_lines(stroke, 60).identity
+    assert not locate_module._Shear.for_lines(
+        wild.ruling_line(60, 200, True, 30.0, 1.0, 3.0, span=(0.0, 0.6)) > 0.5, 60
+    ).identity

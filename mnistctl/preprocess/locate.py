@@ -45,7 +45,8 @@ _LINE_THINNESS = 0.12
 _LINE_SKEW = 0.035
 # Lines tilted more than this (a phone photo of a form or of squared paper) break into runs too short to be
 # line candidates: they are looked for along their own slope, up to _MAX_TILT degrees, found in steps of
-# _TILT_STEP, when more of the faint ink lines up along that slope than along the rows (by _TILT_GAIN).
+# _TILT_STEP, when more of the faint ink lines up along that slope than along the rows (by _TILT_GAIN); the
+# slope is searched on at most _TILT_SAMPLE of the ink's pixels.
 _MIN_TILT = 1.25
 _MAX_TILT = 5.0
 _TILT_STEP = 0.25
