@@ -28,6 +28,8 @@ from mnistctl.store import ArtifactStore, CorruptArtifactError, GcPlan
 DB_NAME = "registry.db"
 BUILTIN_NAME = "builtin"
 BUSY_TIMEOUT_S = 120.0
+# Switching a new database to WAL fails at once, without waiting, while another connection holds it.
+_WAL_RETRY_S = 0.02
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_VERSION = 2**63 - 1  # SQLite's largest integer; a larger NAME:VERSION can name nothing
 DEFAULT_ALIAS = "default"  # the alias "models default" moves; used when no REF is given
@@ -89,6 +91,26 @@ class ModelNotFoundError(MnistctlError):
     """A ref names no registered version."""
 
     default_hint = 'see "mnistctl models list"'
+
+
+def _enter_wal(connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (a no-op once it is). SQLite answers "database is locked" at once, its busy
+    timeout unused, when another process holds a brand-new database it is asked to switch: several processes
+    opening a new registry together (4 at once lost 1 in 25 of such races here). So it tries again until
+    ``BUSY_TIMEOUT_S``, as any other wait for the database does."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = _WAL_RETRY_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
 
 
 class RegistryUnavailableError(MnistctlError):
@@ -319,7 +341,7 @@ class Registry:
         try:
             connection.row_factory = sqlite3.Row
             if not read_only:
-                connection.execute("PRAGMA journal_mode=WAL")
+                _enter_wal(connection)
                 connection.execute("PRAGMA synchronous=FULL")
                 connection.execute("PRAGMA foreign_keys=ON")
                 self._migrate(connection)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mnistctl.errors import UsageError
+from mnistctl.errors import MnistctlError, UsageError
 from mnistctl.registry import EmptyRegistryError, ModelNotFoundError, Registry, parse_ref
 from mnistctl.store import CorruptArtifactError
 from tests.conftest import REPO, registered_refs
@@ -147,6 +147,31 @@ def test_concurrent_processes_get_distinct_versions(isolated_home):
         worker.join(timeout=60)
     assert versions == list(range(1, 21))
     assert Registry().integrity_check() == "ok"
+
+
+def _register_once_together(home: str, start, queue) -> None:
+    os.environ["MNISTCTL_HOME"] = home
+    start.wait()
+    try:
+        queue.put(register(Registry(), payload=os.urandom(64)).version)
+    except MnistctlError as exc:
+        queue.put(str(exc))
+
+
+def test_processes_opening_a_new_registry_together_all_get_in(tmp_path):
+    # Switching a brand-new database to WAL fails at once ("database is locked") while another process holds it:
+    # before Registry retried it, most runs of this test lost a process in some round.
+    context = multiprocessing.get_context("fork")
+    for round_number in range(15):
+        home = tmp_path / f"home-{round_number}"
+        start, queue = context.Barrier(8), context.Queue()
+        workers = [context.Process(target=_register_once_together, args=(str(home), start, queue)) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        answers = [queue.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert sorted(answers, key=str) == list(range(1, 9)), answers
 
 
 @pytest.mark.parametrize("point", ["after-blobs", "before-commit"])
