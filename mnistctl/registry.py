@@ -96,7 +96,7 @@ class ModelNotFoundError(MnistctlError):
 def _enter_wal(connection: sqlite3.Connection) -> None:
     """Put the database in WAL mode (a no-op once it is). SQLite answers "database is locked" at once, its busy
     timeout unused, when another process holds a brand-new database it is asked to switch: several processes
-    opening a new registry together (4 at once lost 1 in 25 of such races here). So it tries again until
+    opening a new registry together (6 at once lost 7 of 180 such races here). So it tries again until
     ``BUSY_TIMEOUT_S``, as any other wait for the database does."""
     import time
 
