@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -98,8 +99,6 @@ def _enter_wal(connection: sqlite3.Connection) -> None:
     timeout unused, when another process holds a brand-new database it is asked to switch: several processes
     opening a new registry together (6 at once lost 7 of 180 such races here). So it tries again until
     ``BUSY_TIMEOUT_S``, as any other wait for the database does."""
-    import time
-
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     pause = _WAL_RETRY_S
     while True:

@@ -542,8 +542,10 @@ class _Shear:
         self.shifts = shifts - shifts.min()
         self.identity = not self.shifts.any()
         self.shape = (height + int(self.shifts.max()), width)
-        self._rows = np.arange(height)[:, None] + self.shifts[None, :]
-        self._cols = np.arange(width)[None, :]
+        # Where each pixel goes: an index the size of the image, built only for a shear that moves something.
+        if not self.identity:
+            self._rows = np.arange(height)[:, None] + self.shifts[None, :]
+            self._cols = np.arange(width)[None, :]
 
     @classmethod
     def for_lines(cls, view: np.ndarray, least: int) -> _Shear:
@@ -631,10 +633,10 @@ def _without_lines(
         # Lines are followed along their own slope; every image of this direction is sheared alike.
         shear = _Shear.for_lines(view, max(8, int(_LINE_RUN * width)))
         view, sides = shear.forward(view), shear.across(sides)
-        # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured.
-        bridged = _closed_rows(view, _LINE_GAP)
-        if not shear.identity:  # a sheared line steps a pixel where its rounding and the shear's differ
-            bridged |= _closed_rows(np.vstack([view[1:], view[-1:]]) | view, _LINE_GAP)
+        # Gaps of a few pixels (a dithered or faded line) are bridged before runs are measured; a sheared line
+        # also steps a pixel where its rounding and the shear's differ, so each row takes in the one below it.
+        stepped = view if shear.identity else view | np.vstack([view[1:], view[-1:]])
+        bridged = _closed_rows(stepped, _LINE_GAP)
         candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width)))
         if not candidates.any():
             continue
