@@ -717,6 +717,37 @@ def test_a_sevens_bar_with_a_speck_broken_off_its_end_is_no_row_of_letters(side)
     assert found.digit[30:37, 44:56].sum() == mask[30:37, 44:56].sum()
 
 
+def _broken_zero() -> tuple[np.ndarray, np.ndarray]:
+    """A 0 drawn with a 3 px stroke on a 120 px square, broken twice near its top right by a pen that skipped:
+    between the two gaps (5 px each) a piece 3-4 px long, as small as a speck. Returns the mask and the piece."""
+    rows, cols = np.mgrid[:120, :120]
+    radius = np.hypot(rows - 60, (cols - 60) * 1.4)
+    angle = np.arctan2(rows - 60, cols - 60)
+    ring = (radius >= 20) & (radius < 23)
+    gaps = (np.abs(angle + 0.6) < 0.12) | (np.abs(angle + 1.0) < 0.12)
+    piece = ring & (angle > -0.88) & (angle < -0.72)
+    return ring & ~gaps, piece
+
+
+def test_pieces_of_a_broken_stroke_as_small_as_specks_stay_with_the_digit():
+    """A pen that skipped, or a thin stroke that fell apart at the threshold, leaves pieces no bigger than a
+    speck between the gaps. They were left out as specks, and the digit read without them (0 as 6, 8 as 3)."""
+    mask, piece = _broken_zero()
+    mask[58:61, 58:61] = True  # a speck of dust in the loop: far from every stroke, it stays out
+    found = locate_module.find_digit(mask, "zero.png", darkness=np.where(mask, 200.0, 0.0))
+    assert found.digit[piece].all()
+    assert not found.digit[58:61, 58:61].any()
+
+
+def test_a_speck_left_by_a_rule_beside_a_broken_digit_stays_out():
+    """A speck touching a rule just removed is what the rule left (a ragged edge), not a piece of the digit."""
+    mask, _ = _broken_zero()
+    mask[88:90, :] = True  # a rule below the 0, 5 px under its lowest stroke
+    mask[85:88, 58:62] = True  # a bump on the rule's top edge, 3 px from the 0
+    found = locate_module.find_digit(mask, "zero.png", darkness=np.where(mask, 200.0, 0.0))
+    assert found.digit[37:83].any() and not found.digit[85:90].any()
+
+
 def test_a_fours_bar_ending_on_its_long_stem_stays_with_the_digit():
     """A thin pen's 4 on a form: its stem is as long and straight as a free-standing line, and its bar ends on
     the stem. Only rules are edges a line may end on; taken for one, the stem took the bar along with it."""

@@ -29,3 +29,17 @@ def test_half_covered_pixels_blend_with_what_is_under_them():
     sheet.ink(np.full((4, 4), 0.5, dtype=np.float32), 90.0)
     assert sheet.pixels[1, 0] == pytest.approx(180.0 * (1 - 0.5 * (1 - 90 / 180)))
     assert sheet.pixels[0, 0] == pytest.approx(150.0 * (1 - 0.5 * (1 - 90 / 150)))
+
+
+@pytest.mark.parametrize("width", [2, 3, 5])
+def test_a_pen_lift_cuts_clean_through_the_stroke(width):
+    """A round cut narrower than the stroke would punch a hole in it; each cut must leave a row of the bar bare."""
+    bar = np.zeros((28, 28), dtype=np.uint8)
+    bar[4:24, 12 : 12 + width] = 255
+    for seed in range(20):
+        cut = wild.pen_lifts(bar, np.random.default_rng(seed), cuts=1)
+        assert (cut <= bar).all() and (cut < bar).any()
+        bare = ~cut[4:24, 12 : 12 + width].any(axis=1)
+        removed_rows = np.flatnonzero((cut < bar).any(axis=1))
+        at_an_end = removed_rows.min() <= 4 or removed_rows.max() >= 23
+        assert bare.any() or at_an_end

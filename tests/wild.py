@@ -18,6 +18,8 @@ Kinds (``KINDS``):
   uneven pen pressure, uneven light and noise.
 - ``askew``: a phone photo of a digit on squared or lined notebook paper, a few degrees askew, the grid as dark
   as a light pen.
+- ``skipping``: a digit whose pen skipped, cut clean through in one or two places (a dry ballpoint, a thin
+  stretch a 1-bit scan lost), as a form crop or a sloppy photo.
 
 Negatives (``NEGATIVES``) are crops like ``form_crop`` with no digit at all -- only ruling lines, only specks, only
 printed text, or only the scanner bar -- for the rule that such an image never gets an answer with confidence >= 0.6.
@@ -584,6 +586,33 @@ def askew(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(as_uint8(pixels[:, :, None] * tint))
 
 
+def pen_lifts(digit: np.ndarray, rng: np.random.Generator, cuts: int) -> np.ndarray:
+    """``digit`` cut clean through at ``cuts`` points of its strokes' skeleton, each gap a little wider than the
+    stroke there (a round cut narrower than a thick stroke would punch a hole in it, not a gap)."""
+    strokes = strokes_of(digit)
+    points = np.argwhere(skeleton(strokes))
+    if len(points) == 0:
+        return digit
+    depth = np.zeros(digit.shape, dtype=np.float32)  # erosions each pixel survives: half the stroke's width
+    inside = strokes
+    while inside.any():
+        depth += inside
+        padded = np.pad(inside, 1)
+        inside = inside & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rows, cols = np.indices(digit.shape)
+    cut = digit.copy()
+    for row, col in points[rng.choice(len(points), size=min(cuts, len(points)), replace=False)]:
+        radius = max(float(rng.uniform(1.0, 1.5)), float(depth[row, col]) + 0.3)
+        cut[(rows - row) ** 2 + (cols - col) ** 2 <= radius**2] = 0
+    return cut
+
+
+def skipping(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit whose pen skipped, cut through in one or two places, as a form crop or a sloppy photo."""
+    cut = pen_lifts(digit, rng, int(rng.integers(1, 3)))
+    return form_crop(cut, rng) if rng.random() < 0.5 else sloppy(cut, rng)
+
+
 # --- Negatives: clutter without a digit ----------------------------------------------------------------------------
 
 
@@ -670,6 +699,7 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {
     "tiny_bitmap": tiny_bitmap,
     "sloppy": sloppy,
     "askew": askew,
+    "skipping": skipping,
 }
 NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
     "only_lines": only_lines,
@@ -684,7 +714,9 @@ NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
 
 def save(image: Image.Image, stem: Path, kind: str, rng: np.random.Generator, quality: int | None = None) -> Path:
     """Save as users' files of ``kind`` come: scans of forms as JPEG, bitmaps and pen scans as PNG, photos as either."""
-    as_jpeg = kind in ("form_crop", "askew") or kind in NEGATIVES or (kind == "sloppy" and rng.random() < 0.5)
+    as_jpeg = (
+        kind in ("form_crop", "askew", "skipping") or kind in NEGATIVES or (kind == "sloppy" and rng.random() < 0.5)
+    )
     if as_jpeg and image.mode in ("L", "RGB"):
         path = stem.with_suffix(".jpg")
         image.save(path, "JPEG", quality=quality or int(rng.integers(60, 91)))

@@ -109,6 +109,12 @@ _FADED_SHARE = 0.4
 _FADED_GROWTH = 0.5
 # Fragments joining a digit are drawn with at least this share of its mean darkness.
 _SAME_INK = 0.5
+# A piece of a stroke no bigger than a speck (where the pen skipped, or a thin stroke fell apart at the
+# threshold) joins the digit when some pixel of it lies within this many stroke widths of the digit's own:
+# measured on the pixels, not the boxes, so a speck in a loop or beside the digit stays out.
+_PIECE_REACH = 2.0
+# ...and reaches at least this share of a stroke width across (the threshold shaves its blurred edges).
+_PIECE_SIZE = 0.75
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
 _SOLID_FILL = 0.7
 _SOLID_STROKES = 2.5
@@ -442,6 +448,11 @@ def _choose(
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     score = _digit_likeness(shapes, stroke, tiny)
+    # Specks touching a line just removed are what the line left (its ragged edge, a crossing), not pieces of
+    # a broken stroke.
+    on_lines = np.zeros(shapes.count, dtype=bool)
+    if strokes is not mask and speck.any() and (removed[0] | removed[1]).any():
+        on_lines = speck & (_share_near(shapes, removed[0] | removed[1], (1, 1)) > 0)
     if darkness is not None and candidates.sum() > 1:
         # A stain or a shadow that passed the threshold is big but far fainter than the pen: after every shape
         # drawn in ink as dark as the darkest candidate's, by half.
@@ -452,7 +463,7 @@ def _choose(
             continue
         if _in_text_row(shapes, seed, ~speck):
             continue
-        group = _grow(shapes, seed, ~speck, stroke, tiny)
+        group = _grow(shapes, seed, ~speck, stroke, tiny, on_lines)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
@@ -1155,14 +1166,19 @@ def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
     return int(shapes.top[index]), int(shapes.bottom[index]), int(shapes.left[index]), int(shapes.right[index])
 
 
-def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool) -> np.ndarray:
+def _grow(
+    shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool, on_lines: np.ndarray
+) -> np.ndarray:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
     shadow is much fainter than the pen; a solid blob is not part of a stroke).
 
-    Round dots join last, and only those that are not the digit's period: until the halves of a broken digit
-    have joined, a period looks as big as either of them. ``tiny``: the image is a normalised scan.
+    Specks (the shapes not ``usable``) join only as pieces of a stroke broken off right beside the group's
+    (``_join_pieces``), and not those ``on_lines``. Round dots join last, and only those that are not the
+    digit's period: until the halves of a broken digit have joined, a period looks as big as either of them.
+    ``tiny``: the image is a normalised scan.
     """
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    specks = ~usable
     # Letters of printed words above or below the digit, in a row of similar ones all much smaller than it,
     # are not pieces of it (a stroke of a broken digit may be as wide as a word, but not one of such a row).
     letters = np.zeros(shapes.count, dtype=bool)
@@ -1185,8 +1201,53 @@ def _grow(shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tin
     group[seed] = True
     box = _box(shapes, seed)
     box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most)
+    # A piece of a stroke is as long as the stroke is wide, at least, across it: a smaller speck is dust.
+    pieces = specks & ~on_lines & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
+    pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
+    box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke)
     _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most)
     return group
+
+
+def _join_pieces(
+    shapes: _Components, group: np.ndarray, box: tuple[int, int, int, int], pieces: np.ndarray, stroke: float
+) -> tuple[int, int, int, int]:
+    """Add to ``group`` (in place) the ``pieces`` (speck-sized shapes) that lie within ``_PIECE_REACH`` stroke
+    widths of its pixels and keep it digit-shaped, one by one (a stroke may break in more than one place);
+    return the group's box."""
+    top, bottom, left, right = box
+    reach = max(2, round(_PIECE_REACH * stroke))
+    changed = True
+    while changed:
+        changed = False
+        for other in np.flatnonzero(pieces & ~group):
+            gap = max(0, shapes.top[other] - bottom, top - shapes.bottom[other])
+            gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
+            new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
+            new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
+            if gap > reach or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
+                continue
+            if _pixel_gap(shapes, other, group, reach) > reach:
+                continue
+            group[other] = True
+            top, bottom, left, right = new_top, new_bottom, new_left, new_right
+            changed = True
+    return int(top), int(bottom), int(left), int(right)
+
+
+def _pixel_gap(shapes: _Components, piece: int, group: np.ndarray, reach: int) -> int:
+    """The smallest distance (the larger of rows and columns apart) from a pixel of shape ``piece`` to one of
+    the ``group``'s, or ``reach + 1`` when none is within ``reach``. Worked out on runs of ink: a speck has a
+    handful, and only the group's runs in rows within ``reach`` of it are looked at."""
+    mine = shapes.label == piece
+    rows, starts, ends = shapes.row[mine], shapes.start[mine], shapes.end[mine] - 1
+    theirs = group[shapes.label] & (shapes.row >= rows.min() - reach) & (shapes.row <= rows.max() + reach)
+    if not theirs.any():
+        return reach + 1
+    other_rows, other_starts, other_ends = shapes.row[theirs], shapes.start[theirs], shapes.end[theirs] - 1
+    apart_rows = np.abs(rows[:, None] - other_rows[None, :])
+    apart_cols = np.maximum(0, np.maximum(other_starts[None, :] - ends[:, None], starts[:, None] - other_ends[None, :]))
+    return int(np.maximum(apart_rows, apart_cols).min())
 
 
 def _extend(

@@ -15,6 +15,8 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
   while ``--count`` is under 1,000; the test set has 2,163 1s and 7s, so the set holds at most that many);
 - ``askew notebook photos``: a digit on squared or lined paper photographed 1.25-4 degrees askew, the grid as
   dark as a light pen (``askew``; test digits 6,000 on);
+- ``pen lifts``: a digit cut clean through in one or two places, as a form crop or a sloppy photo
+  (``skipping``; test digits 7,000 on);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
 Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
@@ -89,6 +91,8 @@ def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
     # Digits the sets above do not show (but for some 1s and 7s of the continental set).
     chosen = slice(6 * count, 7 * count)
     sets["askew notebook photos"] = wild.write_folder(work / "askew", images[chosen], labels[chosen], "askew", seed=6)
+    chosen = slice(7 * count, 8 * count)
+    sets["pen lifts"] = wild.write_folder(work / "skipping", images[chosen], labels[chosen], "skipping", seed=7)
     raw = work / "mnist-raw"
     for position, (digit, label) in enumerate(zip(images, labels, strict=True)):
         (raw / str(label)).mkdir(parents=True, exist_ok=True)
