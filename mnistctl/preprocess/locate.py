@@ -113,7 +113,8 @@ _SAME_INK = 0.5
 # threshold) joins the digit when some pixel of it lies within this many stroke widths of the digit's own:
 # measured on the pixels, not the boxes, so a speck in a loop or beside the digit stays out.
 _PIECE_REACH = 2.0
-# ...and reaches at least this share of a stroke width across (the threshold shaves its blurred edges).
+# ...and when its longer side is at least this share of a stroke width: a piece spans the stroke it broke off
+# (less a little the threshold shaves off its blurred edges); a smaller speck is dust.
 _PIECE_SIZE = 0.75
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
 _SOLID_FILL = 0.7
@@ -1201,7 +1202,6 @@ def _grow(
     group[seed] = True
     box = _box(shapes, seed)
     box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most)
-    # A piece of a stroke is as long as the stroke is wide, at least, across it: a smaller speck is dust.
     pieces = specks & ~on_lines & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
     pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke)
