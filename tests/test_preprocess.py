@@ -445,3 +445,29 @@ def test_paper_with_only_noise_has_no_digit(sigma):
 
 def test_fully_transparent_image_has_no_digit():
     refused(encoded(Image.new("RGBA", (40, 40), (0, 0, 0, 0)), "PNG"), "clear.png", NoDigitError)
+
+
+def _drawn(shapes, size: tuple[int, int]) -> np.ndarray:
+    """Dark ink (40) on paper (228): ``shapes`` draws on a Pillow canvas of ``size`` (width, height)."""
+    canvas = Image.new("L", size, 228)
+    shapes(ImageDraw.Draw(canvas))
+    return np.asarray(canvas, dtype=np.float32)
+
+
+def _seven(pen: ImageDraw.ImageDraw, left: int = 0, top: int = 0) -> None:
+    pen.rectangle([left + 14, top, left + 49, top + 5], fill=40)  # the bar along the top: 72% of the width
+    pen.line([(left + 46, top + 2), (left + 18, top + 69)], fill=40, width=7)
+
+
+def _zero(pen: ImageDraw.ImageDraw, left: int = 0, top: int = 0) -> None:
+    pen.ellipse([left, top, left + 59, top + 79], outline=40, width=17)  # bold: the ring is most of the picture
+
+
+@pytest.mark.parametrize(("digit", "size"), [(_seven, (50, 70)), (_zero, (60, 80))], ids=["seven", "zero"])
+def test_a_digit_cropped_to_its_ink_reads_as_with_paper_around_it(digit, size):
+    """Cropped tight, a 7's bar runs along most of the top edge, as the scanner bed's edge would (it was
+    painted over as one, and the 7 read as a 1); a bold 0 covers more of the picture than the paper does, its
+    border included (the paper inside it was taken for light ink on a dark background)."""
+    tight = _drawn(digit, size)
+    loose = _drawn(lambda pen: digit(pen, left=30, top=30), (size[0] + 60, size[1] + 60))
+    assert correlation(to_mnist(tight), to_mnist(loose)) >= MIN_CORRELATION

@@ -23,8 +23,9 @@ import numpy as np
 from mnistctl.preprocess.decode import NoDigitError
 from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, grown, sliding_rows
 
-# A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame)...
-_BAR_FILL = 0.6
+# A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame: they run
+# along the whole edge; a digit cropped to its ink runs along up to about 0.8 of it, a 7's bar at the top)...
+_BAR_FILL = 0.8
 # ...and bars start within this fraction of the image from its edge (a scan's very edge is often ragged)...
 _BAR_EDGE = 0.025
 # ...and reach no further in than this fraction of the image.

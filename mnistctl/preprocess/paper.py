@@ -25,6 +25,9 @@ _PAPER_KERNEL = 0.2
 # ones are not: a flat border says nothing about stains and shadows inside.
 _FLAT_BORDER = 24
 EVEN_SIDE = 64
+# Light ink (chalk, a light pen on a dark ground) covers less than this share of a picture that is neither tiny
+# nor evenly bordered; more is the paper around and inside a bold dark digit cropped tight to its ink.
+_LIGHT_INK_SHARE = 0.3
 # Relative darkness (0 paper, 1 black) is binned into bytes with the paper at bin 51, so that the paper's
 # noise shows on both sides of its peak: bin = 51 + 204 * darkness.
 DARK_ZERO = 51
@@ -62,6 +65,8 @@ def polarity_and_paper(work: np.ndarray) -> tuple[bool, float, bool]:
     mostly paper even where the digit touches it. They disagree when ink covers half the image (a bold
     digit in a tight crop, a 16x16 scan stretched to fill its box): then the border decides if it is one
     flat tone or the image is tiny, and the whole image otherwise (a page photographed on a dark desk).
+    Both are fooled by a bold dark digit cropped to its ink, which covers more than half of the image and of
+    its border: light "ink" covering more than ``_LIGHT_INK_SHARE`` of an image that is neither is paper.
     """
     sample = work if work.size <= 16384 else work[::2, ::2]  # a thin stroke still crosses every other row
     cdf = np.bincount(sample.ravel(), minlength=256).cumsum()
@@ -80,6 +85,11 @@ def polarity_and_paper(work: np.ndarray) -> tuple[bool, float, bool]:
         paper = middle
     elif flat:
         paper = middle
+    elif light and max(work.shape) > TINY_SIDE:
+        light_share = 1.0 - cdf[(darkest + lightest) // 2] / cdf[-1]
+        if light_share > _LIGHT_INK_SHARE:
+            light = False
+            paper = int(cdf.searchsorted(cdf[-1] * (1 - light_share / 2)))  # the light part's median
     return light, float(255 - paper if light else paper), flat
 
 
