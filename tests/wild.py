@@ -20,6 +20,8 @@ Kinds (``KINDS``):
   as a light pen.
 - ``skipping``: a digit whose pen skipped, cut clean through in one or two places (a dry ballpoint, a thin
   stretch a 1-bit scan lost), as a form crop or a sloppy photo.
+- ``tight``: a photo or scan cropped to the digit's ink, 0-3 px of paper left: 41-160 px tall, grey paper,
+  noise, JPEG; strokes run along the edges and a bold digit covers most of the picture.
 
 Negatives (``NEGATIVES``) are crops like ``form_crop`` with no digit at all -- only ruling lines, only specks, only
 printed text, or only the scanner bar -- for the rule that such an image never gets an answer with confidence >= 0.6.
@@ -613,6 +615,19 @@ def skipping(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return form_crop(cut, rng) if rng.random() < 0.5 else sloppy(cut, rng)
 
 
+def tight(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A photo or scan cropped to the digit's ink with 0-3 px of paper left, 41-160 px tall."""
+    rows, cols = ink_bounds(digit)
+    box = digit[rows, cols]
+    height = int(rng.integers(41, 161))
+    width = max(4, round(box.shape[1] * height / box.shape[0]))
+    coverage = np.asarray(Image.fromarray(box).resize((width, height), Image.Resampling.BICUBIC), np.float32)
+    coverage = np.pad(np.clip(coverage / 255.0, 0.0, 1.0), int(rng.integers(0, 4)))
+    paper, ink = float(rng.uniform(150, 240)), float(rng.uniform(15, 100))
+    pixels = noisy(paper - (paper - ink) * coverage, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))
+    return Image.fromarray(as_uint8(pixels))
+
+
 # --- Negatives: clutter without a digit ----------------------------------------------------------------------------
 
 
@@ -700,6 +715,7 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {
     "sloppy": sloppy,
     "askew": askew,
     "skipping": skipping,
+    "tight": tight,
 }
 NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
     "only_lines": only_lines,
@@ -715,7 +731,9 @@ NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
 def save(image: Image.Image, stem: Path, kind: str, rng: np.random.Generator, quality: int | None = None) -> Path:
     """Save as users' files of ``kind`` come: scans of forms as JPEG, bitmaps and pen scans as PNG, photos as either."""
     as_jpeg = (
-        kind in ("form_crop", "askew", "skipping") or kind in NEGATIVES or (kind == "sloppy" and rng.random() < 0.5)
+        kind in ("form_crop", "askew", "skipping", "tight")
+        or kind in NEGATIVES
+        or (kind == "sloppy" and rng.random() < 0.5)
     )
     if as_jpeg and image.mode in ("L", "RGB"):
         path = stem.with_suffix(".jpg")

@@ -17,6 +17,8 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
   dark as a light pen (``askew``; test digits 6,000 on);
 - ``pen lifts``: a digit cut clean through in one or two places, as a form crop or a sloppy photo
   (``skipping``; test digits 7,000 on);
+- ``tight crops``: photos and scans cropped to the digit's ink, 0-3 px of paper left (``tight``; test digits
+  8,000 on);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
 Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
@@ -93,6 +95,8 @@ def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
     sets["askew notebook photos"] = wild.write_folder(work / "askew", images[chosen], labels[chosen], "askew", seed=6)
     chosen = slice(7 * count, 8 * count)
     sets["pen lifts"] = wild.write_folder(work / "skipping", images[chosen], labels[chosen], "skipping", seed=7)
+    chosen = slice(8 * count, 9 * count)
+    sets["tight crops"] = wild.write_folder(work / "tight", images[chosen], labels[chosen], "tight", seed=8)
     raw = work / "mnist-raw"
     for position, (digit, label) in enumerate(zip(images, labels, strict=True)):
         (raw / str(label)).mkdir(parents=True, exist_ok=True)
