@@ -25,9 +25,8 @@ _PAPER_KERNEL = 0.2
 # ones are not: a flat border says nothing about stains and shadows inside.
 _FLAT_BORDER = 24
 EVEN_SIDE = 64
-# Light ink (chalk, a light pen on a dark ground) covers less than this share of a picture that is neither tiny
-# nor evenly bordered; more is the paper around and inside a bold dark digit cropped tight to its ink.
-_LIGHT_INK_SHARE = 0.3
+# Erosions counted at most when the thickness of the two tones is compared (a stroke is far thinner).
+_MAX_EROSIONS = 24
 # Relative darkness (0 paper, 1 black) is binned into bytes with the paper at bin 51, so that the paper's
 # noise shows on both sides of its peak: bin = 51 + 204 * darkness.
 DARK_ZERO = 51
@@ -66,7 +65,7 @@ def polarity_and_paper(work: np.ndarray) -> tuple[bool, float, bool]:
     digit in a tight crop, a 16x16 scan stretched to fill its box): then the border decides if it is one
     flat tone or the image is tiny, and the whole image otherwise (a page photographed on a dark desk).
     Both are fooled by a bold dark digit cropped to its ink, which covers more than half of the image and of
-    its border: light "ink" covering more than ``_LIGHT_INK_SHARE`` of an image that is neither is paper.
+    its border: when they say light ink on an image that is neither, the thinner of the two tones is the ink.
     """
     sample = work if work.size <= 16384 else work[::2, ::2]  # a thin stroke still crosses every other row
     cdf = np.bincount(sample.ravel(), minlength=256).cumsum()
@@ -86,11 +85,26 @@ def polarity_and_paper(work: np.ndarray) -> tuple[bool, float, bool]:
     elif flat:
         paper = middle
     elif light and max(work.shape) > TINY_SIDE:
-        light_share = 1.0 - cdf[(darkest + lightest) // 2] / cdf[-1]
-        if light_share > _LIGHT_INK_SHARE:
+        lighter = sample > (darkest + lightest) // 2
+        if _thickness(~lighter) < _thickness(lighter):  # the dark tone is strokes, the light one paper
             light = False
+            light_share = np.count_nonzero(lighter) / lighter.size
             paper = int(cdf.searchsorted(cdf[-1] * (1 - light_share / 2)))  # the light part's median
     return light, float(255 - paper if light else paper), flat
+
+
+def _thickness(mask: np.ndarray) -> float:
+    """Mean number of 4-neighbour erosions the pixels of ``mask`` survive (beyond the image's edge counts as
+    inside): about a quarter of a stroke's width, and far more for the paper between and around strokes."""
+    total, inside = 0, mask
+    for _ in range(_MAX_EROSIONS):
+        count = np.count_nonzero(inside)
+        if count == 0:
+            break
+        total += count
+        padded = np.pad(inside, 1, constant_values=True)
+        inside = inside & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return total / max(1, np.count_nonzero(mask))
 
 
 def darkness_bins(work: np.ndarray, paper: np.ndarray | float) -> np.ndarray:
