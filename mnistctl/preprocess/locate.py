@@ -1222,10 +1222,7 @@ def _join_pieces(
     while changed:
         changed = False
         for other in np.flatnonzero(pieces & ~group):
-            gap = max(0, shapes.top[other] - bottom, top - shapes.bottom[other])
-            gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
-            new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
-            new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
+            gap, (new_top, new_bottom, new_left, new_right) = _joined(shapes, other, (top, bottom, left, right))
             if gap > reach or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
                 continue
             if _pixel_gap(shapes, other, group, reach) > reach:
@@ -1234,6 +1231,20 @@ def _join_pieces(
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
             changed = True
     return int(top), int(bottom), int(left), int(right)
+
+
+def _joined(shapes: _Components, other: int, box: tuple[int, int, int, int]) -> tuple[int, tuple[int, int, int, int]]:
+    """The gap between shape ``other`` and ``box`` (top, bottom, left, right; 0 where they overlap), and the
+    box that holds both."""
+    top, bottom, left, right = box
+    gap = max(0, shapes.top[other] - bottom, top - shapes.bottom[other])
+    gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
+    return gap, (
+        min(top, shapes.top[other]),
+        max(bottom, shapes.bottom[other]),
+        min(left, shapes.left[other]),
+        max(right, shapes.right[other]),
+    )
 
 
 def _pixel_gap(shapes: _Components, piece: int, group: np.ndarray, reach: int) -> int:
@@ -1267,10 +1278,7 @@ def _extend(
     while changed:
         changed = False
         for other in np.flatnonzero(usable & ~group):
-            gap = max(0, shapes.top[other] - bottom, top - shapes.bottom[other])
-            gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
-            new_top, new_bottom = min(top, shapes.top[other]), max(bottom, shapes.bottom[other])
-            new_left, new_right = min(left, shapes.left[other]), max(right, shapes.right[other])
+            gap, (new_top, new_bottom, new_left, new_right) = _joined(shapes, other, (top, bottom, left, right))
             if gap > max(_JOIN_GAP * min(max(bottom - top, right - left), most), _JOIN_STROKES * stroke) or (
                 new_right - new_left > _MAX_ASPECT * (new_bottom - new_top)
             ):
