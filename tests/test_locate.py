@@ -327,6 +327,17 @@ def test_the_stub_of_a_rule_from_the_papers_edge_is_no_one(length):
         to_mnist(finish(page))
 
 
+@pytest.mark.parametrize("speck", [(37, 80), (20, 77), (12, 84)], ids=["past-its-end", "left", "right"])
+def test_a_speck_beside_the_stub_of_a_rule_makes_it_no_one(speck):
+    """A speck joins a digit as a piece of a broken stroke, but a stub and a speck are still a stub."""
+    page = sheet()
+    page[:35, 80:82] = 110.0
+    row, col = speck
+    page[row : row + 2, col : col + 2] = 110.0
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
 def _only_digit(label: int, top: int, left: int, size: int) -> np.ndarray:
     page = sheet()
     put_digit(page, label, top, left, size=size)

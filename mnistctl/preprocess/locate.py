@@ -470,7 +470,7 @@ def _choose(
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
             continue
-        if not tiny and group.sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
+        if not tiny and (group & ~speck).sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
             continue
         digit = shapes.mask_of(group)
         wide_and_small = right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height
