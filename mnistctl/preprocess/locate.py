@@ -24,7 +24,8 @@ from mnistctl.preprocess.decode import NoDigitError
 from mnistctl.preprocess.paper import DARK_STEPS, TINY_SIDE, grown, sliding_rows
 
 # A row or column at the image's edge that is at least this much ink is a bar (scanner bed, frame: they run
-# along the whole edge; a digit cropped to its ink runs along up to about 0.8 of it, a 7's bar at the top)...
+# along the whole edge; a 7's bar or a 3's top of a digit cropped to its ink mostly runs along 0.6-0.8 of it,
+# and one that runs along more is still taken for a bar); the bar goes on inward while its rows are half that...
 _BAR_FILL = 0.8
 # ...and bars start within this fraction of the image from its edge (a scan's very edge is often ragged)...
 _BAR_EDGE = 0.025
@@ -1234,8 +1235,8 @@ def _join_pieces(
 
 
 def _joined(shapes: _Components, other: int, box: tuple[int, int, int, int]) -> tuple[int, tuple[int, int, int, int]]:
-    """The gap between shape ``other`` and ``box`` (top, bottom, left, right; 0 where they overlap), and the
-    box that holds both."""
+    """The gap between shape ``other`` and ``box`` (top, bottom, left, right; 0 where they overlap or touch),
+    and the box that holds both."""
     top, bottom, left, right = box
     gap = max(0, shapes.top[other] - bottom, top - shapes.bottom[other])
     gap = max(gap, shapes.left[other] - right, left - shapes.right[other])
@@ -1249,8 +1250,8 @@ def _joined(shapes: _Components, other: int, box: tuple[int, int, int, int]) -> 
 
 def _pixel_gap(shapes: _Components, piece: int, group: np.ndarray, reach: int) -> int:
     """The smallest distance (the larger of rows and columns apart) from a pixel of shape ``piece`` to one of
-    the ``group``'s, or ``reach + 1`` when none is within ``reach``. Worked out on runs of ink: a speck has a
-    handful, and only the group's runs in rows within ``reach`` of it are looked at."""
+    the ``group``'s, or some distance over ``reach`` when none is within ``reach``. Worked out on runs of ink:
+    a speck has a handful, and only the group's runs in rows within ``reach`` of it are looked at."""
     mine = shapes.label == piece
     rows, starts, ends = shapes.row[mine], shapes.start[mine], shapes.end[mine] - 1
     theirs = group[shapes.label] & (shapes.row >= rows.min() - reach) & (shapes.row <= rows.max() + reach)

@@ -65,7 +65,8 @@ def polarity_and_paper(work: np.ndarray) -> tuple[bool, float, bool]:
     digit in a tight crop, a 16x16 scan stretched to fill its box): then the border decides if it is one
     flat tone or the image is tiny, and the whole image otherwise (a page photographed on a dark desk).
     Both are fooled by a bold dark digit cropped to its ink, which covers more than half of the image and of
-    its border: when they say light ink on an image that is neither, the thinner of the two tones is the ink.
+    its border: when their decision is light ink on an image that is neither, the thinner of the two tones is
+    the ink. (A bold light digit cropped so is still read inside out: the thickness is asked only then.)
     """
     sample = work if work.size <= 16384 else work[::2, ::2]  # a thin stroke still crosses every other row
     cdf = np.bincount(sample.ravel(), minlength=256).cumsum()
