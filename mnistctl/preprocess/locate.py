@@ -451,11 +451,13 @@ def _choose(
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     score = _digit_likeness(shapes, stroke, tiny)
-    # Specks touching a line just removed are what the line left (its ragged edge, a crossing), not pieces of
-    # a broken stroke.
-    on_lines = np.zeros(shapes.count, dtype=bool)
-    if strokes is not mask and speck.any() and (removed[0] | removed[1]).any():
-        on_lines = speck & (_share_near(shapes, removed[0] | removed[1], (1, 1)) > 0)
+    # Specks may join a digit as pieces of a broken stroke, but not those touching a line just removed: they are
+    # what the line left (its ragged edge, a crossing).
+    loose = speck.copy()
+    if strokes is not mask and speck.any():
+        line_pixels = removed[0] | removed[1]
+        if line_pixels.any():
+            loose &= _share_near(shapes, line_pixels, (1, 1)) == 0
     if darkness is not None and candidates.sum() > 1:
         # A stain or a shadow that passed the threshold is big but far fainter than the pen: after every shape
         # drawn in ink as dark as the darkest candidate's, by half.
@@ -466,7 +468,7 @@ def _choose(
             continue
         if _in_text_row(shapes, seed, ~speck):
             continue
-        group = _grow(shapes, seed, ~speck, stroke, tiny, on_lines)
+        group = _grow(shapes, seed, ~speck, stroke, tiny, loose)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
@@ -1170,18 +1172,17 @@ def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
 
 
 def _grow(
-    shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool, on_lines: np.ndarray
+    shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool, loose: np.ndarray
 ) -> np.ndarray:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
     shadow is much fainter than the pen; a solid blob is not part of a stroke).
 
-    Specks (the shapes not ``usable``) join only as pieces of a stroke broken off right beside the group's
-    (``_join_pieces``), and not those ``on_lines``. Round dots join last, and only those that are not the
+    Specks join only as pieces of a stroke broken off right beside the group's (``_join_pieces``), and only the
+    ``loose`` ones (not those a removed line left). Round dots join last, and only those that are not the
     digit's period: until the halves of a broken digit have joined, a period looks as big as either of them.
     ``tiny``: the image is a normalised scan.
     """
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
-    specks = ~usable
     # Letters of printed words above or below the digit, in a row of similar ones all much smaller than it,
     # are not pieces of it (a stroke of a broken digit may be as wide as a word, but not one of such a row).
     letters = np.zeros(shapes.count, dtype=bool)
@@ -1204,7 +1205,7 @@ def _grow(
     group[seed] = True
     box = _box(shapes, seed)
     box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most)
-    pieces = specks & ~on_lines & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
+    pieces = loose & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
     pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke)
     _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most)
