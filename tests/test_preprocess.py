@@ -6,6 +6,7 @@ that original through ``to_mnist``; "matches" means a Pearson correlation of at 
 
 from __future__ import annotations
 
+import functools
 import io
 import resource
 import time
@@ -459,24 +460,20 @@ def _seven(pen: ImageDraw.ImageDraw, left: int = 0, top: int = 0) -> None:
     pen.line([(left + 46, top + 2), (left + 18, top + 69)], fill=40, width=7)
 
 
-def _zero(pen: ImageDraw.ImageDraw, left: int = 0, top: int = 0) -> None:
-    pen.ellipse([left, top, left + 59, top + 79], outline=40, width=17)  # bold: the ring is most of the picture
-
-
-def _round_zero(pen: ImageDraw.ImageDraw, left: int = 0, top: int = 0) -> None:
-    pen.ellipse([left, top, left + 59, top + 79], outline=40, width=9)  # the ring is a third of the picture
+def _zero(pen: ImageDraw.ImageDraw, left: int = 0, top: int = 0, stroke: int = 17) -> None:
+    pen.ellipse([left, top, left + 59, top + 79], outline=40, width=stroke)  # 17: the ring is most of the picture
 
 
 @pytest.mark.parametrize(
     ("digit", "size", "chalk"),
-    [(_seven, (50, 70), False), (_zero, (60, 80), False), (_round_zero, (60, 80), True)],
+    [(_seven, (50, 70), False), (_zero, (60, 80), False), (functools.partial(_zero, stroke=9), (60, 80), True)],
     ids=["seven", "zero", "zero-in-chalk"],
 )
 def test_a_digit_cropped_to_its_ink_reads_as_with_paper_around_it(digit, size, chalk):
     """Cropped tight, a 7's bar runs along most of the top edge, as the scanner bed's edge would (it was
     painted over as one, and the 7 read as a 1); a bold 0 covers more of the picture than the paper does, its
     border included (the paper inside it was taken for light ink on a dark background). Light ink is the thinner
-    tone: a light 0 on a dark ground, a third of the picture, is still light ink."""
+    tone: a light 0 on a dark ground, a third of the picture (a 9 px ring), is still light ink."""
     tight = _drawn(digit, size)
     loose = _drawn(lambda pen: digit(pen, left=30, top=30), (size[0] + 60, size[1] + 60))
     if chalk:
