@@ -16,6 +16,7 @@ from mnistctl.data.folder import LabelledFolder, read_labelled_folder
 from mnistctl.errors import InvalidDataError, UsageError
 from mnistctl.inference import Predictor
 from mnistctl.metrics import NUM_CLASSES, Evaluation, evaluate
+from mnistctl.prediction import predict_readings
 from mnistctl.registry import ModelVersion, Registry
 
 WORST_COUNT = 16
@@ -152,7 +153,7 @@ def evaluate_folder(
     started = time.perf_counter()
     folder = read_labelled_folder(root)
     digits = digit_labels(folder)
-    outcomes = preprocess_many([(folder.root / f, f.as_posix()) for f in folder.files], raw=raw)
+    outcomes = preprocess_many([(folder.root / f, f.as_posix()) for f in folder.files], raw=raw, readings=True)
     kept = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, str)]
     skipped = tuple((folder.files[i], o) for i, o in enumerate(outcomes) if isinstance(o, str))
     if not kept:
@@ -160,10 +161,10 @@ def evaluate_folder(
             f"none of the {len(folder):,} images in {folder.root} could be used ({skipped[0][0]}: {skipped[0][1]})",
             hint="check that they are image files showing one digit each" + ("" if raw else ", or try --raw"),
         )
-    images = np.stack([outcomes[i] for i in kept])
     labels = np.array([digits[i] for i in kept], dtype=np.int64)
     predictor = Predictor(registry, version)
-    probabilities = predictor.predict(images)
+    # Read as ``predict`` reads them: each image's readings weighed together.
+    images, probabilities = predict_readings([outcomes[i] for i in kept], predictor.predict)
     result = evaluate(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started

@@ -55,11 +55,38 @@ def answer(probabilities: np.ndarray, top_k: int, classes: list[str] | None = No
 
 
 def _preprocessed(entries: list[Entry], raw: bool, parallel: bool) -> list[np.ndarray | str]:
-    """A 28x28 array or an error message for each entry without an error of its own, in order."""
+    """A (K, 28, 28) stack of readings or an error message for each entry without an error of its own, in order."""
     from mnistctl.preprocess import preprocess_many
 
     readable = [(source, name) for name, source, error in entries if not error and source is not None]
-    return preprocess_many(readable, raw=raw, parallel=parallel)
+    return preprocess_many(readable, raw=raw, parallel=parallel, readings=True)
+
+
+def weigh_readings(first: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The probabilities for an image read two ways (``first``: the digit as located; ``other``: with strokes
+    in its ink that may belong to it, ``Located.doubt``): the first reading's, unless the other is a sure
+    answer (not flagged low) for a different digit. Then the image may as well be either digit, and the mean of
+    the two says so: its best confidence is under 0.75, so the answer is flagged whichever digit wins. A
+    reading with a stroke that is not the digit's seldom makes a sure answer; the second reading of a 7 whose
+    bar stands apart from its stem (a sure "1" without it) does."""
+    if not np.isfinite(other).all() or first.argmax() == other.argmax() or is_low(float(other.max())):
+        return first
+    return (first + other) / 2
+
+
+def predict_readings(
+    readings: list[np.ndarray], predict: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first reading of each image (N, 28, 28) and its probabilities (N, 10), each image's readings weighed
+    by ``weigh_readings``; ``readings`` holds a (K, 28, 28) stack per image and ``predict`` is called once."""
+    counts = [len(stack) for stack in readings]
+    probabilities = predict(np.concatenate(readings))
+    starts = np.cumsum([0, *counts[:-1]])
+    weighed = [
+        weigh_readings(probabilities[start], probabilities[start + 1]) if count > 1 else probabilities[start]
+        for start, count in zip(starts, counts, strict=True)
+    ]
+    return np.stack([stack[0] for stack in readings]), np.stack(weighed)
 
 
 def predict_rows(
@@ -93,8 +120,7 @@ def predict_rows(
             rows.append({"file": name})
     if not inputs:
         return rows
-    batch = np.stack(inputs)
-    probabilities = predict(batch)
+    batch, probabilities = predict_readings(inputs, predict)
     ok_rows = [row for row in rows if "error" not in row]
     for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
         found = answer(probs, top_k, classes)

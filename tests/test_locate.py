@@ -17,11 +17,12 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageFilter
 
 from mnistctl.inference import Predictor
+from mnistctl.prediction import predict_readings, predict_rows
 from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
 from mnistctl.preprocess import locate as locate_module
 from mnistctl.registry import Registry
 from tests import wild
-from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, handwritten_digit, noisy
+from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, handwritten_digit, noisy, on_paper
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wild"
 MIN_CORRELATION = 0.85
@@ -413,10 +414,10 @@ def test_nothing_but_lines_specks_text_or_a_bar_gets_a_confident_answer():
         for index in range(15):
             image = generate(np.random.default_rng([77, index, len(kind)]))
             try:
-                pixels = to_mnist(np.asarray(image.convert("L"), dtype=np.float32), name=kind)
+                readings = to_mnist(np.asarray(image.convert("L"), dtype=np.float32), name=kind, readings=True)
             except NoDigitError:
                 continue
-            confidence = float(predictor.predict(pixels[None])[0].max())
+            confidence = float(predict_readings([readings], predictor.predict)[1][0].max())
             if confidence >= 0.6:
                 answered.append((kind, index, round(confidence, 3)))
     assert answered == []
@@ -428,8 +429,8 @@ def test_the_builtin_model_reads_the_fixture_digits():
     predictor = Predictor(registry, registry.resolve("builtin"))
     paths = sorted(path for path in FIXTURES.glob("*-[0-9].*"))
     assert len(paths) >= 16
-    pixels = np.stack([to_mnist(load_gray(path, path.name), name=path.name) for path in paths])
-    digits = predictor.predict(pixels).argmax(axis=1)
+    readings = [to_mnist(load_gray(path, path.name), name=path.name, readings=True) for path in paths]
+    digits = predict_readings(readings, predictor.predict)[1].argmax(axis=1)
     labels = [int(path.stem[-1]) for path in paths]
     assert [p.name for p, d, label in zip(paths, digits, labels, strict=True) if d != label] == []
 
@@ -1013,3 +1014,42 @@ def test_the_shear_straightens_a_tilted_line_and_moves_every_pixel_back():
     assert not locate_module._Shear.for_lines(
         wild.ruling_line(60, 200, True, 30.0, 1.0, 3.0, span=(0.0, 0.6)) > 0.5, 60
     ).identity
+
+
+def _two_stroke_seven(gap: float) -> np.ndarray:
+    """A thin pen's 7 on a 110 px page, its bar drawn apart from its stem, ``gap`` (28x28 units) at the corner."""
+    bar = ((8, 5), (19, 5))
+    stem = ((19 + 0.3 * gap, 5 + gap), (12 + 0.3 * gap, 24))
+    return as_uint8(noisy(on_paper(draw((bar, stem), side=110, width=0.55)), sigma=3, seed=1)).astype(np.float32)
+
+
+def test_a_clean_digit_has_one_reading():
+    readings = to_mnist(handwritten_digit(7).astype(np.float32), readings=True)
+    assert readings.shape == (1, 28, 28)
+    assert np.array_equal(readings[0], clean(7))
+
+
+@pytest.mark.parametrize("gap", [5, 6])
+def test_a_seven_whose_bar_stands_apart_is_read_both_ways_and_flagged(gap, tmp_path):
+    """Its bar too far from the stem to join, the stem alone is a sure "1"; the second reading, with the bar,
+    a sure "7": predict says it cannot tell (before, "1" at 1.00)."""
+    page = _two_stroke_seven(gap)
+    readings = to_mnist(page, readings=True)
+    assert len(readings) == 2
+    assert np.array_equal(readings[0], to_mnist(page))
+    path = tmp_path / "seven.png"
+    Image.fromarray(page.astype(np.uint8)).save(path)
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    alone, together = predictor.predict(readings)
+    assert alone.argmax() == 1 and alone.max() >= 0.9  # what predict answered before
+    assert together.argmax() == 7 and together.max() >= 0.9  # the bar is in
+    (row,) = predict_rows([(path.name, path, None)], predictor.predict)
+    assert row["low_confidence"] is True
+    assert {digit for digit, _ in row["top_k"][:2]} == {1, 7}
+    assert np.array_equal(row["_image"], readings[0])  # --show shows the digit as located
+
+
+def test_a_seven_with_its_bar_near_enough_is_one_sure_reading():
+    readings = to_mnist(_two_stroke_seven(2), readings=True)
+    assert len(readings) == 1

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mnistctl.data.loader import load
 from mnistctl.inference import Predictor
-from mnistctl.prediction import LOW_CONFIDENCE, answer
+from mnistctl.prediction import LOW_CONFIDENCE, answer, is_low, predict_readings, weigh_readings
 from mnistctl.registry import Registry
 from tests.conftest import REPO, run_cli
 from tests.photos import huge_png
@@ -202,3 +202,37 @@ def test_an_image_of_only_clutter_is_an_error_row_not_a_guess():
 def test_min_confidence_must_be_a_probability():
     result = run_cli("predict", "--model", "builtin", "--min-confidence", "1.5", str(WILD / "form_crop-4.jpg"))
     assert result.returncode == 2 and b"Traceback" not in result.stderr
+
+
+def _sure(digit: int, confidence: float) -> np.ndarray:
+    probabilities = np.full(10, (1 - confidence) / 9, np.float32)
+    probabilities[digit] = confidence
+    return probabilities
+
+
+def test_a_second_reading_counts_only_when_it_is_sure_of_another_digit():
+    first = _sure(1, 0.99)
+    assert weigh_readings(first, _sure(1, 0.97)) is first  # the same digit: no surer, no less sure
+    assert weigh_readings(first, _sure(7, 0.6)) is first  # an unsure other reading: a stroke that does not belong
+    assert weigh_readings(first, np.full(10, np.nan, np.float32)) is first  # no answer: no say
+    both = weigh_readings(first, _sure(7, 0.95))
+    np.testing.assert_allclose(both, (first + _sure(7, 0.95)) / 2)
+    assert is_low(float(both.max()))  # two sure readings that disagree: flagged, whichever wins
+
+
+def test_predict_readings_weighs_each_images_own_readings():
+    # A "model" whose answer is written in the picture's first pixel.
+    def predict(batch):
+        return np.stack([_sure(int(image[0, 0]), 0.99) for image in batch])
+
+    def picture(digit):
+        image = np.zeros((28, 28), np.float32)
+        image[0, 0] = digit
+        return image
+
+    readings = [np.stack([picture(3)]), np.stack([picture(1), picture(7)]), np.stack([picture(5), picture(5)])]
+    images, probabilities = predict_readings(readings, predict)
+    assert [int(image[0, 0]) for image in images] == [3, 1, 5]
+    assert probabilities[0].argmax() == 3 and probabilities[0].max() >= 0.99
+    assert probabilities[1].max() < 0.9 and set(np.argsort(probabilities[1])[-2:]) == {1, 7}
+    assert probabilities[2].argmax() == 5 and probabilities[2].max() >= 0.99

@@ -83,24 +83,28 @@ _COMPLETES = 1.5
 _PARALLEL_FROM = 64
 
 
-def preprocess(source: Path | bytes, name: str, *, raw: bool = False) -> np.ndarray:
-    """Decode ``source`` (a path, or the bytes of an image read from stdin) into a float32 28x28 array."""
+def preprocess(source: Path | bytes, name: str, *, raw: bool = False, readings: bool = False) -> np.ndarray:
+    """Decode ``source`` (a path, or the bytes of an image read from stdin) into a float32 28x28 array; with
+    ``readings``, a (K, 28, 28) stack of ``to_mnist``'s readings (one with ``raw``)."""
     gray = load_gray(source, name)
-    return raw_mnist(gray) if raw else to_mnist(gray, name=name)
+    if raw:
+        return raw_mnist(gray)[None] if readings else raw_mnist(gray)
+    return to_mnist(gray, name=name, readings=readings)
 
 
-def _preprocess_item(item: tuple[Path | bytes, str, bool]) -> np.ndarray | str:
-    source, name, raw = item
+def _preprocess_item(item: tuple[Path | bytes, str, bool, bool]) -> np.ndarray | str:
+    source, name, raw, readings = item
     try:
-        return preprocess(source, name, raw=raw)
+        return preprocess(source, name, raw=raw, readings=readings)
     except MnistctlError as exc:
         return str(exc)
 
 
 def preprocess_many(
-    items: list[tuple[Path | bytes, str]], *, raw: bool = False, parallel: bool = True
+    items: list[tuple[Path | bytes, str]], *, raw: bool = False, parallel: bool = True, readings: bool = False
 ) -> list[np.ndarray | str]:
-    """``preprocess`` for many images, in order: each result is a 28x28 array or an error message.
+    """``preprocess`` for many images, in order: each result is a 28x28 array (with ``readings``, a (K, 28, 28)
+    stack) or an error message.
 
     Large batches are spread over forked worker processes (decoding and the numpy steps hold the
     GIL, so threads would not help); the parent has imported nothing that dislikes ``fork``. With
@@ -109,7 +113,7 @@ def preprocess_many(
     import multiprocessing
     import os
 
-    jobs = [(source, name, raw) for source, name in items]
+    jobs = [(source, name, raw, readings) for source, name in items]
     workers = min(os.cpu_count() or 1, len(jobs) // _PARALLEL_FROM) if parallel else 1
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [_preprocess_item(job) for job in jobs]
@@ -129,7 +133,7 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
+def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -> np.ndarray:
     """Make a photo or scan of one digit look like an MNIST digit: float32 28x28, ink ~255 on exactly 0.
 
     Steps: tell dark ink on light paper from light ink on dark (inverting the first); flatten the paper --
@@ -140,6 +144,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     labels the ``NoDigitError`` raised for an image with no digit on it (blank, or nothing digit-like that
     stands out from its background); callers pass the file name. An array that is not 2-D is a programming
     error (``ValueError``), not a bad image.
+
+    With ``readings`` the result is a (K, 28, 28) stack: the picture above, then, when strokes in the digit's
+    ink were left out that may belong to it (``Located.doubt``: a 7's bar drawn apart from its stem, or a
+    stroke beyond a pen lift), the picture with them in. ``predict`` weighs the readings' answers
+    (``prediction.weigh_readings``).
     """
     image = checked(gray, name)
     if float(image.max()) - float(image.min()) < MIN_CONTRAST:
@@ -178,6 +187,33 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     digit_darkness = (float(quantised[found.digit].mean()) - DARK_ZERO) / DARK_STEPS
     if digit_darkness < _MIN_DARKNESS or digit_darkness * paper_tone < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (only faint marks: stains, noise or shadows)")
+    levels = (low, threshold, level)
+    picture = _picture(found, work, quantised, paper, levels, name)
+    if not readings:
+        return picture
+    if found.doubt is None:
+        return picture[None]
+    rows, cols = np.nonzero(found.digit | found.doubt)
+    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+    fuller = Located(found.digit | found.doubt, box, found.clutter & ~found.doubt, found.faded)
+    try:
+        return np.stack([picture, _picture(fuller, work, quantised, paper, levels, name)])
+    except MnistctlError:  # (the fuller digit may not fit: then there is one reading)
+        return picture[None]
+
+
+def _picture(
+    found: Located,
+    work: np.ndarray,
+    quantised: np.ndarray,
+    paper: np.ndarray | float,
+    levels: tuple[float, int, float],
+    name: str,
+) -> np.ndarray:
+    """The 28x28 picture of the digit ``found`` in ``work`` (dark ink on light paper; ``paper``: its estimate,
+    ``quantised``: each pixel's darkness, ``levels``: the paper's noise, the ink's threshold and level as
+    ``ink_levels`` measured them with the clutter in)."""
+    low, threshold, level = levels
     # The clutter (a black bar, dark ruling lines) may have set the ink levels: measure them again without it.
     top, bottom, left, right = found.box
     reach = max(2, round(0.04 * max(bottom - top, right - left)))

@@ -118,6 +118,11 @@ _PIECE_REACH = 2.0
 # ...and when its longer side is at least this share of a stroke width: a piece spans the stroke it broke off
 # (less a little the threshold shaves off its blurred edges); a smaller speck is dust.
 _PIECE_SIZE = 0.75
+# A shape in the digit's ink left out only for its distance (at most this many times the gap allowed) or as a
+# straight piece running past the digit, that would leave the group no more than _DOUBT_SIZE times as tall, is
+# a doubt: a second reading takes it in. (Measured on pen-on-form digits with a pen lift, tests/bench/RESULTS.md.)
+_DOUBT_GAP = 4.0
+_DOUBT_SIZE = 3.0
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
 _SOLID_FILL = 0.7
 _SOLID_STROKES = 2.5
@@ -285,12 +290,16 @@ def _ramps(lengths: np.ndarray) -> np.ndarray:
 class Located:
     """The digit's pixels (``digit``), its box (top, bottom, left, right; half-open), the clutter that was
     set aside (``clutter``: pixels of lines, bars, specks, text and other shapes), and the digit's strokes
-    that faded under the ink's threshold (``faded``; None where none were looked for)."""
+    that faded under the ink's threshold (``faded``; None where none were looked for). ``doubt`` (None if none):
+    strokes in the digit's ink that were left out but may belong to it -- a piece a little too far off, or a
+    straight one that might be a line running past it, as a 7's bar drawn apart from its stem is -- for a
+    second reading with them in."""
 
     digit: np.ndarray
     box: tuple[int, int, int, int]
     clutter: np.ndarray
     faded: np.ndarray | None = None
+    doubt: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -410,7 +419,8 @@ def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, 
     inside = np.zeros_like(digit)
     inside[box[0] : box[1], box[2] : box[3]] = True
     faded &= inside
-    return Located(digit, box, found.clutter & ~digit & ~faded, faded)
+    doubt = None if found.doubt is None else found.doubt & ~digit
+    return Located(digit, box, found.clutter & ~digit & ~faded, faded, doubt)
 
 
 def _choose(
@@ -468,7 +478,7 @@ def _choose(
             continue
         if _in_text_row(shapes, seed, ~speck):
             continue
-        group = _grow(shapes, seed, ~speck, stroke, tiny, loose)
+        group, doubtful = _grow(shapes, seed, ~speck, stroke, tiny, loose)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
@@ -479,7 +489,8 @@ def _choose(
         wide_and_small = right - left > _SHORT_WORD_ASPECT * (bottom - top) and bottom - top < _SMALL * height
         if not tiny and wide_and_small and _looks_like_a_word(digit[top:bottom, left:right]):
             continue  # a short printed word ("Nr", "No"): wider than a digit, small, and letter after letter
-        return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit)
+        doubt = shapes.mask_of(doubtful) if doubtful.any() else None
+        return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit, doubt=doubt)
     raise AllRefusedError(f"no digit found in {name} (only printed text, specks or lines stand out)")
 
 
@@ -1173,9 +1184,10 @@ def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
 
 def _grow(
     shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool, loose: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
-    shadow is much fainter than the pen; a solid blob is not part of a stroke).
+    shadow is much fainter than the pen; a solid blob is not part of a stroke); and the shapes that were left
+    out but may belong to it (see ``Located.doubt``), both as masks over the shapes.
 
     Specks join only as pieces of a stroke broken off right beside the group's (``_join_pieces``), and only the
     ``loose`` ones (not those a removed line left). Round dots join last, and only those that are not the
@@ -1208,8 +1220,9 @@ def _grow(
     pieces = loose & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
     pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke)
-    _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most)
-    return group
+    doubtful = np.zeros(shapes.count, dtype=bool)
+    _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, doubtful)
+    return group, doubtful & ~group
 
 
 def _join_pieces(
@@ -1272,22 +1285,28 @@ def _extend(
     straight: np.ndarray,
     stroke: float,
     most: int,
+    doubtful: np.ndarray | None = None,
 ) -> tuple[int, int, int, int]:
     """Add to ``group`` (in place) the ``usable`` shapes near it, one by one, while they keep it digit-shaped;
-    return the group's box."""
+    return the group's box. ``doubtful`` (if given) marks, in place, the shapes refused only for their distance
+    or as a straight piece running past, that would keep the group's shape and size within ``_DOUBT_SIZE``."""
     top, bottom, left, right = box
     changed = True
     while changed:
         changed = False
         for other in np.flatnonzero(usable & ~group):
             gap, (new_top, new_bottom, new_left, new_right) = _joined(shapes, other, (top, bottom, left, right))
-            if gap > max(_JOIN_GAP * min(max(bottom - top, right - left), most), _JOIN_STROKES * stroke) or (
-                new_right - new_left > _MAX_ASPECT * (new_bottom - new_top)
-            ):
+            allowed = max(_JOIN_GAP * min(max(bottom - top, right - left), most), _JOIN_STROKES * stroke)
+            digit_shaped = new_right - new_left <= _MAX_ASPECT * (new_bottom - new_top)
+            if gap > allowed or not digit_shaped:
+                if doubtful is not None and digit_shaped and gap <= _DOUBT_GAP * allowed:
+                    doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
                 continue
             if straight[other] and max(new_right - new_left - (right - left), new_bottom - new_top - (bottom - top)) > (
                 _STRAIGHT_GROWTH * (bottom - top)
             ):
+                if doubtful is not None:
+                    doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
                 continue  # a piece of a line that runs past the digit, not a stroke of it
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right

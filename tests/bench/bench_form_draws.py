@@ -36,13 +36,20 @@ import numpy as np
 from mnistctl.inference import Predictor
 from mnistctl.preprocess import preprocess_many
 from mnistctl.registry import Registry
+try:  # read as predict reads: each crop's readings weighed together
+    from mnistctl.prediction import predict_readings
+except ImportError:  # a checkout from before there were second readings
+    predict_readings = None
 files = sorted(Path(sys.argv[1]).glob("*/*.jpg"))
-pictures = preprocess_many([(path, path.name) for path in files])
+options = {"readings": True} if predict_readings else {}
+pictures = preprocess_many([(path, path.name) for path in files], **options)
 found = [i for i, picture in enumerate(pictures) if not isinstance(picture, str)]
 registry = Registry()
 predictor = Predictor(registry, registry.resolve("builtin"))
 probabilities = np.zeros((len(files), 10), dtype=np.float32)
-if found:
+if found and predict_readings:
+    probabilities[found] = predict_readings([pictures[i] for i in found], predictor.predict)[1]
+elif found:
     probabilities[found] = predictor.predict(np.stack([pictures[i] for i in found]))
 answered = set(found)
 rows = [[int(path.parent.name), int(p.argmax()) if i in answered else -1, float(p.max())]
