@@ -751,6 +751,23 @@ def test_pieces_of_a_broken_stroke_as_small_as_specks_stay_with_the_digit():
     assert not found.digit[58:61, 58:61].any()
 
 
+@pytest.mark.parametrize(("gap", "doubt"), [(0.25, True), (0.8, False)])
+def test_a_piece_a_little_further_off_is_read_the_second_time_only(gap, doubt):
+    """A piece of the 0's stroke cut out with gaps (each ``gap`` radians of the ring) too wide to join: 8 px
+    from the rest of the ring (2.7 stroke widths, past the 2 a piece joins from), it is a doubt for a second
+    reading; 20 px off, it is not."""
+    rows, cols = np.mgrid[:120, :120]
+    radius = np.hypot(rows - 60, (cols - 60) * 1.4)
+    angle = np.arctan2(rows - 60, cols - 60)
+    ring = (radius >= 20) & (radius < 23)
+    piece = ring & (np.abs(angle + 1.4) <= 0.08)
+    gaps = (np.abs(angle - (-1.48 - gap)) < gap) | (np.abs(angle - (-1.32 + gap)) < gap)
+    mask = ring & ~gaps
+    found = locate_module.find_digit(mask, "zero.png", darkness=np.where(mask, 200.0, 0.0))
+    assert not found.digit[piece].any()
+    assert bool(found.doubt is not None and found.doubt[piece].all()) is doubt
+
+
 def test_a_speck_left_by_a_rule_beside_a_broken_digit_stays_out():
     """A speck touching a rule just removed is what the rule left (a ragged edge), not a piece of the digit."""
     mask, _ = _broken_zero()

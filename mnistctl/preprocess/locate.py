@@ -123,6 +123,8 @@ _PIECE_SIZE = 0.75
 # a doubt: a second reading takes it in. (Measured on pen-on-form digits with a pen lift, tests/bench/RESULTS.md.)
 _DOUBT_GAP = 4.0
 _DOUBT_SIZE = 3.0
+# ...and so is a piece as small as a speck within this many times _PIECE_REACH of the digit's pixels.
+_PIECE_DOUBT = 2.5
 # A shape that fills this much of its box and is thicker than this many strokes both ways is a blob.
 _SOLID_FILL = 0.7
 _SOLID_STROKES = 2.5
@@ -1219,28 +1221,37 @@ def _grow(
     box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most)
     pieces = loose & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
     pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
-    box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke)
     doubtful = np.zeros(shapes.count, dtype=bool)
+    box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke, doubtful)
     _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, doubtful)
     return group, doubtful & ~group
 
 
 def _join_pieces(
-    shapes: _Components, group: np.ndarray, box: tuple[int, int, int, int], pieces: np.ndarray, stroke: float
+    shapes: _Components,
+    group: np.ndarray,
+    box: tuple[int, int, int, int],
+    pieces: np.ndarray,
+    stroke: float,
+    doubtful: np.ndarray,
 ) -> tuple[int, int, int, int]:
     """Add to ``group`` (in place) the ``pieces`` (speck-sized shapes) that lie within ``_PIECE_REACH`` stroke
     widths of its pixels and keep it digit-shaped, one by one (a stroke may break in more than one place);
-    return the group's box."""
+    return the group's box. Mark in ``doubtful`` (in place) those that lie a little further off, within
+    ``_PIECE_DOUBT`` times that reach."""
     top, bottom, left, right = box
     reach = max(2, round(_PIECE_REACH * stroke))
+    further = int(_PIECE_DOUBT * reach)
     changed = True
     while changed:
         changed = False
         for other in np.flatnonzero(pieces & ~group):
             gap, (new_top, new_bottom, new_left, new_right) = _joined(shapes, other, (top, bottom, left, right))
-            if gap > reach or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
+            if gap > further or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
                 continue
-            if _pixel_gap(shapes, other, group, reach) > reach:
+            pixel_gap = _pixel_gap(shapes, other, group, further)
+            if gap > reach or pixel_gap > reach:
+                doubtful[other] |= pixel_gap <= further
                 continue
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
