@@ -66,9 +66,10 @@ def weigh_readings(first: np.ndarray, other: np.ndarray) -> np.ndarray:
     """The probabilities for an image read two ways (``first``: the digit as located; ``other``: with strokes
     in its ink that may belong to it, ``Located.doubt``): the first reading's, unless the other is a sure
     answer (not flagged low) for a different digit. Then the image may as well be either digit, and the mean of
-    the two says so: its best confidence is under 0.75, so the answer is flagged whichever digit wins. A
-    reading with a stroke that is not the digit's seldom makes a sure answer; the second reading of a 7 whose
-    bar stands apart from its stem (a sure "1" without it) does."""
+    the two says so: its best confidence is at most 0.75 (the first reading gave the other's digit at most
+    0.5), so the answer is flagged whichever digit wins. (When the first reading was unsure itself, the mean
+    may be surer than it was, up to that 0.75.) A reading with a stroke that is not the digit's seldom makes a
+    sure answer; the second reading of a 7 whose bar stands apart from its stem (a sure "1" without it) does."""
     if not np.isfinite(other).all() or first.argmax() == other.argmax() or is_low(float(other.max())):
         return first
     return (first + other) / 2
@@ -78,7 +79,10 @@ def predict_readings(
     readings: list[np.ndarray], predict: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first reading of each image (N, 28, 28) and its probabilities (N, 10), each image's readings weighed
-    by ``weigh_readings``; ``readings`` holds a (K, 28, 28) stack per image and ``predict`` is called once."""
+    by ``weigh_readings``; ``readings`` holds a (K, 28, 28) stack per image, K 1 or 2 (``to_mnist``), and
+    ``predict`` is called once."""
+    if not readings:
+        return np.zeros((0, 28, 28), np.float32), np.zeros((0, 10), np.float32)
     counts = [len(stack) for stack in readings]
     probabilities = predict(np.concatenate(readings))
     starts = np.cumsum([0, *counts[:-1]])

@@ -7,6 +7,7 @@ a Pearson correlation with the clean digit's own preprocessing of at least MIN_C
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
 from mnistctl.preprocess import locate as locate_module
 from mnistctl.registry import Registry
 from tests import wild
+from tests.conftest import run_cli
 from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, handwritten_digit, noisy, on_paper
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wild"
@@ -1070,3 +1072,24 @@ def test_a_seven_whose_bar_stands_apart_is_read_both_ways_and_flagged(gap, tmp_p
 def test_a_seven_with_its_bar_near_enough_is_one_sure_reading():
     readings = to_mnist(_two_stroke_seven(2), readings=True)
     assert len(readings) == 1
+    registry = Registry()
+    seven = Predictor(registry, registry.resolve("builtin")).predict(readings)[0]
+    assert seven.argmax() == 7 and seven.max() >= 0.9  # the bar joined the stem
+
+
+def test_predict_and_evaluate_both_read_a_two_stroke_seven_twice(tmp_path):
+    """Through the installed entry point: ``predict`` flags it with 1 and 7 leading, and ``evaluate --data``
+    scores the same weighed answer (flagged, whichever digit wins)."""
+    folder = tmp_path / "mine" / "7"
+    folder.mkdir(parents=True)
+    Image.fromarray(_two_stroke_seven(5).astype(np.uint8)).save(folder / "seven.png")
+    predicted = run_cli("predict", "--json", "--model", "builtin", str(folder / "seven.png"))
+    assert predicted.returncode == 0, predicted.stderr.decode()[-2000:]
+    (row,) = json.loads(predicted.stdout)["results"]
+    assert row["low_confidence"] is True and row["confidence"] <= 0.75
+    assert {digit for digit, _ in row["top_k"][:2]} == {1, 7}
+    evaluated = run_cli("evaluate", "--json", "--model", "builtin", "--data", str(tmp_path / "mine"))
+    assert evaluated.returncode == 0, evaluated.stderr.decode()[-2000:]
+    flags = json.loads(evaluated.stdout)["low_confidence"]
+    assert flags["wrong_flagged"] + flags["right_flagged"] == 1
+    assert flags["wrong"] + flags["right"] == 1

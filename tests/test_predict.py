@@ -236,3 +236,18 @@ def test_predict_readings_weighs_each_images_own_readings():
     assert probabilities[0].argmax() == 3 and probabilities[0].max() >= 0.99
     assert probabilities[1].max() < 0.9 and set(np.argsort(probabilities[1])[-2:]) == {1, 7}
     assert probabilities[2].argmax() == 5 and probabilities[2].max() >= 0.99
+
+
+def test_no_images_no_readings():
+    images, probabilities = predict_readings([], lambda batch: pytest.fail("no images: the model is not run"))
+    assert images.shape == (0, 28, 28) and probabilities.shape == (0, 10)
+
+
+def test_raw_images_have_one_reading(tmp_path):
+    from mnistctl.preprocess import preprocess
+
+    path = tmp_path / "digit.png"
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(path)
+    readings = preprocess(path, path.name, raw=True, readings=True)
+    assert readings.shape == (1, 28, 28)
+    assert np.array_equal(readings[0], preprocess(path, path.name, raw=True))

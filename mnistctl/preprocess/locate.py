@@ -119,8 +119,9 @@ _PIECE_REACH = 2.0
 # (less a little the threshold shaves off its blurred edges); a smaller speck is dust.
 _PIECE_SIZE = 0.75
 # A shape in the digit's ink left out only for its distance (at most this many times the gap allowed) or as a
-# straight piece running past the digit, that would leave the group no more than _DOUBT_SIZE times as tall, is
-# a doubt: a second reading takes it in. (Measured on pen-on-form digits with a pen lift, tests/bench/RESULTS.md.)
+# straight piece running past the digit, that would leave the group (with it alone) digit-shaped and no more
+# than _DOUBT_SIZE times as tall, is a doubt: a second reading takes it in, with the other doubts. (Measured
+# on pen-on-form digits with a pen lift, tests/bench/RESULTS.md.)
 _DOUBT_GAP = 4.0
 _DOUBT_SIZE = 3.0
 # ...and so is a piece as small as a speck within this many times _PIECE_REACH of the digit's pixels.
@@ -422,7 +423,9 @@ def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, 
     inside[box[0] : box[1], box[2] : box[3]] = True
     faded &= inside
     doubt = None if found.doubt is None else found.doubt & ~digit
-    return Located(digit, box, found.clutter & ~digit & ~faded, faded, doubt)
+    return Located(
+        digit, box, found.clutter & ~digit & ~faded, faded, doubt if doubt is not None and doubt.any() else None
+    )
 
 
 def _choose(
