@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageFilter
 
 from mnistctl.inference import Predictor
-from mnistctl.prediction import predict_readings, predict_rows
+from mnistctl.prediction import LOW_CONFIDENCE, predict_readings, predict_rows
 from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
 from mnistctl.preprocess import locate as locate_module
 from mnistctl.registry import Registry
@@ -1093,3 +1093,21 @@ def test_predict_and_evaluate_both_read_a_two_stroke_seven_twice(tmp_path):
     flags = json.loads(evaluated.stdout)["low_confidence"]
     assert flags["wrong_flagged"] + flags["right_flagged"] == 1
     assert flags["wrong"] + flags["right"] == 1
+
+
+@pytest.mark.parametrize(("label", "seed"), [(1, 20), (2, 9)])
+def test_the_ragged_edges_of_a_squared_papers_grid_do_not_chain_onto_the_digit(label, seed):
+    """A small digit on squared paper photographed askew: the grid's lines are taken out, but their ragged edges
+    are left, a cell apart. Each was near enough to the group so far to join it, and they chained into a lattice
+    around the digit, which read as a sure "3" (the 2) or an "8" (the 1). Now the digit as located is read
+    right; the edges right beside its strokes are a doubt, and where they make a sure other digit the answer
+    is flagged (the 2), never a sure mistake."""
+    image = wild.askew(handwritten_digit(label), np.random.default_rng([5, label, seed]))
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    readings = to_mnist(gray, readings=True)
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    first = predictor.predict(readings[:1])[0]
+    assert first.argmax() == label and first.max() >= 0.9
+    answer = predict_readings([readings], predictor.predict)[1][0]
+    assert answer.argmax() == label or answer.max() < LOW_CONFIDENCE

@@ -85,6 +85,13 @@ _REMNANT = 0.5
 _SLIVER_WIDTH = 3
 # ...or in line with one, within this share of the image's longer side of its end.
 _COLLINEAR = 0.25
+# Such a sliver joins the digit only within this many stroke widths (at least 2 px) of its pixels: a stroke's own
+# edge along a rule touches the stroke, but the ragged edges of a squared paper's grid, a cell apart, would
+# chain from one to the next into a lattice around a small digit.
+_SLIVER_REACH = 1.0
+# ...and one within this many times that reach is a doubt (``Located.doubt``): the stub of a stroke taken out
+# with a line it lay along.
+_SLIVER_DOUBT = 3.0
 # A rule's ragged rim, left beside it by its long runs, is at least this share of the paper's extent long (a
 # stroke of the digit resting against the rule is thin across it too, but only for a few pixels)...
 _RIM_SHARE = 0.07
@@ -461,8 +468,10 @@ def _choose(
     candidates = ~speck & ((tall >= least) | (wide >= least))
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
+    slivers = np.zeros(shapes.count, dtype=bool)
     if strokes is not mask:
-        candidates &= ~_remnants(shapes, removed, stroke)
+        slivers = _remnants(shapes, removed, stroke)
+        candidates &= ~slivers
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     score = _digit_likeness(shapes, stroke, tiny)
@@ -483,7 +492,7 @@ def _choose(
             continue
         if _in_text_row(shapes, seed, ~speck):
             continue
-        group, doubtful = _grow(shapes, seed, ~speck, stroke, tiny, loose)
+        group, doubtful = _grow(shapes, seed, ~speck, stroke, tiny, loose, slivers)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         if bottom - top < least:
@@ -1188,7 +1197,13 @@ def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
 
 
 def _grow(
-    shapes: _Components, seed: int, usable: np.ndarray, stroke: float, tiny: bool, loose: np.ndarray
+    shapes: _Components,
+    seed: int,
+    usable: np.ndarray,
+    stroke: float,
+    tiny: bool,
+    loose: np.ndarray,
+    slivers: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``seed`` and the shapes near it that keep the group digit-shaped and are drawn in its ink (a stain or a
     shadow is much fainter than the pen; a solid blob is not part of a stroke); and the shapes that were left
@@ -1197,6 +1212,7 @@ def _grow(
     Specks join only as pieces of a stroke broken off right beside the group's (``_join_pieces``), and only the
     ``loose`` ones (not those a removed line left). Round dots join last, and only those that are not the
     digit's period: until the halves of a broken digit have joined, a period looks as big as either of them.
+    ``slivers`` (what removed lines left, ``_remnants``) join only right beside the group's strokes.
     ``tiny``: the image is a normalised scan.
     """
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
@@ -1221,12 +1237,13 @@ def _grow(
     group = np.zeros(shapes.count, dtype=bool)
     group[seed] = True
     box = _box(shapes, seed)
-    box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most)
+    lines_left = slivers, max(2, round(_SLIVER_REACH * stroke))
+    box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most, lines_left)
     pieces = loose & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
     pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     doubtful = np.zeros(shapes.count, dtype=bool)
     box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke, doubtful)
-    _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, doubtful)
+    _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, lines_left, doubtful)
     return group, doubtful & ~group
 
 
@@ -1299,11 +1316,15 @@ def _extend(
     straight: np.ndarray,
     stroke: float,
     most: int,
+    lines_left: tuple[np.ndarray, int],
     doubtful: np.ndarray | None = None,
 ) -> tuple[int, int, int, int]:
     """Add to ``group`` (in place) the ``usable`` shapes near it, one by one, while they keep it digit-shaped;
-    return the group's box. ``doubtful`` (if given) marks, in place, the shapes refused only for their distance
-    or as a straight piece running past, that would keep the group's shape and size within ``_DOUBT_SIZE``."""
+    return the group's box. ``lines_left`` (slivers that removed lines left, a reach in pixels): those join only
+    within the reach of the group's pixels. ``doubtful`` (if given) marks, in place, the shapes refused only for
+    their distance, as a straight piece running past or as a sliver out of reach (but within ``_SLIVER_DOUBT``
+    times it), that would keep the group's shape and size within ``_DOUBT_SIZE``."""
+    slivers, sliver_reach = lines_left
     top, bottom, left, right = box
     changed = True
     while changed:
@@ -1322,6 +1343,11 @@ def _extend(
                 if doubtful is not None:
                     doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
                 continue  # a piece of a line that runs past the digit, not a stroke of it
+            if slivers[other] and (gap > sliver_reach or _pixel_gap(shapes, other, group, sliver_reach) > sliver_reach):
+                further = round(_SLIVER_DOUBT * sliver_reach)
+                if doubtful is not None and _pixel_gap(shapes, other, group, further) <= further:
+                    doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
+                continue
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
             changed = True
