@@ -26,6 +26,7 @@ from mnistctl.preprocess.locate import (
     bar_region,
     find_digit,
     hysteresis_shapes,
+    mask_box,
     stacked_pieces,
 )
 from mnistctl.preprocess.normalize import (
@@ -193,9 +194,8 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
         return picture
     if found.doubt is None:
         return picture[None]
-    rows, cols = np.nonzero(found.digit | found.doubt)
-    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
-    fuller = Located(found.digit | found.doubt, box, found.clutter & ~found.doubt, found.faded)
+    fuller_digit = found.digit | found.doubt
+    fuller = Located(fuller_digit, mask_box(fuller_digit), found.clutter & ~found.doubt, found.faded)
     try:
         return np.stack([picture, _picture(fuller, work, quantised, paper, levels, name)])
     except MnistctlError:  # (the fuller digit may not fit: then there is one reading)
@@ -229,10 +229,10 @@ def _picture(
     # Measured without the clutter, the threshold may rise above a lighter stroke of the digit (a 7's bar
     # drawn faster than its stem, the clutter lighter still): what was ink before stays in the box.
     inked = (quantised > min(threshold, first_threshold)) & near_digit
-    rows, cols = np.nonzero(inked)
-    if rows.size:
-        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-    core = inked if rows.size else found.digit
+    has_ink = bool(inked.any())
+    if has_ink:
+        top, bottom, left, right = mask_box(inked)
+    core = inked if has_ink else found.digit
     side = max(bottom - top, right - left)
     margin = max(1, math.ceil(0.06 * side))  # room for the anti-aliased edge around the core
     box = (top, bottom, left, right)

@@ -421,8 +421,7 @@ def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, 
     )
     digit = found.digit.copy()
     digit[window] |= pieces.mask_of(keep)
-    rows, cols = np.nonzero(digit)
-    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+    box = mask_box(digit)
     # The faded stretches: what joins the digit's own pieces, inside its box.
     faded = np.zeros_like(digit)
     faded[window] = joined & ~ink
@@ -430,9 +429,9 @@ def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, 
     inside[box[0] : box[1], box[2] : box[3]] = True
     faded &= inside
     doubt = None if found.doubt is None else found.doubt & ~digit
-    return Located(
-        digit, box, found.clutter & ~digit & ~faded, faded, doubt if doubt is not None and doubt.any() else None
-    )
+    if doubt is not None and not doubt.any():
+        doubt = None  # every doubt joined as a faded stroke's piece
+    return Located(digit, box, found.clutter & ~digit & ~faded, faded, doubt)
 
 
 def _choose(
@@ -1191,6 +1190,12 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np
     return bool(enough and right - left >= _TEXT_ASPECT * row_height)
 
 
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Top, bottom, left and right (half-open) of the pixels of ``mask`` (which has some)."""
+    rows, cols = np.nonzero(mask)
+    return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+
+
 def _box(shapes: _Components, index: int) -> tuple[int, int, int, int]:
     """Top, bottom, left and right (half-open) of shape ``index``."""
     return int(shapes.top[index]), int(shapes.bottom[index]), int(shapes.left[index]), int(shapes.right[index])
@@ -1269,9 +1274,9 @@ def _join_pieces(
             gap, (new_top, new_bottom, new_left, new_right) = _joined(shapes, other, (top, bottom, left, right))
             if gap > further or new_right - new_left > _MAX_ASPECT * (new_bottom - new_top):
                 continue
-            pixel_gap = _pixel_gap(shapes, other, group, further)
-            if gap > reach or pixel_gap > reach:
-                doubtful[other] |= pixel_gap <= further
+            joins, near = _within_reach(shapes, other, group, gap, (reach, further))
+            if not joins:
+                doubtful[other] |= near
                 continue
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
@@ -1291,6 +1296,16 @@ def _joined(shapes: _Components, other: int, box: tuple[int, int, int, int]) -> 
         min(left, shapes.left[other]),
         max(right, shapes.right[other]),
     )
+
+
+def _within_reach(
+    shapes: _Components, other: int, group: np.ndarray, gap: int, reaches: tuple[int, int]
+) -> tuple[bool, bool]:
+    """Whether shape ``other`` (``gap`` from the group's box) lies within the first of ``reaches`` of the
+    ``group``'s pixels, and whether within the second, longer one."""
+    reach, further = reaches
+    pixel_gap = _pixel_gap(shapes, other, group, further)
+    return gap <= reach and pixel_gap <= reach, pixel_gap <= further
 
 
 def _pixel_gap(shapes: _Components, piece: int, group: np.ndarray, reach: int) -> int:
@@ -1325,6 +1340,7 @@ def _extend(
     their distance, as a straight piece running past or as a sliver out of reach (but within ``_SLIVER_DOUBT``
     times it), that would keep the group's shape and size within ``_DOUBT_SIZE``."""
     slivers, sliver_reach = lines_left
+    sliver_further = round(_SLIVER_DOUBT * sliver_reach)
     top, bottom, left, right = box
     changed = True
     while changed:
@@ -1333,21 +1349,24 @@ def _extend(
             gap, (new_top, new_bottom, new_left, new_right) = _joined(shapes, other, (top, bottom, left, right))
             allowed = max(_JOIN_GAP * min(max(bottom - top, right - left), most), _JOIN_STROKES * stroke)
             digit_shaped = new_right - new_left <= _MAX_ASPECT * (new_bottom - new_top)
+            # A shape refused below is a doubt if the group with it would stay digit-shaped and not too tall.
+            may_doubt = doubtful is not None and digit_shaped and new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
             if gap > allowed or not digit_shaped:
-                if doubtful is not None and digit_shaped and gap <= _DOUBT_GAP * allowed:
-                    doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
+                if may_doubt and gap <= _DOUBT_GAP * allowed:
+                    doubtful[other] = True
                 continue
             if straight[other] and max(new_right - new_left - (right - left), new_bottom - new_top - (bottom - top)) > (
                 _STRAIGHT_GROWTH * (bottom - top)
             ):
-                if doubtful is not None:
-                    doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
+                if may_doubt:
+                    doubtful[other] = True
                 continue  # a piece of a line that runs past the digit, not a stroke of it
-            if slivers[other] and (gap > sliver_reach or _pixel_gap(shapes, other, group, sliver_reach) > sliver_reach):
-                further = round(_SLIVER_DOUBT * sliver_reach)
-                if doubtful is not None and _pixel_gap(shapes, other, group, further) <= further:
-                    doubtful[other] |= new_bottom - new_top <= _DOUBT_SIZE * (bottom - top)
-                continue
+            if slivers[other]:
+                joins, near = _within_reach(shapes, other, group, gap, (sliver_reach, sliver_further))
+                if not joins:
+                    if may_doubt and near:
+                        doubtful[other] = True
+                    continue
             group[other] = True
             top, bottom, left, right = new_top, new_bottom, new_left, new_right
             changed = True
