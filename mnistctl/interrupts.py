@@ -1,20 +1,28 @@
-"""Ctrl-C, remembered: a KeyboardInterrupt that library code swallows still ends the command as interrupted.
+"""Ctrl-C and SIGTERM, remembered: an interrupt that library code swallows still ends the command as interrupted.
 
 Python raises KeyboardInterrupt wherever the main thread happens to be. When that is inside TensorFlow's
 import or Keras' start-up, library code may catch it, or leave a half-built object that fails later with an
 unrelated error (``AttributeError: ... _type_spec``), or carry on training for thousands of epochs. The CLI
 installs this handler: it raises KeyboardInterrupt as Python's own does, and also records that the user
 asked to stop, so that the CLI reports any later failure as "interrupted" (exit 130) and training stops at
-its next batch.
+its next batch. ``train`` turns SIGTERM into :class:`Terminated` the same way (``request``), so a swallowed
+``kill`` stops it too, and exits 143.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-_requested = False
+_requested: int | None = None  # the first stop signal that arrived, if any
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python raises KeyboardInterrupt for Ctrl-C, so that every
+    ``except KeyboardInterrupt`` that keeps a run resumable keeps it for ``kill`` too."""
 
 
 def install() -> None:
@@ -27,11 +35,56 @@ def install() -> None:
 
 
 def requested() -> bool:
-    """Whether Ctrl-C (SIGINT) arrived since the handler was installed."""
-    return _requested
+    """Whether Ctrl-C (SIGINT) or, where ``train`` handles it, SIGTERM arrived since the handler was installed."""
+    return _requested is not None
+
+
+def request(signum: int) -> None:
+    """Remember that ``signum`` asked the command to stop (the first one counts)."""
+    global _requested
+    if _requested is None:
+        _requested = signum
+
+
+def exception() -> KeyboardInterrupt:
+    """The exception to raise for the stop that was requested: Terminated for SIGTERM, else KeyboardInterrupt."""
+    return Terminated() if _requested == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within, Ctrl-C (and SIGTERM, where a Python handler for it is installed) are only remembered, for code
+    that checks :func:`requested` at a safe point to raise; a second one raises at once, and one that came
+    is raised on leaving.
+
+    For ``model.fit``: raised at an arbitrary bytecode, the interrupt lands inside Python code that TensorFlow's
+    C++ calls back (``TensorShape.__len__`` under ``TFE_Py_FastPathExecute``), which swallowed it (training
+    ran on to its last epoch and exited 0) or, we believe, crashed with SIGSEGV instead of exiting 130.
+    """
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield
+        return
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):  # SIGTERM's default (die at once) is left alone
+            saved[signum] = handler
+            signal.signal(signum, _remember)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    if requested():
+        raise exception()
+
+
+def _remember(signum: int, frame: Any) -> None:
+    if requested():  # asked twice: the user means now
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    request(signum)
 
 
 def _handler(signum: int, frame: Any) -> None:
-    global _requested
-    _requested = True
+    request(signum)
     raise KeyboardInterrupt

@@ -77,17 +77,12 @@ class TrainingInterrupted(MnistctlError):
     exit_code = ExitCode.INTERRUPTED
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised by the CLI's handler where Python raises KeyboardInterrupt for Ctrl-C, so that every
-    ``except KeyboardInterrupt`` that keeps a run resumable keeps it for ``kill`` too."""
-
-
 def interrupted_error(
     exc: KeyboardInterrupt, before: str = "", after: str = "", hint: str | None = None
 ) -> TrainingInterrupted:
     """The error to report for Ctrl-C (exit 130) or SIGTERM (exit 143): "``before`` interrupted ``after``", or
     "``before`` terminated (SIGTERM) ``after``"."""
-    terminated = isinstance(exc, Terminated)
+    terminated = isinstance(exc, interrupts.Terminated)
     error = TrainingInterrupted(f"{before}{'terminated (SIGTERM)' if terminated else 'interrupted'}{after}", hint)
     if terminated:
         error.exit_code = ExitCode.TERMINATED  # type: ignore[assignment]
@@ -935,18 +930,20 @@ def train(
             else:
                 inputs = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
             try:
-                model.fit(
-                    **inputs,
-                    epochs=config.epochs,
-                    initial_epoch=state.epochs_done,
-                    validation_data=validation,
-                    callbacks=[
-                        *_keras_callbacks(listener, run, state, config),
-                        _stop_early(keras),
-                        *_tensorboard_callbacks(keras, tensorboard, run_id),
-                    ],
-                    verbose=0,
-                )
+                callbacks = [
+                    *_keras_callbacks(listener, run, state, config),
+                    _stop_early(keras),
+                    *_tensorboard_callbacks(keras, tensorboard, run_id),
+                ]
+                with interrupts.deferred():  # raised by StopEarly between batches, never inside TensorFlow
+                    model.fit(
+                        **inputs,
+                        epochs=config.epochs,
+                        initial_epoch=state.epochs_done,
+                        validation_data=validation,
+                        callbacks=callbacks,
+                        verbose=0,
+                    )
             except KeyboardInterrupt as exc:
                 # What is on disk, not in memory: the interrupt may have come between an epoch's two writes.
                 done = _epochs_on_disk(run, config)
@@ -959,7 +956,7 @@ def train(
                 # Ctrl-C during Keras' start-up can leave it half-built and failing: the run is as resumable.
                 done = _epochs_on_disk(run, config)
                 raise interrupted_error(
-                    KeyboardInterrupt(), "training ", f" after {done} of {config.epochs} epochs", resume_hint
+                    interrupts.exception(), "training ", f" after {done} of {config.epochs} epochs", resume_hint
                 ) from None
 
         try:
@@ -1096,17 +1093,23 @@ def _evaluate_and_register(
 
 def _stop_early(keras: Any) -> Any:
     """Stop a diverged run at once instead of running its remaining epochs (Keras' own TerminateOnNaN does
-    the same but prints to stdout, which is for results); and stop at once, resumably, after a Ctrl-C that
-    a library swallowed (``mnistctl.interrupts``)."""
+    the same but prints to stdout, which is for results); and stop at once, resumably, after Ctrl-C or SIGTERM,
+    which ``interrupts.deferred`` holds back during fit, or which a library swallowed before it."""
 
     class StopEarly(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if interrupts.requested():
-                # Ctrl-C that arrived while a library swallowed it (TensorFlow's start-up): stop now, resumable.
-                raise KeyboardInterrupt
+            _stop_if_asked()
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True
+
+        def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            _stop_if_asked()  # the validation pass at an epoch's end takes seconds on big sets
+
+    def _stop_if_asked() -> None:
+        # Ctrl-C or SIGTERM, deferred during fit (``interrupts.deferred``) or swallowed by a library before it.
+        if interrupts.requested():
+            raise interrupts.exception()
 
     return StopEarly()
 

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         if interrupts.requested() and not isinstance(exc, MnistctlError):
             # After Ctrl-C, a failure is its consequence (a library left half-built by the interrupt): say so.
             # (Our own errors already do: "training interrupted after 3 of 12 epochs; resume with ...".)
-            interrupted = KeyboardInterrupt()
+            interrupted = interrupts.exception()
             interrupted.__cause__ = exc  # MNISTCTL_DEBUG=1 shows what it broke
             exc = interrupted
         code = report(exc)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mnistctl.cli._output import printable
 from mnistctl.errors import ExitCode, MnistctlError
+from mnistctl.interrupts import Terminated
 from mnistctl.paths import ENV_HOME, debug_enabled
 
 
@@ -45,6 +46,7 @@ def _runtime(_: BaseException) -> int:
 
 ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(_is(MnistctlError), str, lambda exc: int(exc.exit_code)),  # type: ignore[attr-defined]
+    ErrorRule(_is(Terminated), lambda _: "terminated (SIGTERM)", lambda _: ExitCode.TERMINATED),
     ErrorRule(_is(KeyboardInterrupt), lambda _: "interrupted", lambda _: ExitCode.INTERRUPTED),
     ErrorRule(
         _oserror_with(errno.ENOSPC),

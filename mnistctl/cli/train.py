@@ -447,13 +447,15 @@ def _mention_changed_source(source: dict) -> None:
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM (kill, a service manager, docker stop) as Ctrl-C: training keeps the run for --resume and
     says so, and the process exits 143 (128 + SIGTERM) instead of dying wherever it was."""
-    from mnistctl.training import Terminated, interrupted_error
+    from mnistctl.interrupts import Terminated, request
+    from mnistctl.training import interrupted_error
 
     if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
         yield
         return
 
     def terminate(signum: int, frame: object) -> None:
+        request(signum)  # remembered: a library may swallow what is raised here, and training must still stop
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)
