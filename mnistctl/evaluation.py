@@ -16,7 +16,7 @@ from mnistctl.data.folder import LabelledFolder, read_labelled_folder
 from mnistctl.errors import InvalidDataError, UsageError
 from mnistctl.inference import Predictor
 from mnistctl.metrics import NUM_CLASSES, Evaluation, evaluate
-from mnistctl.prediction import predict_readings
+from mnistctl.prediction import predict_readings, side_by_side
 from mnistctl.registry import ModelVersion, Registry
 
 WORST_COUNT = 16
@@ -43,7 +43,7 @@ class Mistake:
     label: int
     digit: int
     confidence: float
-    seen: np.ndarray  # the 28x28 input the model saw
+    seen: np.ndarray  # the 28x28 input the model saw (two side by side when the answer weighed two readings)
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def evaluate_folder(
     labels = np.array([digits[i] for i in kept], dtype=np.int64)
     predictor = Predictor(registry, version)
     # Read as ``predict`` reads them: each image's readings weighed together.
-    images, probabilities = predict_readings([outcomes[i] for i in kept], predictor.predict)
+    images, probabilities, both = predict_readings([outcomes[i] for i in kept], predictor.predict)
     result = evaluate(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started
@@ -174,7 +174,13 @@ def evaluate_folder(
     # Wrong and sure is the worst answer this tool can give; ties keep the folder's order.
     order = wrong[np.argsort(-confidence[wrong], kind="stable")][:worst]
     mistakes = tuple(
-        Mistake(folder.files[kept[i]], int(labels[i]), int(predicted[i]), float(confidence[i]), images[i])
+        Mistake(
+            folder.files[kept[i]],
+            int(labels[i]),
+            int(predicted[i]),
+            float(confidence[i]),
+            side_by_side(outcomes[kept[i]][:2]) if both[i] else images[i],
+        )
         for i in order
     )
     report = FolderReport(

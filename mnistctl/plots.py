@@ -87,7 +87,8 @@ def _shortened(text: str, limit: int = 24) -> str:
 def mistakes_grid(
     panels: Sequence[tuple[np.ndarray, np.ndarray, str, str]], path: Path, *, title: str, empty: str
 ) -> None:
-    """Per mistake, two panels: the image as given (any size, aspect kept) and the 28x28 the model saw.
+    """Per mistake, two panels: the image as given (any size, aspect kept) and the 28x28 the model saw (two
+    side by side, 28x58, when the answer weighed two readings).
 
     ``panels`` holds (as given, as seen, title such as "7 (93%) true 1", file name). With no panels the
     figure says ``empty``, so the file the user asked for always exists.
@@ -101,7 +102,8 @@ def mistakes_grid(
     figure = _figure(3.6 * columns, 2.4 * rows + 0.4)
     for index, (given, seen, label, name) in enumerate(panels):
         row, column = divmod(index, columns)
-        for side, (image, caption) in enumerate(((given, f"{label}\n{_shortened(name)}"), (seen, "model input"))):
+        seen_caption = "model input, two readings" if seen.shape[1] > seen.shape[0] else "model input"
+        for side, (image, caption) in enumerate(((given, f"{label}\n{_shortened(name)}"), (seen, seen_caption))):
             axes = figure.add_subplot(rows, 2 * columns, row * 2 * columns + 2 * column + side + 1)
             # "antialiased" shows a 16x16 scan as crisp pixels and a 3000-pixel photo without aliasing.
             axes.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="antialiased" if side == 0 else "none")

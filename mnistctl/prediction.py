@@ -70,27 +70,46 @@ def weigh_readings(first: np.ndarray, other: np.ndarray) -> np.ndarray:
     0.5), so the answer is flagged whichever digit wins. (When the first reading was unsure itself, the mean
     may be surer than it was, up to that 0.75.) A reading with a stroke that is not the digit's seldom makes a
     sure answer; the second reading of a 7 whose bar stands apart from its stem (a sure "1" without it) does."""
-    if not np.isfinite(other).all() or first.argmax() == other.argmax() or is_low(float(other.max())):
-        return first
-    return (first + other) / 2
+    return (first + other) / 2 if second_counts(first, other) else first
+
+
+def second_counts(first: np.ndarray, other: np.ndarray) -> bool:
+    """Whether ``weigh_readings`` takes the mean: the other reading is a sure answer for a different digit."""
+    return bool(np.isfinite(other).all() and first.argmax() != other.argmax() and not is_low(float(other.max())))
 
 
 def predict_readings(
     readings: list[np.ndarray], predict: Callable[[np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first reading of each image (N, 28, 28) and its probabilities (N, 10), each image's readings weighed
-    by ``weigh_readings``; ``readings`` holds a (K, 28, 28) stack per image, K 1 or 2 (``to_mnist``), and
-    ``predict`` is called once."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first reading of each image (N, 28, 28), its probabilities (N, 10), each image's readings weighed
+    by ``weigh_readings``, and whether both readings counted (N,); ``readings`` holds a (K, 28, 28) stack per
+    image, K 1 or 2 (``to_mnist``), and ``predict`` is called once."""
     if not readings:
-        return np.zeros((0, 28, 28), np.float32), np.zeros((0, 10), np.float32)
+        return np.zeros((0, 28, 28), np.float32), np.zeros((0, 10), np.float32), np.zeros(0, bool)
     counts = [len(stack) for stack in readings]
     probabilities = predict(np.concatenate(readings))
     starts = np.cumsum([0, *counts[:-1]])
+    both = np.array(
+        [
+            count > 1 and second_counts(probabilities[start], probabilities[start + 1])
+            for start, count in zip(starts, counts, strict=True)
+        ],
+        dtype=bool,
+    )
     weighed = [
         weigh_readings(probabilities[start], probabilities[start + 1]) if count > 1 else probabilities[start]
         for start, count in zip(starts, counts, strict=True)
     ]
-    return np.stack([stack[0] for stack in readings]), np.stack(weighed)
+    return np.stack([stack[0] for stack in readings]), np.stack(weighed), both
+
+
+def side_by_side(readings: np.ndarray) -> np.ndarray:
+    """The readings of one image (K, 28, 28) in one picture, left to right, parted by a grey bar 2 px wide:
+    what ``--show`` and ``--save-worst`` draw when the answer weighed two."""
+    parts = [readings[0]]
+    for reading in readings[1:]:
+        parts += [np.full((reading.shape[0], 2), 96, reading.dtype), reading]
+    return np.hstack(parts)
 
 
 def predict_rows(
@@ -108,8 +127,9 @@ def predict_rows(
 
     ``predict`` maps a (N, 28, 28) batch to calibrated (N, 10) probabilities; it is called once, and only when
     some image could be read. Answers below ``min_confidence`` become unsure rows (``digit`` None, the best guess
-    kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image`` and all ten
-    probabilities under ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
+    kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image``, what to show of
+    it under ``_shown`` (both readings side by side when both counted) and all ten probabilities under
+    ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
     ``classes`` names the answers as ``answer`` does.
     """
     processed = iter(_preprocessed(entries, raw, parallel))
@@ -124,9 +144,9 @@ def predict_rows(
             rows.append({"file": name})
     if not inputs:
         return rows
-    batch, probabilities = predict_readings(inputs, predict)
+    batch, probabilities, both = predict_readings(inputs, predict)
     ok_rows = [row for row in rows if "error" not in row]
-    for row, image, probs in zip(ok_rows, batch, probabilities, strict=True):
+    for row, image, probs, readings, twice in zip(ok_rows, batch, probabilities, inputs, both, strict=True):
         found = answer(probs, top_k, classes)
         if found is None:
             # A model can still fail on one input (e.g. an overflow).
@@ -138,6 +158,7 @@ def predict_rows(
             if classes:
                 row.update(label=None, best_guess_label=classes[found["digit"]])
         row["_image"] = image
+        row["_shown"] = side_by_side(readings[:2]) if twice else image
         row["_probabilities"] = probs
     return rows
 

@@ -1103,6 +1103,27 @@ def test_predict_and_evaluate_both_read_a_two_stroke_seven_twice(tmp_path):
     flags = json.loads(evaluated.stdout)["low_confidence"]
     assert flags["wrong_flagged"] + flags["right_flagged"] == 1
     assert flags["wrong"] + flags["right"] == 1
+    # --show draws what the answer weighed: both readings, 28 + 2 + 28 columns (the bar and the stem apart).
+    shown = run_cli("predict", "--show", "--model", "builtin", str(folder / "seven.png"))
+    assert shown.returncode == 0, shown.stderr.decode()[-2000:]
+    picture = shown.stdout.decode().splitlines()[:14]
+    assert {len(line) for line in picture} == {58}
+
+
+def test_save_worst_draws_both_readings_of_an_answer_that_weighed_two(tmp_path):
+    from mnistctl.evaluation import evaluate_folder, save_worst_grid
+
+    folder = tmp_path / "mine" / "3"  # labelled wrong on purpose: the seven is a mistake whatever it reads as
+    folder.mkdir(parents=True)
+    Image.fromarray(_two_stroke_seven(5).astype(np.uint8)).save(folder / "seven.png")
+    report = evaluate_folder("builtin", tmp_path / "mine", record=False)
+    (mistake,) = report.worst
+    first, second = to_mnist(_two_stroke_seven(5).astype(np.float32), readings=True)
+    assert mistake.seen.shape == (28, 58)
+    np.testing.assert_array_equal(mistake.seen[:, :28], first)
+    np.testing.assert_array_equal(mistake.seen[:, 30:], second)
+    save_worst_grid(report, tmp_path / "worst.png")
+    assert Image.open(tmp_path / "worst.png").size[0] > 0
 
 
 @pytest.mark.parametrize(("label", "seed"), [(1, 20), (2, 9)])

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mnistctl.data.loader import load
 from mnistctl.inference import Predictor
-from mnistctl.prediction import LOW_CONFIDENCE, answer, is_low, predict_readings, weigh_readings
+from mnistctl.prediction import LOW_CONFIDENCE, answer, is_low, predict_readings, side_by_side, weigh_readings
 from mnistctl.registry import Registry
 from tests.conftest import REPO, run_cli
 from tests.photos import huge_png
@@ -231,16 +231,25 @@ def test_predict_readings_weighs_each_images_own_readings():
         return image
 
     readings = [np.stack([picture(3)]), np.stack([picture(1), picture(7)]), np.stack([picture(5), picture(5)])]
-    images, probabilities = predict_readings(readings, predict)
+    images, probabilities, both = predict_readings(readings, predict)
     assert [int(image[0, 0]) for image in images] == [3, 1, 5]
+    assert both.tolist() == [False, True, False]  # only the 1 and 7 were weighed together
     assert probabilities[0].argmax() == 3 and probabilities[0].max() >= 0.99
     assert probabilities[1].max() < 0.9 and set(np.argsort(probabilities[1])[-2:]) == {1, 7}
     assert probabilities[2].argmax() == 5 and probabilities[2].max() >= 0.99
 
 
 def test_no_images_no_readings():
-    images, probabilities = predict_readings([], lambda batch: pytest.fail("no images: the model is not run"))
-    assert images.shape == (0, 28, 28) and probabilities.shape == (0, 10)
+    images, probabilities, both = predict_readings([], lambda batch: pytest.fail("no images: the model is not run"))
+    assert images.shape == (0, 28, 28) and probabilities.shape == (0, 10) and both.shape == (0,)
+
+
+def test_two_readings_are_shown_side_by_side_parted_by_a_grey_bar():
+    first, second = np.zeros((28, 28), np.float32), np.full((28, 28), 255, np.float32)
+    shown = side_by_side(np.stack([first, second]))
+    assert shown.shape == (28, 58)
+    assert (shown[:, :28] == 0).all() and (shown[:, 28:30] == 96).all() and (shown[:, 30:] == 255).all()
+    assert side_by_side(first[None]).shape == (28, 28)
 
 
 def test_raw_images_have_one_reading(tmp_path):

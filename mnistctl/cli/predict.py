@@ -140,7 +140,7 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
                 print(f"{printable(row['file'])}\terror: {printable(row['error'])}")
                 continue
             if show:
-                print(digit_text(row["_image"], colour=False).plain)
+                print(digit_text(row["_shown"], colour=False).plain)
             flag = "\tlow confidence" if row["low_confidence"] else ""
             top = " ".join(f"{d}:{p:.3f}" for d, p in row["top_k"])
             digit = "unsure" if row.get("unsure") else row.get("label", row["digit"])
@@ -152,7 +152,7 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
     for column in ("file", "digit", "confidence", "top k"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        picture = [digit_text(row["_image"], colour=colour)] if show and "_image" in row else ([""] if show else [])
+        picture = [digit_text(row["_shown"], colour=colour)] if show and "_shown" in row else ([""] if show else [])
         file = Text(printable(row["file"]))
         if "error" in row:
             error = Text(printable(row["error"]), style="red")
