@@ -43,3 +43,20 @@ def test_a_pen_lift_cuts_clean_through_the_stroke(width):
         removed_rows = np.flatnonzero((cut < bar).any(axis=1))
         at_an_end = removed_rows.min() <= 4 or removed_rows.max() >= 23
         assert bare.any() or at_an_end
+
+
+def test_a_slanted_digit_leans_25_to_45_degrees_mostly_forward():
+    """An upright bar comes out leaning tan(25)-tan(45) columns per row; forward (top to the right) in most."""
+    bar = np.zeros((28, 28), dtype=np.uint8)
+    bar[4:24, 12:16] = 255
+    leans = []
+    for seed in range(12):
+        pixels = np.asarray(wild.slanted(bar, np.random.default_rng(seed)), dtype=np.float32)
+        ink = np.median(pixels, axis=0) - pixels  # the paper's tone per column: the light changes across it
+        ink = np.where(ink > 0.5 * ink.max(), ink, 0.0)
+        rows, cols = np.indices(ink.shape)
+        row = (ink * rows).sum() / ink.sum()
+        col = (ink * cols).sum() / ink.sum()
+        leans.append(-float((ink * (rows - row) * (cols - col)).sum() / (ink * (rows - row) ** 2).sum()))
+    assert all(0.42 <= abs(lean) <= 1.05 for lean in leans), leans
+    assert sum(lean > 0 for lean in leans) >= 7, leans

@@ -247,7 +247,9 @@ def _picture(
     # The box around the ink in the digit's pixels: the core box, plus what thickening added.
     inner = [(edge - origin) * zoom for edge, origin in zip(box, (top, top, left, left), strict=True)]
     inner = [inner[0] - thickened, inner[1] + thickened, inner[2] - thickened, inner[3] + thickened]
-    return placed(digit, DIGIT_BOX / (side * zoom + 2 * thickened), inner, name)
+    # A normalised scan (USPS, Semeion) was stretched to fill its box: its slant is the stretch's, not the hand's.
+    deslant = max(work.shape) > TINY_SIDE
+    return placed(digit, DIGIT_BOX / (side * zoom + 2 * thickened), inner, name, deslant=deslant)
 
 
 def _under_the_print(

@@ -19,6 +19,8 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
   (``skipping``; test digits 7,000 on);
 - ``tight crops``: photos and scans cropped to the digit's ink, 0-3 px of paper left (``tight``; test digits
   8,000 on);
+- ``slanted 25-45 degrees``: photos of digits written slanted 25-45 degrees past their own slant, mostly
+  forward (``slanted``; test digits 9,000 on);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
 Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
@@ -97,6 +99,9 @@ def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
     sets["pen lifts"] = wild.write_folder(work / "skipping", images[chosen], labels[chosen], "skipping", seed=7)
     chosen = slice(8 * count, 9 * count)
     sets["tight crops"] = wild.write_folder(work / "tight", images[chosen], labels[chosen], "tight", seed=8)
+    chosen = slice(9 * count, 10 * count)
+    slanted = wild.write_folder(work / "slanted", images[chosen], labels[chosen], "slanted", seed=9)
+    sets["slanted 25-45 degrees"] = slanted
     raw = work / "mnist-raw"
     for position, (digit, label) in enumerate(zip(images, labels, strict=True)):
         (raw / str(label)).mkdir(parents=True, exist_ok=True)
