@@ -16,7 +16,7 @@ from mnistctl.data.folder import LabelledFolder, read_labelled_folder
 from mnistctl.errors import InvalidDataError, UsageError
 from mnistctl.inference import Predictor
 from mnistctl.metrics import NUM_CLASSES, Evaluation, evaluate
-from mnistctl.prediction import predict_readings, side_by_side
+from mnistctl.prediction import predict_readings, readings_picture
 from mnistctl.registry import ModelVersion, Registry
 
 WORST_COUNT = 16
@@ -179,7 +179,7 @@ def evaluate_folder(
             int(labels[i]),
             int(predicted[i]),
             float(confidence[i]),
-            side_by_side(outcomes[kept[i]][:2]) if both[i] else images[i],
+            readings_picture(outcomes[kept[i]][:2]) if both[i] else images[i],
         )
         for i in order
     )
@@ -218,7 +218,8 @@ def _thumbnail(gray: np.ndarray) -> np.ndarray:
 
 
 def save_worst_grid(report: FolderReport, path: Path, count: int | None = None) -> None:
-    """Draw the worst mistakes to ``path``: each image as given beside the 28x28 the model saw."""
+    """Draw the worst mistakes to ``path``: each image as given beside the 28x28 the model saw (both readings,
+    side by side, where the answer weighed two)."""
     from mnistctl.plots import mistakes_grid
     from mnistctl.preprocess import load_gray
 

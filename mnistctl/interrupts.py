@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 _requested: int | None = None  # the first stop signal that arrived, if any
+_held = 0  # stop signals held back by the innermost ``deferred`` block so far
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,23 +55,28 @@ def exception() -> KeyboardInterrupt:
 @contextmanager
 def deferred() -> Iterator[None]:
     """Within, Ctrl-C (and SIGTERM, where a Python handler for it is installed) are only remembered, for code
-    that checks :func:`requested` at a safe point to raise; a second one raises at once, and one that came
-    is raised on leaving.
+    that checks :func:`requested` at a safe point to raise; a second one within raises at once, and one that
+    came is raised on leaving. A stop already requested (swallowed before) is raised on entering.
 
     For ``model.fit``: raised at an arbitrary bytecode, the interrupt lands inside Python code that TensorFlow's
-    C++ calls back (``TensorShape.__len__`` under ``TFE_Py_FastPathExecute``), which swallowed it (training
-    ran on to its last epoch and exited 0) or, we believe, crashed with SIGSEGV instead of exiting 130.
+    C++ calls back (``TensorShape.__len__`` under ``TFE_Py_FastPathExecute``), which swallowed it: training
+    ran on to its last epoch and exited 0. (Raised there, it may also be what made a few runs die of SIGSEGV
+    instead of exiting 130; that was never reproduced.)
     """
+    global _held
+    if requested():
+        raise exception()
     if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
         yield
         return
     saved = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if callable(handler):  # SIGTERM's default (die at once) is left alone
-            saved[signum] = handler
-            signal.signal(signum, _remember)
-    try:
+    _held = 0
+    try:  # (from the first swap on: a signal between two swaps must not leave one swapped for good)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):  # SIGTERM's default (die at once) is left alone
+                saved[signum] = handler
+                signal.signal(signum, _remember)
         yield
     finally:
         for signum, handler in saved.items():
@@ -80,9 +86,11 @@ def deferred() -> Iterator[None]:
 
 
 def _remember(signum: int, frame: Any) -> None:
-    if requested():  # asked twice: the user means now
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    global _held
+    _held += 1
     request(signum)
+    if _held > 1:  # asked twice: the user means now
+        raise exception()
 
 
 def _handler(signum: int, frame: Any) -> None:

@@ -103,13 +103,14 @@ def predict_readings(
     return np.stack([stack[0] for stack in readings]), np.stack(weighed), both
 
 
-def side_by_side(readings: np.ndarray) -> np.ndarray:
-    """The readings of one image (K, 28, 28) in one picture, left to right, parted by a grey bar 2 px wide:
-    what ``--show`` and ``--save-worst`` draw when the answer weighed two."""
+def readings_picture(readings: np.ndarray, across: bool = True) -> np.ndarray:
+    """The readings of one image (K, 28, 28) in one picture, left to right (``across``) or top to bottom,
+    parted by a grey bar 2 px wide: what ``--show`` and ``--save-worst`` draw when the answer weighed two."""
+    bar = np.full((28, 2) if across else (2, 28), 96, readings.dtype)
     parts = [readings[0]]
     for reading in readings[1:]:
-        parts += [np.full((reading.shape[0], 2), 96, reading.dtype), reading]
-    return np.hstack(parts)
+        parts += [bar, reading]
+    return np.hstack(parts) if across else np.vstack(parts)
 
 
 def predict_rows(
@@ -127,8 +128,8 @@ def predict_rows(
 
     ``predict`` maps a (N, 28, 28) batch to calibrated (N, 10) probabilities; it is called once, and only when
     some image could be read. Answers below ``min_confidence`` become unsure rows (``digit`` None, the best guess
-    kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image``, what to show of
-    it under ``_shown`` (both readings side by side when both counted) and all ten probabilities under
+    kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image``, the readings its
+    answer weighed under ``_readings`` (K, 28, 28; the first, or both) and all ten probabilities under
     ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
     ``classes`` names the answers as ``answer`` does.
     """
@@ -158,7 +159,7 @@ def predict_rows(
             if classes:
                 row.update(label=None, best_guess_label=classes[found["digit"]])
         row["_image"] = image
-        row["_shown"] = side_by_side(readings[:2]) if twice else image
+        row["_readings"] = readings[:2] if twice else image[None]
         row["_probabilities"] = probs
     return rows
 

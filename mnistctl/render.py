@@ -23,7 +23,8 @@ def uses_colour(console: Console) -> bool:
 
 
 def digit_text(image: np.ndarray, *, colour: bool) -> Text:
-    """A 28x28 image (0..255, white ink) as 14 lines of 28 characters."""
+    """An image (0..255, white ink) as text: a character per pixel across, a line per two rows (a 28x28 digit:
+    14 lines of 28 characters; two readings side by side, 28x58: 14 lines of 58)."""
     from rich.style import Style
     from rich.text import Text
 

@@ -135,6 +135,29 @@ def test_deferred_interrupts_wait_for_a_safe_point_unless_asked_twice():
     assert result.stdout.split("\n")[:4] == ["held True", "the second raised", "raised on leaving", "restored True"]
 
 
+DEFERRED_SIGTERM = """
+import os, signal
+from mnistctl import interrupts
+from mnistctl.cli.train import _sigterm_as_interrupt
+
+try:
+    with _sigterm_as_interrupt():  # as `train` runs
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10**7):
+                pass
+            print("held", interrupts.requested())
+except Exception as exc:
+    print(type(exc).__name__, int(exc.exit_code))
+print("restored", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+def test_a_deferred_sigterm_ends_train_as_terminated_on_leaving():
+    result = _python(DEFERRED_SIGTERM)
+    assert result.stdout.split("\n")[:3] == ["held True", "TrainingInterrupted 143", "restored True"], result.stderr
+
+
 READING_A_FOLDER_WHILE_TRAINING = """
 import io, os
 import numpy as np

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mnistctl.data.loader import load
 from mnistctl.inference import Predictor
-from mnistctl.prediction import LOW_CONFIDENCE, answer, is_low, predict_readings, side_by_side, weigh_readings
+from mnistctl.prediction import LOW_CONFIDENCE, answer, is_low, predict_readings, readings_picture, weigh_readings
 from mnistctl.registry import Registry
 from tests.conftest import REPO, run_cli
 from tests.photos import huge_png
@@ -244,12 +244,14 @@ def test_no_images_no_readings():
     assert images.shape == (0, 28, 28) and probabilities.shape == (0, 10) and both.shape == (0,)
 
 
-def test_two_readings_are_shown_side_by_side_parted_by_a_grey_bar():
+def test_two_readings_are_shown_side_by_side_or_one_above_the_other_parted_by_a_grey_bar():
     first, second = np.zeros((28, 28), np.float32), np.full((28, 28), 255, np.float32)
-    shown = side_by_side(np.stack([first, second]))
+    shown = readings_picture(np.stack([first, second]))
     assert shown.shape == (28, 58)
     assert (shown[:, :28] == 0).all() and (shown[:, 28:30] == 96).all() and (shown[:, 30:] == 255).all()
-    assert side_by_side(first[None]).shape == (28, 28)
+    stacked = readings_picture(np.stack([first, second]), across=False)
+    assert stacked.shape == (58, 28) and (stacked[28:30] == 96).all() and (stacked[30:] == 255).all()
+    assert readings_picture(first[None]).shape == (28, 28)
 
 
 def test_raw_images_have_one_reading(tmp_path):

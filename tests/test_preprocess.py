@@ -502,8 +502,12 @@ def test_a_digit_slanted_45_degrees_is_read_as_surely_as_an_upright_one(label, s
     from mnistctl.registry import Registry
 
     registry = Registry()
-    probabilities = Predictor(registry, registry.resolve("builtin")).predict(to_mnist(_slanted(label, shear))[None])[0]
+    pixels = to_mnist(_slanted(label, shear))
+    probabilities = Predictor(registry, registry.resolve("builtin")).predict(pixels[None])[0]
     assert probabilities.argmax() == label and probabilities.max() >= 0.95
+    # Upright, it fills MNIST's 20 px box on its longer side as any digit does (sheared after fitting: 15-17 px).
+    rows, cols = np.nonzero(pixels >= 128)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 >= 19
 
 
 def test_a_slant_within_mnists_range_changes_nothing():
@@ -528,5 +532,9 @@ def test_a_slant_past_mnists_range_is_sheared_back_to_its_edge():
     assert excess == pytest.approx(1.0 - 0.4, abs=0.02)
     upright = placed(ink, 20 / 60, (0, 60, 0, 80), "t", deslant=True)
     weights = upright / upright.sum()
-    ys, xs = np.mgrid[:28, :28] - 13.5
+    ys, xs = np.mgrid[:28, :28].astype(np.float64)
+    ys, xs = ys - (weights * ys).sum(), xs - (weights * xs).sum()
     assert float((weights * ys * xs).sum() / (weights * ys * ys).sum()) == pytest.approx(0.4, abs=0.05)
+    # Standing more upright it is narrower: still fitted into the 20 px box on its longer side, not smaller.
+    rows, cols = np.nonzero(upright >= 128)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 >= 19

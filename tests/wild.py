@@ -629,9 +629,6 @@ def tight(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(as_uint8(pixels))
 
 
-# --- Negatives: clutter without a digit ----------------------------------------------------------------------------
-
-
 def slanted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A photo of a digit written fast and slanted 25-45 degrees past its own slant, three times in four leaning
     forward (as most right-handed writers lean), with a pen from fine to broad."""
@@ -652,6 +649,9 @@ def slanted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     pixels = paper - (paper - ink_grey) * np.clip(canvas, 0.0, 1.0)
     pixels *= gradient(height, width, float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.85, 1.0)))
     return Image.fromarray(as_uint8(noisy(pixels, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))))
+
+
+# --- Negatives: clutter without a digit ----------------------------------------------------------------------------
 
 
 def only_lines(rng: np.random.Generator) -> Image.Image:

@@ -124,11 +124,15 @@ def predict(
         raise typer.Exit(1)
 
 
+_WIDE_ENOUGH = 110  # terminal columns for two readings side by side and the table's other columns beside them
+
+
 def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    from mnistctl.prediction import readings_picture
     from mnistctl.render import digit_text, uses_colour
 
     console = stdout_console()
@@ -140,7 +144,7 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
                 print(f"{printable(row['file'])}\terror: {printable(row['error'])}")
                 continue
             if show:
-                print(digit_text(row["_shown"], colour=False).plain)
+                print(digit_text(readings_picture(row["_readings"]), colour=False).plain)
             flag = "\tlow confidence" if row["low_confidence"] else ""
             top = " ".join(f"{d}:{p:.3f}" for d, p in row["top_k"])
             digit = "unsure" if row.get("unsure") else row.get("label", row["digit"])
@@ -148,11 +152,15 @@ def _print_rows(rows: list[dict], model_ref: str, show: bool) -> None:
         return
     table = Table(title=f"model {model_ref}", title_justify="left", box=box.SIMPLE_HEAD)
     if show:
-        table.add_column("input (28x28)", no_wrap=True)
+        table.add_column("input", no_wrap=True)
+    # Two readings side by side take 58 columns: on a narrow terminal, one above the other leaves room for the rest.
+    across = console.width >= _WIDE_ENOUGH
     for column in ("file", "digit", "confidence", "top k"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        picture = [digit_text(row["_shown"], colour=colour)] if show and "_shown" in row else ([""] if show else [])
+        picture = [""] if show else []
+        if show and "_readings" in row:
+            picture = [digit_text(readings_picture(row["_readings"], across), colour=colour)]
         file = Text(printable(row["file"]))
         if "error" in row:
             error = Text(printable(row["error"]), style="red")

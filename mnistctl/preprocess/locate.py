@@ -1092,7 +1092,8 @@ def _strokes_across(box: np.ndarray) -> float:
 def _looks_like_a_word(box: np.ndarray, narrow: bool = False) -> bool:
     """Whether a small, wide group of strokes (``box``: its ink pixels) is a printed word: letter after letter
     across its middle, and not one loop round a large hole as a wide "0" is. One only a little wider than
-    tall (``narrow``) needs more strokes across, and a blot is not enough: small digits fill in."""
+    tall (``narrow``) needs more strokes across (more than a "0" crosses, so its loop is not looked for), and
+    a blot is not enough: small digits fill in."""
     if not narrow and box.mean() >= _WORD_FILL:
         return True  # letters run together into a blot: a digit's strokes leave more paper in its box
     across = _strokes_across(box)

@@ -115,42 +115,64 @@ def placed(digit: np.ndarray, scale: float, core: tuple[float, ...], name: str, 
     shifted by whole pixels; a digit already centred that way may move by up to half a pixel and blur a
     little). It is limited so that the ``core`` box (top, bottom, left, right) stays inside the canvas.
     With ``deslant``, a digit slanted further than MNIST's digits are is sheared back to their range, about
-    its centre of mass, in the same resampling.
+    its centre of mass, in the same resampling, and fitted into the 20 px box again as it stands upright.
     """
     rows, cols = digit.sum(axis=1), digit.sum(axis=0)
     total = float(rows.sum())
     if total <= 0:
         raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
-    starts, centres = [], []
-    for profile, first, last in ((rows, core[0], core[1]), (cols, core[2], core[3])):
-        centre = float(profile @ np.arange(0.5, profile.size)) / total
-        start = centre - (CENTRE + 0.5) / scale  # where the canvas begins, in digit pixels
-        span = MNIST_SIDE / scale
-        if last - first <= span:
-            start = min(max(start, last - span), first)
-        starts.append(start)
-        centres.append(centre)
-    step = 1.0 / scale
-    down = resampling(starts[0], step, rows.size, MNIST_SIDE)
-    shear = excess_slant(digit, *centres) if deslant else 0.0
+    centre_row = float(rows @ np.arange(0.5, rows.size)) / total
+    centre_col = float(cols @ np.arange(0.5, cols.size)) / total
+    shear = excess_slant(digit, centre_row, centre_col) if deslant else 0.0
     if shear:
-        # Output row r samples the columns shifted by the shear times its height above the centre of mass.
-        heights = starts[0] + step * (np.arange(MNIST_SIDE) + 0.5) - centres[0]
+        scale, core = _upright_fit(digit, shear, centre_row, scale, core)
+    step = 1.0 / scale
+    top = _canvas_start(centre_row, core[0], core[1], scale)
+    left = _canvas_start(centre_col, core[2], core[3], scale)  # (sheared upright, the centre column stays)
+    down = resampling(top, step, rows.size, MNIST_SIDE)
+    if shear:
+        # Output row r samples the columns shifted by the shear times its height below the centre of mass.
+        heights = top + step * (np.arange(MNIST_SIDE) + 0.5) - centre_row
         strips = down @ digit
         canvas = np.stack(
             [
-                strip @ resampling(starts[1] + shear * height, step, cols.size, MNIST_SIDE).T
+                strip @ resampling(left + shear * height, step, cols.size, MNIST_SIDE).T
                 for strip, height in zip(strips, heights, strict=True)
             ]
         ).astype(np.float32)
     else:
-        canvas = (down @ digit @ resampling(starts[1], step, cols.size, MNIST_SIDE).T).astype(np.float32)
+        canvas = (down @ digit @ resampling(left, step, cols.size, MNIST_SIDE).T).astype(np.float32)
     peak = float(canvas.max())
     if peak <= 0:
         raise NoDigitError(f"no digit found in {name} (nothing stands out from the background)")
     # Rescale so the peak is 255, and zero the faint resampling residue (MNIST's background is exactly 0).
     scaled = canvas * np.float32(255.0 / peak)
     return np.where(scaled >= 255.0 * _ZERO_BELOW, np.minimum(scaled, 255.0), np.float32(0.0))
+
+
+def _canvas_start(centre: float, first: float, last: float, scale: float) -> float:
+    """Where the canvas begins along one axis, in digit pixels: ``centre`` (of mass) on pixel 14, moved as
+    little as keeps ``first``..``last`` (the core box) inside it."""
+    start = centre - (CENTRE + 0.5) / scale
+    span = MNIST_SIDE / scale
+    if last - first <= span:
+        start = min(max(start, last - span), first)
+    return start
+
+
+def _upright_fit(
+    digit: np.ndarray, shear: float, centre_row: float, scale: float, core: tuple[float, ...]
+) -> tuple[float, tuple[float, ...]]:
+    """The scale and core box of ``digit`` sheared upright by ``shear`` about ``centre_row``: standing upright, a
+    slanted digit is narrower, and its longer side is fitted into the 20 px box again (measured on its strokes,
+    the pixels of at least half its peak, before and after; ``scale`` fitted the box before). Columns of the
+    box are the sheared ones."""
+    ys, xs = np.nonzero(digit >= 0.5 * float(digit.max()))
+    upright = xs + 0.5 - shear * (ys + 0.5 - centre_row)
+    tall = float(ys.max() + 1 - ys.min())
+    before = max(tall, float(xs.max() + 1 - xs.min()))
+    after = max(tall, float(upright.max() - upright.min()) + 1.0)
+    return scale * before / after, (core[0], core[1], float(upright.min()) - 0.5, float(upright.max()) + 0.5)
 
 
 def excess_slant(digit: np.ndarray, centre_row: float, centre_col: float) -> float:
