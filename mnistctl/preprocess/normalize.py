@@ -32,6 +32,9 @@ _ZERO_BELOW = 0.03
 # digits lies within these (5th and 95th percentiles of 20,000: -0.58 and 0.35). A digit slanted further, as fast
 # writing is at 30-40 degrees, is sheared back to the nearer one; within them, nothing changes.
 _SLANT_RANGE = (-0.6, 0.4)
+# ...unless, sheared upright, it would still be this much wider than tall: no digit is (a "0" or "2" is at
+# most about 1.3x), a printed word is, and its skew says nothing of a hand's slant.
+_UPRIGHT_ASPECT = 1.3
 
 
 def raw_mnist(gray: np.ndarray) -> np.ndarray:
@@ -125,7 +128,11 @@ def placed(digit: np.ndarray, scale: float, core: tuple[float, ...], name: str, 
     centre_col = float(cols @ np.arange(0.5, cols.size)) / total
     shear = excess_slant(digit, centre_row, centre_col) if deslant else 0.0
     if shear:
-        scale, core = _upright_fit(digit, shear, centre_row, scale, core)
+        upright = _upright_fit(digit, shear, centre_row, scale, core)
+        if upright is None:
+            shear = 0.0
+        else:
+            scale, core = upright
     step = 1.0 / scale
     top = _canvas_start(centre_row, core[0], core[1], scale)
     left = _canvas_start(centre_col, core[2], core[3], scale)  # (sheared upright, the centre column stays)
@@ -162,16 +169,19 @@ def _canvas_start(centre: float, first: float, last: float, scale: float) -> flo
 
 def _upright_fit(
     digit: np.ndarray, shear: float, centre_row: float, scale: float, core: tuple[float, ...]
-) -> tuple[float, tuple[float, ...]]:
+) -> tuple[float, tuple[float, ...]] | None:
     """The scale and core box of ``digit`` sheared upright by ``shear`` about ``centre_row``: standing upright, a
     slanted digit is narrower, and its longer side is fitted into the 20 px box again (measured on its strokes,
     the pixels of at least half its peak, before and after; ``scale`` fitted the box before). Columns of the
-    box are the sheared ones."""
+    box are the sheared ones. None when it would stand wider than a digit (``_UPRIGHT_ASPECT``)."""
     ys, xs = np.nonzero(digit >= 0.5 * float(digit.max()))
     upright = xs + 0.5 - shear * (ys + 0.5 - centre_row)
     tall = float(ys.max() + 1 - ys.min())
     before = max(tall, float(xs.max() + 1 - xs.min()))
-    after = max(tall, float(upright.max() - upright.min()) + 1.0)
+    wide = float(upright.max() - upright.min()) + 1.0
+    if wide > _UPRIGHT_ASPECT * tall:
+        return None
+    after = max(tall, wide)
     return scale * before / after, (core[0], core[1], float(upright.min()) - 0.5, float(upright.max()) + 0.5)
 
 
