@@ -164,7 +164,7 @@ def evaluate_folder(
     labels = np.array([digits[i] for i in kept], dtype=np.int64)
     predictor = Predictor(registry, version)
     # Read as ``predict`` reads them: each image's readings weighed together.
-    images, probabilities, both = predict_readings([outcomes[i] for i in kept], predictor.predict)
+    _, probabilities, both = predict_readings([outcomes[i] for i in kept], predictor.predict)
     result = evaluate(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     seconds = time.perf_counter() - started
@@ -179,7 +179,7 @@ def evaluate_folder(
             int(labels[i]),
             int(predicted[i]),
             float(confidence[i]),
-            readings_picture(outcomes[kept[i]][:2]) if both[i] else images[i],
+            readings_picture(outcomes[kept[i]][: 2 if both[i] else 1]),
         )
         for i in order
     )

@@ -52,6 +52,12 @@ def exception() -> KeyboardInterrupt:
     return Terminated() if _requested == signal.SIGTERM else KeyboardInterrupt()
 
 
+def stop_if_requested() -> None:
+    """At a safe point: raise the stop that was requested (held back, or swallowed by a library), if any."""
+    if requested():
+        raise exception()
+
+
 @contextmanager
 def deferred() -> Iterator[None]:
     """Within, Ctrl-C (and SIGTERM, where a Python handler for it is installed) are only remembered, for code
@@ -64,8 +70,7 @@ def deferred() -> Iterator[None]:
     instead of exiting 130; that was never reproduced.)
     """
     global _held
-    if requested():
-        raise exception()
+    stop_if_requested()
     if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
         yield
         return
@@ -81,8 +86,7 @@ def deferred() -> Iterator[None]:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
-    if requested():
-        raise exception()
+    stop_if_requested()
 
 
 def _remember(signum: int, frame: Any) -> None:

@@ -159,7 +159,7 @@ def predict_rows(
             if classes:
                 row.update(label=None, best_guess_label=classes[found["digit"]])
         row["_image"] = image
-        row["_readings"] = readings[:2] if twice else image[None]
+        row["_readings"] = readings[: 2 if twice else 1]
         row["_probabilities"] = probs
     return rows
 

@@ -1098,18 +1098,13 @@ def _stop_early(keras: Any) -> Any:
 
     class StopEarly(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            _stop_if_asked()
+            interrupts.stop_if_requested()
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True
 
         def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            _stop_if_asked()  # the validation pass at an epoch's end takes seconds on big sets
-
-    def _stop_if_asked() -> None:
-        # Ctrl-C or SIGTERM, deferred during fit (``interrupts.deferred``) or swallowed by a library before it.
-        if interrupts.requested():
-            raise interrupts.exception()
+            interrupts.stop_if_requested()  # the validation pass at an epoch's end takes seconds on big sets
 
     return StopEarly()
 
