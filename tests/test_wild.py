@@ -3,6 +3,8 @@ paper behaves as ink does."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,21 @@ def test_a_slanted_digit_leans_25_to_45_degrees_mostly_forward():
         leans.append(-float((ink * (rows - row) * (cols - col)).sum() / (ink * (rows - row) ** 2).sum()))
     assert all(0.42 <= abs(lean) <= 1.05 for lean in leans), leans
     assert sum(lean > 0 for lean in leans) >= 7, leans
+
+
+def test_a_turned_digit_turns_15_to_35_degrees_either_way():
+    """An upright bar comes out with its long axis 15-35 degrees off the vertical, turned both ways over seeds."""
+    bar = np.zeros((28, 28), dtype=np.uint8)
+    bar[4:24, 12:16] = 255
+    angles = []
+    for seed in range(12):
+        pixels = np.asarray(wild.turned(bar, np.random.default_rng(seed)), dtype=np.float32)
+        ink = np.median(pixels) - pixels
+        ink = np.where(ink > 0.5 * ink.max(), ink, 0.0)
+        rows, cols = np.indices(ink.shape)
+        row, col = (ink * rows).sum() / ink.sum(), (ink * cols).sum() / ink.sum()
+        mu20, mu02 = (ink * (rows - row) ** 2).sum(), (ink * (cols - col) ** 2).sum()
+        mu11 = (ink * (rows - row) * (cols - col)).sum()
+        angles.append(math.degrees(0.5 * math.atan2(2 * mu11, mu20 - mu02)))
+    assert all(13 <= abs(angle) <= 37 for angle in angles), angles
+    assert 3 <= sum(angle > 0 for angle in angles) <= 9, angles

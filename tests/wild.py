@@ -23,6 +23,8 @@ Kinds (``KINDS``):
 - ``tight``: a photo or scan cropped to the digit's ink, 0-3 px of paper left: 41-160 px tall, grey paper,
   noise, JPEG; strokes run along the edges and a bold digit covers most of the picture.
 - ``slanted``: a photo of a digit written fast and slanted 25-45 degrees past its own slant, mostly forward.
+- ``turned``: a phone photo of a digit turned 15-35 degrees either way, as a crooked sheet or a phone held askew
+  turns it (the whole digit turns, unlike a slant, which leaves its base where it was).
 
 Negatives (``NEGATIVES``) are crops like ``form_crop`` with no digit at all -- only ruling lines, only specks, only
 printed text, or only the scanner bar -- for the rule that such an image never gets an answer with confidence >= 0.6.
@@ -651,6 +653,29 @@ def slanted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(as_uint8(noisy(pixels, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))))
 
 
+def turned(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A phone photo of a digit turned 15-35 degrees either way, with a pen from fine to broad."""
+    height = int(rng.integers(90, 201))
+    ink_height = int(height * rng.uniform(0.4, 0.6))
+    ink = scaled_ink(digit, ink_height, max(1.5, ink_height * rng.uniform(0.05, 0.14)), oversample=1)
+    angle = math.radians(rng.uniform(15, 35)) * (1 if rng.random() < 0.5 else -1)
+    margin = ink_height // 2 + 4  # room for the turn: a digit's corners move out by up to a third of its height
+    amplitude = float(ink_height * rng.uniform(0.0, 0.04))
+    ink = crop_to_ink(warp(np.pad(ink, margin), shear=0.0, rotation=angle, amplitude=amplitude, rng=rng))
+    width = max(int(height * rng.uniform(0.8, 1.3)), ink.shape[1] + 8)
+    height = max(height, ink.shape[0] + 8)
+    row = int(rng.integers(3, height - ink.shape[0] - 2))
+    col = int(rng.integers(3, width - ink.shape[1] - 2))
+    canvas = np.zeros((height, width), dtype=np.float32)
+    canvas[row : row + ink.shape[0], col : col + ink.shape[1]] = ink
+    paper, ink_grey = float(rng.uniform(180, 245)), float(rng.uniform(10, 90))
+    pixels = paper - (paper - ink_grey) * np.clip(canvas, 0.0, 1.0)
+    pixels *= gradient(height, width, float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.85, 1.0)))
+    centre = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
+    pixels *= shadow(height, width, centre, float(rng.uniform(0.2, 0.5)), float(rng.uniform(0, 0.2)))
+    return Image.fromarray(as_uint8(noisy(pixels, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))))
+
+
 # --- Negatives: clutter without a digit ----------------------------------------------------------------------------
 
 
@@ -740,6 +765,7 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {
     "skipping": skipping,
     "tight": tight,
     "slanted": slanted,
+    "turned": turned,
 }
 NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
     "only_lines": only_lines,
@@ -755,7 +781,7 @@ NEGATIVES: dict[str, Callable[[np.random.Generator], Image.Image]] = {
 def save(image: Image.Image, stem: Path, kind: str, rng: np.random.Generator, quality: int | None = None) -> Path:
     """Save as users' files of ``kind`` come: scans of forms as JPEG, bitmaps and pen scans as PNG, photos as either."""
     as_jpeg = (
-        kind in ("form_crop", "askew", "skipping", "tight", "slanted")
+        kind in ("form_crop", "askew", "skipping", "tight", "slanted", "turned")
         or kind in NEGATIVES
         or (kind == "sloppy" and rng.random() < 0.5)
     )

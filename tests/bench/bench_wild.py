@@ -21,6 +21,8 @@ Sets (each an ImageFolder of ``--count`` images made from MNIST *test* digits by
   8,000 on);
 - ``slanted 25-45 degrees``: photos of digits written slanted 25-45 degrees past their own slant, mostly
   forward (``slanted``; test digits 9,000 on);
+- ``turned 15-35 degrees``: photos of digits turned 15-35 degrees either way (``turned``; the test digits
+  of ``photos``, drawn anew: the test set has no digits left over);
 - ``negatives``: only lines, specks, printed text or a bar: answers with confidence >= 0.6 are counted.
 
 Every cell runs ``python -m mnistctl predict --json`` in a subprocess from a checkout: this one ("after"),
@@ -102,6 +104,8 @@ def build_sets(work: Path, count: int, home: str) -> dict[str, Path]:
     chosen = slice(9 * count, 10 * count)
     slanted = wild.write_folder(work / "slanted", images[chosen], labels[chosen], "slanted", seed=9)
     sets["slanted 25-45 degrees"] = slanted
+    chosen = slice(4 * count, 5 * count)
+    sets["turned 15-35 degrees"] = wild.write_folder(work / "turned", images[chosen], labels[chosen], "turned", seed=10)
     raw = work / "mnist-raw"
     for position, (digit, label) in enumerate(zip(images, labels, strict=True)):
         (raw / str(label)).mkdir(parents=True, exist_ok=True)
