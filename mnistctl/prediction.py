@@ -83,11 +83,15 @@ def predict_readings(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first reading of each image (N, 28, 28), its probabilities (N, 10), each image's readings weighed
     by ``weigh_readings``, and whether both readings counted (N,); ``readings`` holds a (K, 28, 28) stack per
-    image, K 1 or 2 (``to_mnist``), and ``predict`` is called once."""
+    image, K 1 or 2 (``to_mnist``). Every reading the model is unsure of gets a second look
+    (``second_look.looked_again``) before they are weighed; ``predict`` is called once, or twice for that."""
+    from mnistctl.second_look import looked_again
+
     if not readings:
         return np.zeros((0, 28, 28), np.float32), np.zeros((0, 10), np.float32), np.zeros(0, bool)
     counts = [len(stack) for stack in readings]
-    probabilities = predict(np.concatenate(readings))
+    stacked = np.concatenate(readings)
+    probabilities = looked_again(stacked, predict(stacked), predict)
     starts = np.cumsum([0, *counts[:-1]])
     both = np.array(
         [
