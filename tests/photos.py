@@ -164,3 +164,11 @@ HANDWRITTEN = {
 def handwritten_digit(label: int, width: float = 2.2) -> np.ndarray:
     """An MNIST-style uint8 28x28 white-on-black digit drawn from ``HANDWRITTEN``."""
     return as_uint8(draw(HANDWRITTEN[label], side=28, width=width) * 255)
+
+
+def two_stroke_seven(gap: float) -> np.ndarray:
+    """A thin pen's 7 on a 110 px page, its bar drawn apart from its stem, ``gap`` (28x28 units) at the corner:
+    read twice, without the bar (a sure "1") and with it (a sure "7"), and flagged."""
+    bar = ((8, 5), (19, 5))
+    stem = ((19 + 0.3 * gap, 5 + gap), (12 + 0.3 * gap, 24))
+    return as_uint8(noisy(on_paper(draw((bar, stem), side=110, width=0.55)), sigma=3, seed=1)).astype(np.float32)

@@ -24,7 +24,15 @@ from mnistctl.preprocess import locate as locate_module
 from mnistctl.registry import Registry
 from tests import wild
 from tests.conftest import run_cli
-from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, handwritten_digit, noisy, on_paper
+from tests.photos import (
+    HANDWRITTEN,
+    as_uint8,
+    correlation,
+    draw,
+    handwritten_digit,
+    noisy,
+    two_stroke_seven,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wild"
 MIN_CORRELATION = 0.85
@@ -1045,13 +1053,6 @@ def test_the_shear_straightens_a_tilted_line_and_moves_every_pixel_back():
     ).identity
 
 
-def _two_stroke_seven(gap: float) -> np.ndarray:
-    """A thin pen's 7 on a 110 px page, its bar drawn apart from its stem, ``gap`` (28x28 units) at the corner."""
-    bar = ((8, 5), (19, 5))
-    stem = ((19 + 0.3 * gap, 5 + gap), (12 + 0.3 * gap, 24))
-    return as_uint8(noisy(on_paper(draw((bar, stem), side=110, width=0.55)), sigma=3, seed=1)).astype(np.float32)
-
-
 def test_a_clean_digit_has_one_reading():
     readings = to_mnist(handwritten_digit(7).astype(np.float32), readings=True)
     assert readings.shape == (1, 28, 28)
@@ -1062,7 +1063,7 @@ def test_a_clean_digit_has_one_reading():
 def test_a_seven_whose_bar_stands_apart_is_read_both_ways_and_flagged(gap, tmp_path):
     """Its bar too far from the stem to join, the stem alone is a sure "1"; the second reading, with the bar,
     a sure "7": predict says it cannot tell (before, "1" at 1.00)."""
-    page = _two_stroke_seven(gap)
+    page = two_stroke_seven(gap)
     readings = to_mnist(page, readings=True)
     assert len(readings) == 2
     assert np.array_equal(readings[0], to_mnist(page))
@@ -1080,7 +1081,7 @@ def test_a_seven_whose_bar_stands_apart_is_read_both_ways_and_flagged(gap, tmp_p
 
 
 def test_a_seven_with_its_bar_near_enough_is_one_sure_reading():
-    readings = to_mnist(_two_stroke_seven(2), readings=True)
+    readings = to_mnist(two_stroke_seven(2), readings=True)
     assert len(readings) == 1
     registry = Registry()
     seven = Predictor(registry, registry.resolve("builtin")).predict(readings)[0]
@@ -1092,7 +1093,7 @@ def test_predict_and_evaluate_both_read_a_two_stroke_seven_twice(tmp_path):
     scores the same weighed answer (flagged, whichever digit wins)."""
     folder = tmp_path / "mine" / "7"
     folder.mkdir(parents=True)
-    Image.fromarray(_two_stroke_seven(5).astype(np.uint8)).save(folder / "seven.png")
+    Image.fromarray(two_stroke_seven(5).astype(np.uint8)).save(folder / "seven.png")
     predicted = run_cli("predict", "--json", "--model", "builtin", str(folder / "seven.png"))
     assert predicted.returncode == 0, predicted.stderr.decode()[-2000:]
     (row,) = json.loads(predicted.stdout)["results"]
@@ -1115,10 +1116,10 @@ def test_save_worst_draws_both_readings_of_an_answer_that_weighed_two(tmp_path):
 
     folder = tmp_path / "mine" / "3"  # labelled wrong on purpose: the seven is a mistake whatever it reads as
     folder.mkdir(parents=True)
-    Image.fromarray(_two_stroke_seven(5).astype(np.uint8)).save(folder / "seven.png")
+    Image.fromarray(two_stroke_seven(5).astype(np.uint8)).save(folder / "seven.png")
     report = evaluate_folder("builtin", tmp_path / "mine", record=False)
     (mistake,) = report.worst
-    first, second = to_mnist(_two_stroke_seven(5).astype(np.float32), readings=True)
+    first, second = to_mnist(two_stroke_seven(5).astype(np.float32), readings=True)
     assert mistake.seen.shape == (28, 58)
     np.testing.assert_array_equal(mistake.seen[:, :28], first)
     np.testing.assert_array_equal(mistake.seen[:, 30:], second)

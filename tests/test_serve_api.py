@@ -24,7 +24,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnistctl.preprocess import to_mnist
 from tests.conftest import REPO, run_cli
+from tests.photos import two_stroke_seven
 from tests.serving import Server, mnistctl_command
 
 EXAMPLES = REPO / "mnistctl" / "builtin" / "examples"
@@ -228,9 +230,26 @@ def test_query_options_top_k_show_probabilities_and_raw(server):
     # What the model saw, sent back with raw=true, is answered the same.
     status, again = post_files(server, ("f", "seen.png", png(seen)), query="?raw=true&top_k=1")
     assert status == 200 and again["results"][0]["digit"] == 7 and len(again["results"][0]["top_k"]) == 1
+    assert "readings" not in row  # one reading: the photo's 7 has no stroke in doubt
     # Without the flags, neither key.
     status, plain = post_files(server, ("f", "seven.jpg", SEVEN.read_bytes()))
     assert "input" not in plain["results"][0] and "probabilities" not in plain["results"][0]
+
+
+def test_show_sends_both_readings_when_the_answer_weighed_two(server):
+    """A 7 whose bar stands apart from its stem: read without the bar and with it, as ``predict --show`` draws."""
+    status, answer = post_files(server, ("f", "seven.png", png(two_stroke_seven(5))), query="?show=true")
+    assert status == 200
+    (row,) = answer["results"]
+    assert row["low_confidence"] is True and {digit for digit, _ in row["top_k"][:2]} == {1, 7}
+    first, second = np.array(row["readings"])
+    assert first.shape == second.shape == (28, 28)
+    assert np.array_equal(first, np.array(row["input"]))
+    assert (second > first).sum() > 20  # the bar, only in the second reading
+    expected = to_mnist(two_stroke_seven(5), readings=True)
+    assert np.abs(np.array(row["readings"]) - expected).max() <= 0.5  # whole grey levels of the same readings
+    status, plain = post_files(server, ("f", "seven.png", png(two_stroke_seven(5))))
+    assert "readings" not in plain["results"][0]
 
 
 @pytest.mark.parametrize(
@@ -414,6 +433,23 @@ def test_pixels_nested_or_flat_answer_as_a_raw_upload_does(server):
         row["confidence"],
         row["top_k"],
     )
+
+
+def test_unsure_pixels_get_the_second_look_an_upload_of_them_gets(server):
+    """A turned "6" the model reads as "5" at 0.92 at first sight (``test_second_look``): as pixels and as a
+    raw PNG upload, the same flagged answer."""
+    from tests import wild
+    from tests.photos import handwritten_digit
+
+    picture = wild.turned(handwritten_digit(6), np.random.default_rng([78, 1426]))
+    pixels = np.rint(to_mnist(np.asarray(picture.convert("L"), np.float32))).astype(np.uint8)
+    status, as_pixels = post_pixels(server, {"pixels": pixels.tolist()})
+    assert status == 200, as_pixels
+    status, uploaded = post_files(server, ("f", "six.png", png(pixels)), query="?raw=true&probabilities=true")
+    assert status == 200, uploaded
+    [row], [upload_row] = as_pixels["results"], uploaded["results"]
+    assert row["low_confidence"] is True
+    assert row["probabilities"] == pytest.approx(upload_row["probabilities"], abs=1e-6)
 
 
 @pytest.mark.parametrize(

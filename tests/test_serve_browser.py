@@ -105,10 +105,10 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.up()
 
 
-def seen_pixels(page) -> np.ndarray:
-    """The 28x28 preview as the page drew it (grey levels)."""
+def seen_pixels(page, canvas: str = "seen") -> np.ndarray:
+    """The 28x28 preview as the page drew it (grey levels); ``canvas``: its id ("seen-other": the second reading)."""
     values = page.evaluate(
-        "() => Array.from(document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data)"
+        "(id) => Array.from(document.getElementById(id).getContext('2d').getImageData(0, 0, 28, 28).data)", canvas
     )
     return np.asarray(values, dtype=np.uint8).reshape(28, 28, 4)[:, :, 0]
 
@@ -156,6 +156,34 @@ def test_uploading_a_photo_shows_its_answer_and_input(page) -> None:
     assert page.is_visible("#photo")
     assert seen_pixels(page).max() > 200  # the server's "input": what the model saw in the photo
     save_screenshot(page, "serve-page-photo.png")
+
+
+def test_a_photo_read_two_ways_shows_both_readings_until_the_next_photo(page, tmp_path: Path) -> None:
+    """A 7 whose bar stands apart from its stem is read without the bar and with it: both 28x28s are drawn,
+    side by side, and a photo read one way hides the second again."""
+    from PIL import Image
+
+    from tests.photos import two_stroke_seven
+
+    seven = tmp_path / "two-stroke-seven.png"
+    Image.fromarray(two_stroke_seven(5).astype(np.uint8)).save(seven)
+    page.set_input_files("#file", str(seven))
+    page.wait_for_function(ANSWERED, timeout=15_000)
+    assert page.is_visible("#low")
+    assert page.is_visible("#seen-other")
+    assert page.inner_text("#seen-caption").startswith("Two readings")
+    first = seen_pixels(page)
+    second = seen_pixels(page, "seen-other")
+    assert (second.astype(int) - first > 100).sum() > 20  # the bar, only in the second reading
+    one, other = page.locator("#seen").bounding_box(), page.locator("#seen-other").bounding_box()
+    assert other["x"] >= one["x"] + one["width"] and abs(other["y"] - one["y"]) < 1  # side by side
+    save_screenshot(page, "serve-page-two-readings.png")
+
+    page.set_input_files("#file", str(SEVEN_PHOTO))
+    page.wait_for_function(ANSWERED + " && !document.getElementById('seen-other').checkVisibility()", timeout=15_000)
+    assert page.inner_text("#answer").strip() == "7"
+    assert not page.is_visible("#seen-other")
+    assert not page.inner_text("#seen-caption").startswith("Two readings")
 
 
 def test_live_predictions_while_drawing_never_pile_up(page) -> None:

@@ -36,6 +36,7 @@ from mnistctl.errors import MnistctlError
 from mnistctl.jsonsafe import strict_dumps
 from mnistctl.paths import debug_enabled
 from mnistctl.prediction import NO_ANSWER, answer, predict_rows, public
+from mnistctl.second_look import looked_again
 from mnistctl.serve.config import ServeConfig
 from mnistctl.serve.errors import ApiError, model_error
 from mnistctl.serve.limits import read_body
@@ -209,6 +210,11 @@ def _input_levels(image: np.ndarray) -> list[list[int]]:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8).tolist()
 
 
+def _looked_at(model: ServedModel, batch: np.ndarray) -> np.ndarray:
+    """``model``'s probabilities for 28x28 ``batch``, with the second look ``predict`` and uploads give."""
+    return looked_again(batch, model.predict(batch), model.predict)
+
+
 # -- the service: state and endpoints -------------------------------------------------------------------------
 
 
@@ -294,6 +300,8 @@ class Service:
             result = public(row)
             if options.show and "_image" in row:
                 result["input"] = _input_levels(row["_image"])
+                if len(row["_readings"]) > 1:  # the answer weighed two readings (prediction.weigh_readings)
+                    result["readings"] = [_input_levels(reading) for reading in row["_readings"]]
             if options.probabilities and "_probabilities" in row:
                 result["probabilities"] = row["_probabilities"]  # strict_dumps makes the array a list
             results.append(result)
@@ -308,7 +316,7 @@ class Service:
         body = await read_body(request, min(PIXELS_MAX_BYTES, self.config.max_request_bytes), "a pixels request")
         batch, ref, top_k = pixels_request(body)
         model = await self.model_for(request, ref)
-        probabilities = (await self.in_thread(model.predict, batch))[0]
+        probabilities = (await self.in_thread(_looked_at, model, batch))[0]
         found = answer(probabilities, top_k, model.version.class_names)
         row = {"error": NO_ANSWER} if found is None else {**found, "probabilities": probabilities}
         request.scope["mnistctl.images"] = (0, 1) if found is None else (1, 0)

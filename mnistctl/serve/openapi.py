@@ -54,6 +54,19 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
                 "description": "With show=true: the 28x28 grey levels the model saw (28 rows of 28).",
             },
+            "readings": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
+                },
+                "description": (
+                    "With show=true, when the answer is the mean of two readings (a stroke that may or may not be "
+                    "the digit's): both 28x28 inputs, the first as in input."
+                ),
+            },
             "probabilities": {
                 "type": "array",
                 "items": _PROBABILITY,

@@ -166,6 +166,8 @@
   const hint = document.getElementById("hint");
   const seen = document.getElementById("seen");
   const seenCaption = document.getElementById("seen-caption");
+  const seenOther = document.getElementById("seen-other");
+  const seenFigure = seen.closest("figure");
   const answer = document.getElementById("answer");
   const confidence = document.getElementById("confidence");
   const low = document.getElementById("low");
@@ -291,6 +293,20 @@
     paintPixels(seen, null);
     seen.setAttribute("aria-label", "The 28 by 28 image the model saw: empty");
     seen.dataset.drawn = "false";
+    showSecondReading(null);
+  }
+
+  /** The second reading an answer weighed (`readings` of /v1/predict), beside the first; none: hidden. */
+  function showSecondReading(readings) {
+    const two = Array.isArray(readings) && readings.length > 1;
+    seenOther.hidden = !two;
+    seenFigure.classList.toggle("two", two);
+    paintPixels(seenOther, two ? readings[1] : null);
+    if (two) {
+      seenCaption.textContent = "Two readings weighed: without and with a stroke that may be the digit's";
+    } else if (seenCaption.textContent.startsWith("Two readings")) {
+      seenCaption.textContent = "The 28×28 image the model saw in the photo";
+    }
   }
 
   function showResult(row, input, model, source) {
@@ -328,6 +344,7 @@
       seen.dataset.drawn = "true";
       seen.setAttribute("aria-label", "The 28 by 28 image the model saw, white digit on black");
     }
+    showSecondReading(row.readings);
     if (model) {
       modelName.textContent = model;
       labelBars(classesOf[model]);
