@@ -47,6 +47,14 @@ def test_a_pen_lift_cuts_clean_through_the_stroke(width):
         assert bare.any() or at_an_end
 
 
+def _central_moments(ink: np.ndarray) -> tuple[float, float, float]:
+    """Second moments of ``ink`` about its centre of mass: (rows, columns, rows x columns)."""
+    rows, cols = np.indices(ink.shape)
+    row, col = (ink * rows).sum() / ink.sum(), (ink * cols).sum() / ink.sum()
+    moments = ((rows - row) ** 2, (cols - col) ** 2, (rows - row) * (cols - col))
+    return tuple(float((ink * moment).sum()) for moment in moments)
+
+
 def test_a_slanted_digit_leans_25_to_45_degrees_mostly_forward():
     """An upright bar comes out leaning tan(25)-tan(45) columns per row; forward (top to the right) in most."""
     bar = np.zeros((28, 28), dtype=np.uint8)
@@ -55,11 +63,8 @@ def test_a_slanted_digit_leans_25_to_45_degrees_mostly_forward():
     for seed in range(12):
         pixels = np.asarray(wild.slanted(bar, np.random.default_rng(seed)), dtype=np.float32)
         ink = np.median(pixels, axis=0) - pixels  # the paper's tone per column: the light changes across it
-        ink = np.where(ink > 0.5 * ink.max(), ink, 0.0)
-        rows, cols = np.indices(ink.shape)
-        row = (ink * rows).sum() / ink.sum()
-        col = (ink * cols).sum() / ink.sum()
-        leans.append(-float((ink * (rows - row) * (cols - col)).sum() / (ink * (rows - row) ** 2).sum()))
+        mu20, _, mu11 = _central_moments(np.where(ink > 0.5 * ink.max(), ink, 0.0))
+        leans.append(-mu11 / mu20)
     assert all(0.42 <= abs(lean) <= 1.05 for lean in leans), leans
     assert sum(lean > 0 for lean in leans) >= 7, leans
 
@@ -72,11 +77,7 @@ def test_a_turned_digit_turns_15_to_35_degrees_either_way():
     for seed in range(12):
         pixels = np.asarray(wild.turned(bar, np.random.default_rng(seed)), dtype=np.float32)
         ink = np.median(pixels) - pixels
-        ink = np.where(ink > 0.5 * ink.max(), ink, 0.0)
-        rows, cols = np.indices(ink.shape)
-        row, col = (ink * rows).sum() / ink.sum(), (ink * cols).sum() / ink.sum()
-        mu20, mu02 = (ink * (rows - row) ** 2).sum(), (ink * (cols - col) ** 2).sum()
-        mu11 = (ink * (rows - row) * (cols - col)).sum()
+        mu20, mu02, mu11 = _central_moments(np.where(ink > 0.5 * ink.max(), ink, 0.0))
         angles.append(math.degrees(0.5 * math.atan2(2 * mu11, mu20 - mu02)))
     assert all(13 <= abs(angle) <= 37 for angle in angles), angles
     assert 3 <= sum(angle > 0 for angle in angles) <= 9, angles

@@ -631,6 +631,24 @@ def tight(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(as_uint8(pixels))
 
 
+def photographed(ink: np.ndarray, height: int, rng: np.random.Generator, shaded: bool = False) -> Image.Image:
+    """``ink`` (coverage 0..1) somewhere on a photo at least ``height`` px tall with room around it: light paper,
+    dark ink, light falling off across it, a shadow when ``shaded``, sensor noise."""
+    width = max(int(height * rng.uniform(0.8, 1.3)), ink.shape[1] + 8)
+    height = max(height, ink.shape[0] + 8)
+    row = int(rng.integers(3, height - ink.shape[0] - 2))
+    col = int(rng.integers(3, width - ink.shape[1] - 2))
+    canvas = np.zeros((height, width), dtype=np.float32)
+    canvas[row : row + ink.shape[0], col : col + ink.shape[1]] = ink
+    paper, ink_grey = float(rng.uniform(180, 245)), float(rng.uniform(10, 90))
+    pixels = paper - (paper - ink_grey) * np.clip(canvas, 0.0, 1.0)
+    pixels *= gradient(height, width, float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.85, 1.0)))
+    if shaded:
+        centre = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
+        pixels *= shadow(height, width, centre, float(rng.uniform(0.2, 0.5)), float(rng.uniform(0, 0.2)))
+    return Image.fromarray(as_uint8(noisy(pixels, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))))
+
+
 def slanted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A photo of a digit written fast and slanted 25-45 degrees past its own slant, three times in four leaning
     forward (as most right-handed writers lean), with a pen from fine to broad."""
@@ -641,16 +659,7 @@ def slanted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     margin = ink_height + 4  # room for the slant: a 45-degree lean moves the top a whole height
     amplitude = float(ink_height * rng.uniform(0.0, 0.04))
     ink = crop_to_ink(warp(np.pad(ink, margin), shear=lean, rotation=0.0, amplitude=amplitude, rng=rng))
-    width = max(int(height * rng.uniform(0.8, 1.3)), ink.shape[1] + 8)
-    height = max(height, ink.shape[0] + 8)
-    row = int(rng.integers(3, height - ink.shape[0] - 2))
-    col = int(rng.integers(3, width - ink.shape[1] - 2))
-    canvas = np.zeros((height, width), dtype=np.float32)
-    canvas[row : row + ink.shape[0], col : col + ink.shape[1]] = ink
-    paper, ink_grey = float(rng.uniform(180, 245)), float(rng.uniform(10, 90))
-    pixels = paper - (paper - ink_grey) * np.clip(canvas, 0.0, 1.0)
-    pixels *= gradient(height, width, float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.85, 1.0)))
-    return Image.fromarray(as_uint8(noisy(pixels, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))))
+    return photographed(ink, height, rng)
 
 
 def turned(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -662,18 +671,7 @@ def turned(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     margin = ink_height // 2 + 4  # room for the turn: a digit's corners move out by up to a third of its height
     amplitude = float(ink_height * rng.uniform(0.0, 0.04))
     ink = crop_to_ink(warp(np.pad(ink, margin), shear=0.0, rotation=angle, amplitude=amplitude, rng=rng))
-    width = max(int(height * rng.uniform(0.8, 1.3)), ink.shape[1] + 8)
-    height = max(height, ink.shape[0] + 8)
-    row = int(rng.integers(3, height - ink.shape[0] - 2))
-    col = int(rng.integers(3, width - ink.shape[1] - 2))
-    canvas = np.zeros((height, width), dtype=np.float32)
-    canvas[row : row + ink.shape[0], col : col + ink.shape[1]] = ink
-    paper, ink_grey = float(rng.uniform(180, 245)), float(rng.uniform(10, 90))
-    pixels = paper - (paper - ink_grey) * np.clip(canvas, 0.0, 1.0)
-    pixels *= gradient(height, width, float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.85, 1.0)))
-    centre = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
-    pixels *= shadow(height, width, centre, float(rng.uniform(0.2, 0.5)), float(rng.uniform(0, 0.2)))
-    return Image.fromarray(as_uint8(noisy(pixels, float(rng.uniform(1, 5)), seed=int(rng.integers(2**31)))))
+    return photographed(ink, height, rng, shaded=True)
 
 
 # --- Negatives: clutter without a digit ----------------------------------------------------------------------------
