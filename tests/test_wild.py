@@ -47,8 +47,15 @@ def test_a_pen_lift_cuts_clean_through_the_stroke(width):
         assert bare.any() or at_an_end
 
 
-def _central_moments(ink: np.ndarray) -> tuple[float, float, float]:
-    """Second moments of ``ink`` about its centre of mass: (rows, columns, rows x columns)."""
+def _bar_photo_moments(generate, seed: int, paper_by_column: bool = False) -> tuple[float, float, float]:
+    """Second moments (rows, columns, rows x columns) of the ink about its centre of mass in the photo that
+    ``generate`` makes of an upright bar. The paper's tone is the photo's median, or each column's where the light
+    changes across it."""
+    bar = np.zeros((28, 28), dtype=np.uint8)
+    bar[4:24, 12:16] = 255
+    pixels = np.asarray(generate(bar, np.random.default_rng(seed)), dtype=np.float32)
+    ink = np.median(pixels, axis=0 if paper_by_column else None) - pixels
+    ink = np.where(ink > 0.5 * ink.max(), ink, 0.0)
     rows, cols = np.indices(ink.shape)
     row, col = (ink * rows).sum() / ink.sum(), (ink * cols).sum() / ink.sum()
     moments = ((rows - row) ** 2, (cols - col) ** 2, (rows - row) * (cols - col))
@@ -57,13 +64,9 @@ def _central_moments(ink: np.ndarray) -> tuple[float, float, float]:
 
 def test_a_slanted_digit_leans_25_to_45_degrees_mostly_forward():
     """An upright bar comes out leaning tan(25)-tan(45) columns per row; forward (top to the right) in most."""
-    bar = np.zeros((28, 28), dtype=np.uint8)
-    bar[4:24, 12:16] = 255
     leans = []
     for seed in range(12):
-        pixels = np.asarray(wild.slanted(bar, np.random.default_rng(seed)), dtype=np.float32)
-        ink = np.median(pixels, axis=0) - pixels  # the paper's tone per column: the light changes across it
-        mu20, _, mu11 = _central_moments(np.where(ink > 0.5 * ink.max(), ink, 0.0))
+        mu20, _, mu11 = _bar_photo_moments(wild.slanted, seed, paper_by_column=True)
         leans.append(-mu11 / mu20)
     assert all(0.42 <= abs(lean) <= 1.05 for lean in leans), leans
     assert sum(lean > 0 for lean in leans) >= 7, leans
@@ -71,13 +74,9 @@ def test_a_slanted_digit_leans_25_to_45_degrees_mostly_forward():
 
 def test_a_turned_digit_turns_15_to_35_degrees_either_way():
     """An upright bar comes out with its long axis 15-35 degrees off the vertical, turned both ways over seeds."""
-    bar = np.zeros((28, 28), dtype=np.uint8)
-    bar[4:24, 12:16] = 255
     angles = []
     for seed in range(12):
-        pixels = np.asarray(wild.turned(bar, np.random.default_rng(seed)), dtype=np.float32)
-        ink = np.median(pixels) - pixels
-        mu20, mu02, mu11 = _central_moments(np.where(ink > 0.5 * ink.max(), ink, 0.0))
+        mu20, mu02, mu11 = _bar_photo_moments(wild.turned, seed)
         angles.append(math.degrees(0.5 * math.atan2(2 * mu11, mu20 - mu02)))
     assert all(13 <= abs(angle) <= 37 for angle in angles), angles
     assert 3 <= sum(angle > 0 for angle in angles) <= 9, angles
