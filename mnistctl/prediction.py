@@ -130,12 +130,12 @@ def predict_rows(
     """One row per entry, in order: ``{"file", "digit", "confidence", "top_k", "low_confidence"}`` or
     ``{"file", "error"}``.
 
-    ``predict`` maps a (N, 28, 28) batch to calibrated (N, 10) probabilities; it is called once, and only when
-    some image could be read. Answers below ``min_confidence`` become unsure rows (``digit`` None, the best guess
-    kept as ``best_guess``). A row with an answer also carries the 28x28 input under ``_image``, the readings its
-    answer weighed under ``_readings`` (K, 28, 28; the first, or both) and all ten probabilities under
-    ``_probabilities``. ``parallel`` lets large batches be preprocessed in forked processes.
-    ``classes`` names the answers as ``answer`` does.
+    ``predict`` maps a (N, 28, 28) batch to calibrated (N, 10) probabilities; it is called only when some image
+    could be read, once, and a second time for the unsure answers' second look (``second_look``). Answers below
+    ``min_confidence`` become unsure rows (``digit`` None, the best guess kept as ``best_guess``). A row with an
+    answer also carries the 28x28 input under ``_image``, the readings its answer weighed under ``_readings``
+    (K, 28, 28; the first, or both) and all ten probabilities under ``_probabilities``. ``parallel`` lets large
+    batches be preprocessed in forked processes. ``classes`` names the answers as ``answer`` does.
     """
     processed = iter(_preprocessed(entries, raw, parallel))
     inputs: list[np.ndarray] = []

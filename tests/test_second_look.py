@@ -37,6 +37,18 @@ def test_a_turn_leans_the_top_of_an_upright_bar_clockwise_and_keeps_its_ink():
     assert np.allclose(turned(turned(_bar(), 10.0), -10.0)[:, 6:22, 6:22], _bar()[:, 6:22, 6:22], atol=80)
 
 
+def test_what_turns_in_from_outside_is_background_even_along_the_edges():
+    full = turned(np.full((1, 28, 28), 255.0, np.float32), 10.0)[0]
+    assert full[0, 0] == full[0, 27] == full[27, 0] == full[27, 27] == 0.0
+    assert full[14, 14] == pytest.approx(255.0)
+    top_row = np.zeros((1, 28, 28), np.float32)
+    top_row[0, 0, :] = 255
+    # Turned clockwise, the line's left half leaves the picture and its right half goes down: nothing is left
+    # in the top row's last columns, which an edge smeared outwards would fill.
+    line = turned(top_row, 10.0)[0]
+    assert line[0, 22:].max() == 0.0 and line[2:5, 24:].max() > 100
+
+
 def _fake_predict(calls: list[np.ndarray]):
     """A "model" that reads an image as sure "1" when its ink stands upright and as "7" when it leans."""
 

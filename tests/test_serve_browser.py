@@ -160,7 +160,7 @@ def test_uploading_a_photo_shows_its_answer_and_input(page) -> None:
 
 def test_a_photo_read_two_ways_shows_both_readings_until_the_next_photo(page, tmp_path: Path) -> None:
     """A 7 whose bar stands apart from its stem is read without the bar and with it: both 28x28s are drawn,
-    side by side, and a photo read one way hides the second again."""
+    side by side; drawing on the board, or a photo read one way, hides the second again."""
     from PIL import Image
 
     from tests.photos import two_stroke_seven
@@ -178,6 +178,11 @@ def test_a_photo_read_two_ways_shows_both_readings_until_the_next_photo(page, tm
     one, other = page.locator("#seen").bounding_box(), page.locator("#seen-other").bounding_box()
     assert other["x"] >= one["x"] + one["width"] and abs(other["y"] - one["y"]) < 1  # side by side
     save_screenshot(page, "serve-page-two-readings.png")
+
+    # Drawing on the board starts afresh: one 28x28 again, captioned as the drawing's.
+    draw(page, SEVEN_STROKES)
+    assert not page.is_visible("#seen-other")
+    assert page.inner_text("#seen-caption") == "The 28×28 image the model saw"
 
     page.set_input_files("#file", str(SEVEN_PHOTO))
     page.wait_for_function(ANSWERED + " && !document.getElementById('seen-other').checkVisibility()", timeout=15_000)

@@ -1,5 +1,6 @@
 """``mnistctl predict``: digits in image files, folders, globs or stdin, through LiteRT (no TensorFlow)."""
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -107,10 +108,16 @@ def predict(
     version = registry.resolve(model)
     announce_model(version.ref)
     entries = with_stdin(expand_paths(paths))
+
+    @functools.cache
+    def predictor() -> Predictor:
+        # Built only when some image could be read (a damaged version still lists unreadable files as error
+        # rows), and once: the second look asks again.
+        return Predictor(registry, version)
+
     rows = predict_rows(
         entries,
-        # Built only when some image could be read: a damaged version still lists unreadable files as error rows.
-        lambda batch: Predictor(registry, version).predict(batch),
+        lambda batch: predictor().predict(batch),
         raw=raw,
         top_k=top_k,
         min_confidence=min_confidence,

@@ -210,7 +210,7 @@ def _input_levels(image: np.ndarray) -> list[list[int]]:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8).tolist()
 
 
-def _looked_at(model: ServedModel, batch: np.ndarray) -> np.ndarray:
+def _probabilities_with_second_look(model: ServedModel, batch: np.ndarray) -> np.ndarray:
     """``model``'s probabilities for 28x28 ``batch``, with the second look ``predict`` and uploads give."""
     return looked_again(batch, model.predict(batch), model.predict)
 
@@ -316,7 +316,7 @@ class Service:
         body = await read_body(request, min(PIXELS_MAX_BYTES, self.config.max_request_bytes), "a pixels request")
         batch, ref, top_k = pixels_request(body)
         model = await self.model_for(request, ref)
-        probabilities = (await self.in_thread(_looked_at, model, batch))[0]
+        probabilities = (await self.in_thread(_probabilities_with_second_look, model, batch))[0]
         found = answer(probabilities, top_k, model.version.class_names)
         row = {"error": NO_ANSWER} if found is None else {**found, "probabilities": probabilities}
         request.scope["mnistctl.images"] = (0, 1) if found is None else (1, 0)

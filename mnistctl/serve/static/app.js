@@ -305,7 +305,7 @@
     if (two) {
       seenCaption.textContent = "Two readings weighed: without and with a stroke that may be the digit's";
     } else if (seenCaption.textContent.startsWith("Two readings")) {
-      seenCaption.textContent = "The 28×28 image the model saw in the photo";
+      seenCaption.textContent = "The 28×28 image the model saw" + (photo.hidden ? "" : " in the photo");
     }
   }
 
@@ -460,6 +460,8 @@
       photo.hidden = true;
       URL.revokeObjectURL(photo.src);
       photo.removeAttribute("src");
+      seenCaption.textContent = "The 28×28 image the model saw";
+      showSecondReading(null);
     }
     board.classList.add("inked");
     hint.hidden = true;
