@@ -44,10 +44,19 @@ def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if temperature == 1.0 or probabilities.size == 0:
         return probabilities
-    logits = np.log(np.maximum(probabilities.astype(np.float64), _TINY)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
+    return softmax(logits_of(probabilities) / temperature)
+
+
+def logits_of(probabilities: np.ndarray) -> np.ndarray:
+    """``log(probabilities)`` in float64: the logits up to a per-image constant (finite even where p is 0)."""
+    return np.log(np.maximum(np.asarray(probabilities, dtype=np.float64), _TINY))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities (float32, rows summing to 1) for logits along the last axis."""
+    logits = logits - logits.max(axis=-1, keepdims=True)
     scaled = np.exp(logits)
-    scaled /= scaled.sum(axis=1, keepdims=True)
+    scaled /= scaled.sum(axis=-1, keepdims=True)
     return scaled.astype(np.float32)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from mnistctl.second_look import looked_again
+
 # Below this calibrated confidence an answer is flagged "low" (in the table and as "low_confidence" in JSON):
 # where the model itself puts the chance of being wrong at 1 in 10 or more. A confidently wrong answer is the
 # worst this tool can print. At 0.6 the flag left about 60% of the builtin's mistakes on synthetic form crops
@@ -85,8 +87,6 @@ def predict_readings(
     by ``weigh_readings``, and whether both readings counted (N,); ``readings`` holds a (K, 28, 28) stack per
     image, K 1 or 2 (``to_mnist``). Every reading the model is unsure of gets a second look
     (``second_look.looked_again``) before they are weighed; ``predict`` is called once, or twice for that."""
-    from mnistctl.second_look import looked_again
-
     if not readings:
         return np.zeros((0, 28, 28), np.float32), np.zeros((0, 10), np.float32), np.zeros(0, bool)
     counts = [len(stack) for stack in readings]

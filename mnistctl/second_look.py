@@ -17,11 +17,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mnistctl.calibration import logits_of, softmax
+from mnistctl.data.spec import IMAGE_SIDE as _SIDE
+
 LOOK_AGAIN_BELOW = 0.99
 TURNS_DEGREES = (10.0, -10.0)
-_SIDE = 28
 _BORDER = 2  # zero rows and columns around the image: every sample outside it reads background
-_TINY = 1e-30
 
 
 def turned(images: np.ndarray, degrees: float) -> np.ndarray:
@@ -60,18 +61,13 @@ def looked_again(
     if len(unsure) == 0:
         return probabilities
     turned_images = np.concatenate([turned(images[unsure], degrees) for degrees in TURNS_DEGREES])
-    answers = np.asarray(predict(turned_images), dtype=np.float64)
+    answers = np.asarray(predict(turned_images))
     if answers.shape != (len(turned_images), probabilities.shape[1]):
         raise ValueError(f"expected {len(turned_images)} answers of {probabilities.shape[1]}, got {answers.shape}")
-    views = np.concatenate(
-        [probabilities[unsure][None].astype(np.float64), answers.reshape(len(TURNS_DEGREES), len(unsure), -1)]
-    )
-    logits = np.log(np.maximum(views, _TINY)).mean(axis=0)
-    logits -= logits.max(axis=1, keepdims=True)
-    mean = np.exp(logits)
-    mean /= mean.sum(axis=1, keepdims=True)
+    views = np.concatenate([probabilities[unsure][None], answers.reshape(len(TURNS_DEGREES), len(unsure), -1)])
+    mean = softmax(logits_of(views).mean(axis=0))
     looked = probabilities.copy()
     # A turned view that is not finite leaves the answer as it was rather than poisoning it.
     finite = np.isfinite(mean).all(axis=1)
-    looked[unsure[finite]] = mean[finite].astype(np.float32)
+    looked[unsure[finite]] = mean[finite]
     return looked

@@ -13,7 +13,6 @@ from mnistctl.preprocess import to_mnist
 from mnistctl.registry import Registry
 from mnistctl.second_look import LOOK_AGAIN_BELOW, looked_again, turned
 from tests import wild
-from tests.photos import handwritten_digit
 
 
 def _bar() -> np.ndarray:
@@ -98,8 +97,7 @@ def test_a_turned_six_read_as_a_sure_five_is_flagged_after_a_second_look():
     read it as "5" at 0.92; the turned readings dispute it."""
     registry = Registry()
     predictor = Predictor(registry, registry.resolve("builtin"))
-    picture = wild.turned(handwritten_digit(6), np.random.default_rng([78, 1426]))
-    readings = to_mnist(np.asarray(picture.convert("L"), np.float32), readings=True)
+    readings = to_mnist(wild.turned_six(), readings=True)
     first = predictor.predict(readings)
     before = weigh_readings(first[0], first[1]) if len(first) > 1 else first[0]
     assert before.argmax() == 5 and before.max() >= 0.9

@@ -439,10 +439,8 @@ def test_unsure_pixels_get_the_second_look_an_upload_of_them_gets(server):
     """A turned "6" the model reads as "5" at 0.92 at first sight (``test_second_look``): as pixels and as a
     raw PNG upload, the same flagged answer."""
     from tests import wild
-    from tests.photos import handwritten_digit
 
-    picture = wild.turned(handwritten_digit(6), np.random.default_rng([78, 1426]))
-    pixels = np.rint(to_mnist(np.asarray(picture.convert("L"), np.float32))).astype(np.uint8)
+    pixels = np.rint(to_mnist(wild.turned_six())).astype(np.uint8)
     status, as_pixels = post_pixels(server, {"pixels": pixels.tolist()})
     assert status == 200, as_pixels
     status, uploaded = post_files(server, ("f", "six.png", png(pixels)), query="?raw=true&probabilities=true")

@@ -35,8 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mnistctl.errors import MnistctlError
 from mnistctl.jsonsafe import strict_dumps
 from mnistctl.paths import debug_enabled
-from mnistctl.prediction import NO_ANSWER, answer, predict_rows, public
-from mnistctl.second_look import looked_again
+from mnistctl.prediction import NO_ANSWER, answer, predict_readings, predict_rows, public
 from mnistctl.serve.config import ServeConfig
 from mnistctl.serve.errors import ApiError, model_error
 from mnistctl.serve.limits import read_body
@@ -210,11 +209,6 @@ def _input_levels(image: np.ndarray) -> list[list[int]]:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8).tolist()
 
 
-def _probabilities_with_second_look(model: ServedModel, batch: np.ndarray) -> np.ndarray:
-    """``model``'s probabilities for 28x28 ``batch``, with the second look ``predict`` and uploads give."""
-    return looked_again(batch, model.predict(batch), model.predict)
-
-
 # -- the service: state and endpoints -------------------------------------------------------------------------
 
 
@@ -316,7 +310,8 @@ class Service:
         body = await read_body(request, min(PIXELS_MAX_BYTES, self.config.max_request_bytes), "a pixels request")
         batch, ref, top_k = pixels_request(body)
         model = await self.model_for(request, ref)
-        probabilities = (await self.in_thread(_probabilities_with_second_look, model, batch))[0]
+        # One reading, read as an upload of the same pixels is (with the second look when unsure).
+        probabilities = (await self.in_thread(predict_readings, [batch], model.predict))[1][0]
         found = answer(probabilities, top_k, model.version.class_names)
         row = {"error": NO_ANSWER} if found is None else {**found, "probabilities": probabilities}
         request.scope["mnistctl.images"] = (0, 1) if found is None else (1, 0)
