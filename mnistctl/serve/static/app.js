@@ -296,17 +296,16 @@
     showSecondReading(null);
   }
 
-  /** The second reading an answer weighed (`readings` of /v1/predict), beside the first; none: hidden. */
+  /** The second reading an answer weighed (`readings` of /v1/predict), beside the first; none: hidden. The
+   * caption follows: two readings, or the one image of the drawing or of the photo showing. */
   function showSecondReading(readings) {
     const two = Array.isArray(readings) && readings.length > 1;
     seenOther.hidden = !two;
     seenFigure.classList.toggle("two", two);
     paintPixels(seenOther, two ? readings[1] : null);
-    if (two) {
-      seenCaption.textContent = "Two readings weighed: without and with a stroke that may be the digit's";
-    } else if (seenCaption.textContent.startsWith("Two readings")) {
-      seenCaption.textContent = "The 28×28 image the model saw" + (photo.hidden ? "" : " in the photo");
-    }
+    seenCaption.textContent = two
+      ? "Two readings weighed: without and with a stroke that may be the digit's"
+      : "The 28×28 image the model saw" + (photo.hidden ? "" : " in the photo");
   }
 
   function showResult(row, input, model, source) {
@@ -460,7 +459,6 @@
       photo.hidden = true;
       URL.revokeObjectURL(photo.src);
       photo.removeAttribute("src");
-      seenCaption.textContent = "The 28×28 image the model saw";
       showSecondReading(null);
     }
     board.classList.add("inked");
@@ -520,8 +518,7 @@
     if (!photo.hidden) URL.revokeObjectURL(photo.src);
     photo.hidden = true;
     photo.removeAttribute("src");
-    seenCaption.textContent = "The 28×28 image the model saw";
-    resetResult();
+    resetResult(); // (the photo is hidden: the caption is the drawing's)
     showMessage("");
     setBusy(false);
     announce("Cleared. Draw a digit.");
@@ -555,7 +552,7 @@
     photo.src = URL.createObjectURL(file);
     photo.alt = "The uploaded photo, " + file.name;
     photo.hidden = false;
-    seenCaption.textContent = "The 28×28 image the model saw in the photo";
+    showSecondReading(null); // the caption, now the photo is showing
     confidence.textContent = "Reading " + file.name + "…";
     setBusy(true);
     const form = new FormData();
