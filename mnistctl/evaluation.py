@@ -18,6 +18,7 @@ from mnistctl.inference import Predictor
 from mnistctl.metrics import NUM_CLASSES, Evaluation, evaluate
 from mnistctl.prediction import predict_readings, readings_picture
 from mnistctl.registry import ModelVersion, Registry
+from mnistctl.second_look import LOOK_AGAIN_BELOW
 
 WORST_COUNT = 16
 
@@ -111,7 +112,8 @@ def record_evaluation(report: EvaluationReport | FolderReport, registry: Registr
     }
     if isinstance(report, FolderReport):
         split = folder_split(report.folder.root)
-        metrics |= {"skipped": len(report.skipped), "raw": report.raw}
+        # Folders are read as predict reads them, second look included; records made before it lack the key.
+        metrics |= {"skipped": len(report.skipped), "raw": report.raw, "second_look_below": LOOK_AGAIN_BELOW}
     elif report.dataset != report.version.dataset:
         split = f"{report.dataset}:{report.split}"  # another data set's split: never mistaken for its own
     else:

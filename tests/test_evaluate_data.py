@@ -237,6 +237,21 @@ def test_recorded_under_the_folder_not_under_an_mnist_split(monkeypatch, digit_f
     assert metrics["calibration_error"] == report.calibration_error and "loss" in metrics
 
 
+def test_models_show_tells_folder_scores_with_the_second_look_from_those_before_it(capsys, trained_home, digit_folder):
+    from mnistctl.registry import Registry
+
+    # A score recorded before folders got the second look, as such a record was stored then.
+    old = {"accuracy": 0.5, "loss": 1.0, "calibration_error": 0.1, "images": COUNT, "skipped": 0, "raw": False}
+    assert Registry().add_evaluation("mlp:1", "folder:/somewhere/older", old)
+    code, _, err = cli(capsys, "evaluate", "--model", "mlp:1", "--data", str(digit_folder))
+    assert code == 0, err
+    code, out, err = cli(capsys, "models", "show", "mlp:1")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "accuracy 0.5000 at" in text and ", before the second look" in text
+    assert text.count(", second look below 0.99") == 1
+
+
 def test_folder_reader_is_sorted_general_and_skips_hidden(tmp_path):
     for name in ("dog/b.jpg", "dog/a.PNG", "cat/sub/c.png", "cat/.d.png", ".git/e.png", "dog/f.txt"):
         path = tmp_path / name

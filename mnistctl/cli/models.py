@@ -67,6 +67,15 @@ def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
+def _how_folder_was_read(evaluation: dict[str, Any]) -> str:
+    """Whether a folder's answers had the second look (``second_look``): scores from before it lack the record
+    and are not comparable with later ones."""
+    if not str(evaluation.get("split", "")).startswith("folder:"):
+        return ""
+    below = evaluation.get("second_look_below")
+    return f", second look below {below:g}" if isinstance(below, int | float) else ", before the second look"
+
+
 def _accuracy(version: "ModelVersion") -> str:
     return _number(version.metrics.get("test_accuracy"))
 
@@ -216,7 +225,8 @@ def show(
         facts.append(
             (
                 f"evaluated ({evaluation['split']})",
-                f"accuracy {_number(evaluation.get('accuracy'))} at {evaluation['created_at']}",
+                f"accuracy {_number(evaluation.get('accuracy'))} at {evaluation['created_at']}"
+                + _how_folder_was_read(evaluation),
             )
         )
     facts += [(kind, f"{a.bytes:,} bytes, sha256 {a.sha256[:12]}") for kind, a in sorted(version.artifacts.items())]
