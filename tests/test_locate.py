@@ -1143,3 +1143,68 @@ def test_the_ragged_edges_of_a_squared_papers_grid_do_not_chain_onto_the_digit(l
     assert first.argmax() == label and first.max() >= 0.9
     answer = predict_readings([readings], predictor.predict)[1][0]
     assert answer.argmax() == label or answer.max() < LOW_CONFIDENCE
+
+
+def _pen_stroke(page: np.ndarray, start: tuple[int, int], end: tuple[int, int], width: int = 2) -> None:
+    """A straight pen stroke ``width`` px wide from ``start`` to ``end`` (row, column), in dark ink."""
+    steps = max(abs(end[0] - start[0]), abs(end[1] - start[1])) + 1
+    rows = np.round(np.linspace(start[0], end[0], steps)).astype(int)
+    cols = np.round(np.linspace(start[1], end[1], steps)).astype(int)
+    for offset in range(width):
+        page[rows, cols + offset] = 25.0
+
+
+def _read_by_builtin(page: np.ndarray) -> tuple[int, float]:
+    registry = Registry()
+    answer = Predictor(registry, registry.resolve("builtin")).predict(to_mnist(finish(page))[None])[0]
+    return int(answer.argmax()), float(answer.max())
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_thin_pens_four_keeps_its_stem_straight_as_a_rule(width):
+    """A thin pen's 4 on a form (as scanned at 100 px) whose stem is as straight and as long as a short rule:
+    its bar and first stroke are beside the stem, a shape about its size, so the stem is a stroke of the digit.
+    It was taken out as a free-standing line, and what was left read as a sure "6"."""
+    page = np.full((100, 100), 245.0, np.float32)
+    page[:, 1:3] = 200.0  # a light remnant of the form's grid along the left edge
+    _pen_stroke(page, (18, 44), (58, 28), width)  # the first stroke, down and to the left
+    page[58 : 58 + width, 28:74] = 25.0  # the bar, running on a little past the stem
+    page[14:86, 62 : 62 + width] = 25.0  # the stem, ruler-straight
+    digit, confidence = _read_by_builtin(page)
+    assert digit == 4 and confidence >= 0.9
+
+
+@pytest.mark.parametrize("overshoot", [0, 8, 14])
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_sevens_bar_running_on_past_its_stem_is_still_its_bar(width, overshoot):
+    """A thin pen's 7 whose straight bar runs on past where the stem leaves it: the stem turns off near the
+    bar's end, not at it, and the bar was taken for a free-standing rule, leaving a sure "1"."""
+    page = np.full((100, 100), 245.0, np.float32)
+    page[:, 96:98] = 200.0
+    page[20 : 20 + width, 25 : 70 + overshoot] = 25.0  # the bar
+    _pen_stroke(page, (20, 70), (82, 45), width)  # the stem
+    digit, confidence = _read_by_builtin(page)
+    assert digit == 7 and confidence >= 0.9
+
+
+@pytest.mark.parametrize("size", [16, 24])
+@pytest.mark.parametrize("label", [3, 5, 7])
+def test_a_small_digit_at_the_end_of_a_free_standing_rule_leaves_the_rule(label, size):
+    """The other side of the two tests above: a digit much smaller than the rule it rests on, at the rule's
+    end, is no stroke of a digit about the rule's size, and the rule still goes."""
+    page = _only_digit(label, 30, 96, size)
+    bottom = int(np.flatnonzero((page < (PAPER + INK) / 2).any(axis=1))[-1])  # the digit's last row
+    page[bottom : bottom + 2, 10:110] = 110.0  # a rule ending in paper, the digit sitting on its right end
+    assert _matches_the_digit_alone(page, label, 30, 96, size)
+
+
+def test_a_column_rule_across_row_rules_is_no_seven_where_one_fades_on_one_side(tmp_path):
+    """A column rule ending in paper crosses row rules; one, lighter, passes the ink's threshold on one side
+    of it only. That piece, near the column rule's end, is no 7's stem leaving its bar: across the column
+    rule the row rule goes on in fainter ink. (Judged from the ink alone, the column rule was kept, a sure
+    "1".)"""
+    number = list(wild.NEGATIVES).index("only_lines")
+    rng = np.random.default_rng([9660, 1000 + number, 27])
+    path = wild.save(wild.NEGATIVES["only_lines"](rng), tmp_path / "lines", "only_lines", rng)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(load_gray(path, path.name))

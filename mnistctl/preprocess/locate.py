@@ -63,6 +63,13 @@ _FREE_LINE_RATIO = 18
 _RULER_WOBBLE = 1.0
 # ...unless a stroke leaves it at an end and runs on for this share of its length: a 7's stem.
 _STEM_SHARE = 0.4
+# ("At an end": within this share of its length of the end, or 3 px; a 7's bar often runs on past its stem.)
+_END_SHARE = 0.25
+# ...or unless a shape of strokes meeting it is at least this share of its length both along it and away from
+# it, and reaches as far as the line does at one end (within _END_SHARE), as a 4's bar and first stroke are
+# beside its stem: the line is then one stroke of a digit about its size. (A ruling line runs on past both
+# sides of a digit it touches.)
+_DIGIT_BESIDE = 0.3
 # A lone upright hairline is a thin pen's "1" only if it is at least this dark (a share of the paper's tone)...
 _PEN_DARKNESS = 0.7
 # ...and at least this share of the width from either side (on synthetic pens on printed forms, the middle
@@ -720,8 +727,15 @@ def _without_lines(
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~ruled
         if hairline.any():
+            # Only a line whose faint ink ends in paper too may be a digit's stroke as straight as a rule: a
+            # notebook's grid line, faint but for where it meets the digit, runs on to the edge.
+            in_paper = (lines.left >= near_edge + edge) & (lines.right <= far_edge - edge)
             for index in np.flatnonzero(hairline):
-                hairline[index] = _ruler_straight(labels == index) and not _turns_at_an_end(ink, lines, index, sides)
+                hairline[index] = (
+                    _ruler_straight(labels == index)
+                    and not _turns_at_an_end(ink, lines, index, sides, faint=view if in_paper[index] else None)
+                    and not (in_paper[index] and _digit_beside(ink, lines, index, sides))
+                )
         is_line = straight & thin & (ruled | hairline)
         if not is_line.any():
             continue
@@ -955,12 +969,17 @@ def _paper_extent(unbarred: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int, sides: tuple[int, int]) -> bool:
+def _turns_at_an_end(
+    ink: np.ndarray, lines: _Components, index: int, sides: tuple[int, int], faint: np.ndarray | None = None
+) -> bool:
     """Whether a stroke leaves line ``index`` (running along the rows of ``ink``) sideways at either of its
     ends and runs on as far as a 7's stem would: at least ``_STEM_SHARE`` of the line's length away from it.
 
     A 7's bar turns into a stem about as long as the bar; a small digit written at the end of a long ruling
     line (a register's underline that stops under the entry) reaches only a fraction of the line's length.
+    "At an end" is within 3 px of it or, given ``faint`` (the faint marks, aligned with ``ink``), a stroke
+    within ``_END_SHARE`` of its length that has no faint mark across the line from it: a pen's 7 often runs
+    its bar on past the stem, while a ruling line crossing there, however faint in places, goes on across.
     """
     top, bottom = int(lines.top[index]), int(lines.bottom[index])
     span = int(lines.right[index] - lines.left[index])
@@ -972,11 +991,19 @@ def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int, sides: tup
         return False
     labels = shapes.labels()
     least = max(3 + (bottom - top), _STEM_SHARE * span)
-    for end in (int(lines.left[index]), int(lines.right[index]) - 1):
-        columns = slice(max(0, end - 3), end + 4)
-        # The shapes that start right above or below the band near this end...
-        edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
-        touching = np.unique(labels[edge_rows, columns])
+    inward = 3 if faint is None else max(3, int(_END_SHARE * span))
+    left, right = int(lines.left[index]), int(lines.right[index])
+    edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
+    for at_end, near_end in (
+        (slice(max(0, left - 3), left + 4), slice(left + 4, left + inward + 1)),
+        (slice(max(0, right - 4), right + 3), slice(max(0, right - 1 - inward), max(0, right - 4))),
+    ):
+        # The shapes that start right above or below the band near this end, or further in from one side only
+        # (a 7's bar runs on a little past its stem; a line crossing a digit has strokes on both sides)...
+        touching = labels[edge_rows, at_end].ravel()
+        if faint is not None and sum(faint[row, near_end].any() for row in edge_rows) == 1:
+            touching = np.concatenate([touching, labels[edge_rows, near_end].ravel()])
+        touching = np.unique(touching)
         touching = touching[touching >= 0]
         # ...and how far from the band they reach.
         reach = np.maximum(top - shapes.top[touching], shapes.bottom[touching] - bottom)
@@ -988,6 +1015,35 @@ def _turns_at_an_end(ink: np.ndarray, lines: _Components, index: int, sides: tup
         if (reach >= least).any():
             return True
     return False
+
+
+def _digit_beside(ink: np.ndarray, lines: _Components, index: int, sides: tuple[int, int]) -> bool:
+    """Whether a shape of strokes meeting line ``index`` (running along the rows of ``ink``) from above or below,
+    anywhere along it, spans at least ``_DIGIT_BESIDE`` of the line's length both along the line and away from
+    it, reaches to within ``_END_SHARE`` of one of its ends, and does not run on to the paper's edges
+    (``sides``) as a ruling line of the other direction would: the line is then a stroke of a digit about as
+    big as itself, as a thin pen's 4 has a stem as straight as a rule and its other strokes beside it."""
+    top, bottom = int(lines.top[index]), int(lines.bottom[index])
+    left, right = int(lines.left[index]), int(lines.right[index])
+    span = right - left
+    beside = ink.copy()
+    beside[max(0, top - 1) : bottom + 1] = False
+    shapes = _Components(beside)
+    if shapes.count == 0:
+        return False
+    labels = shapes.labels()
+    edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
+    touching = np.unique(labels[edge_rows, max(0, left - 3) : right + 3])
+    touching = touching[touching >= 0]
+    along = shapes.right[touching] - shapes.left[touching]
+    away = np.maximum(top - shapes.top[touching], shapes.bottom[touching] - bottom)
+    inside = (shapes.top[touching] > sides[0]) & (shapes.bottom[touching] < sides[1])
+    inward = _END_SHARE * span
+    at_an_end = (shapes.left[touching] <= left + inward) | (shapes.right[touching] >= right - inward)
+    # (not past it: a ruling line broken where it meets a digit ends at the digit, which lies beyond its end)
+    alongside = (shapes.left[touching] >= left - 3) & (shapes.right[touching] <= right + 3)
+    big = (along >= _DIGIT_BESIDE * span) & (away >= _DIGIT_BESIDE * span)
+    return bool((big & inside & at_an_end & alongside).any())
 
 
 def _length_beside(labels: np.ndarray, touching: np.ndarray, top: int, bottom: int) -> np.ndarray:
