@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds (real Keras training)")
+    # A shell without job control starts background commands (``pytest ... &``) with SIGINT ignored, and
+    # children inherit that: the interrupt tests' subprocesses would never see their Ctrl-C. A user's terminal
+    # delivers it, so the suite runs as from one.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
