@@ -1,6 +1,7 @@
 """Rebuild the builtin model: train it on MNIST with ``mnistctl train`` and write its files here.
 
     python -m mnistctl.builtin.build --mnist ../shared/mnist [--epochs 15] [--fine-tune-epochs 6]
+        [--seed 1] [--into FOLDER]
 
 Run it from a checkout of the repository: the second stage draws its pictures with ``tests/wild.py``.
 It downloads (verifies) MNIST into a temporary home from the given mirror, then trains in two stages,
@@ -16,9 +17,14 @@ on MNIST's training images only:
    Stage 2's validation split calibrates its confidence; the 10% of WILD it holds out give the
    ``wild_set_*`` metrics.
 
-It then copies the version's model.tflite, model.keras and history.json beside this module with a
-model.json that records everything the registry knew about it, its accuracy on MNIST's test set, and the
-commands that made it.
+It then copies the version's model.tflite, model.keras and history.json beside this module (or into
+``--into FOLDER``) with a model.json that records everything the registry knew about it, its accuracy on
+MNIST's test set, and the commands that made it.
+
+Builds that differ only in ``--seed`` differ in how many of their mistakes they leave unflagged, by more
+than a change of recipe often does (tests/bench/RESULTS.md). To choose among them, build each with
+``--into`` and compare them with ``tests/bench/bench_candidates.py``; the WILD set itself does not depend on
+the seed.
 """
 
 from __future__ import annotations
@@ -108,13 +114,18 @@ def main() -> None:
     parser.add_argument("--mnist", required=True, help="folder (or URL) holding the four MNIST .gz files")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--fine-tune-epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of both training stages")
+    parser.add_argument(
+        "--into", type=Path, default=FOLDER, help="folder for the files (default: the package's, shipping them)"
+    )
     args = parser.parse_args()
+    args.into.mkdir(parents=True, exist_ok=True)
 
     home = tempfile.mkdtemp(prefix="mnistctl-builtin-")
     env = {**os.environ, "MNISTCTL_HOME": home}
     mnistctl = [sys.executable, "-m", "mnistctl"]
     subprocess.run([*mnistctl, "download", "--mirror", args.mnist, "--no-default-mirrors"], env=env, check=True)
-    train = ["train", "--arch", ARCH, "--augment", "wild", "--val-split", "0.1", "--seed", str(SEED)]
+    train = ["train", "--arch", ARCH, "--augment", "wild", "--val-split", "0.1", "--seed", str(args.seed)]
     train += ["--epochs", str(args.epochs)]
     subprocess.run([*mnistctl, *train, "--name", "candidate"], env=env, check=True)
 
@@ -123,7 +134,7 @@ def main() -> None:
 
     wild = Path(home) / "wild"
     count = write_wild_set(wild, *load("train"))
-    fine_tune = ["train", "--from", "candidate:1", "--data", str(wild), "--augment", "wild", "--seed", str(SEED)]
+    fine_tune = ["train", "--from", "candidate:1", "--data", str(wild), "--augment", "wild", "--seed", str(args.seed)]
     fine_tune += ["--epochs", str(args.fine_tune_epochs)]
     subprocess.run([*mnistctl, *fine_tune, "--name", "candidate"], env=env, check=True)
     evaluated = subprocess.run(
@@ -136,7 +147,7 @@ def main() -> None:
     registry = Registry()
     version = registry.resolve("candidate:2")
     for kind in ARTIFACT_FILES:
-        atomic_write_bytes(FOLDER / kind, registry.artifact(version, kind))
+        atomic_write_bytes(args.into / kind, registry.artifact(version, kind))
     commands = ["mnistctl " + " ".join(train), "mnistctl " + " ".join(fine_tune).replace(str(wild), "WILD")]
     metadata = {
         "arch": version.arch,
@@ -180,8 +191,8 @@ def main() -> None:
             if kind in ARTIFACT_FILES
         },
     }
-    atomic_write_bytes(FOLDER / METADATA_FILE, (json.dumps(metadata, indent=2) + "\n").encode())
-    print(f"builtin model rebuilt in {FOLDER}: MNIST test accuracy {mnist_test['accuracy']:.4f}")
+    atomic_write_bytes(args.into / METADATA_FILE, (json.dumps(metadata, indent=2) + "\n").encode())
+    print(f"builtin model rebuilt in {args.into}: MNIST test accuracy {mnist_test['accuracy']:.4f}")
 
 
 if __name__ == "__main__":
