@@ -983,17 +983,13 @@ def _turns_at_an_end(
     """
     top, bottom = int(lines.top[index]), int(lines.bottom[index])
     span = int(lines.right[index] - lines.left[index])
-    # The strokes beside the line's band, as shapes of their own (the band itself would join everything).
-    beside = ink.copy()
-    beside[max(0, top - 1) : bottom + 1] = False
-    shapes = _Components(beside)
-    if shapes.count == 0:
+    beside = _shapes_beside(ink, top, bottom)
+    if beside is None:
         return False
-    labels = shapes.labels()
+    shapes, labels, edge_rows = beside
     least = max(3 + (bottom - top), _STEM_SHARE * span)
     inward = 3 if faint is None else max(3, int(_END_SHARE * span))
     left, right = int(lines.left[index]), int(lines.right[index])
-    edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
     for at_end, near_end in (
         (slice(max(0, left - 3), left + 4), slice(left + 4, left + inward + 1)),
         (slice(max(0, right - 4), right + 3), slice(max(0, right - 1 - inward), max(0, right - 4))),
@@ -1017,6 +1013,19 @@ def _turns_at_an_end(
     return False
 
 
+def _shapes_beside(ink: np.ndarray, top: int, bottom: int) -> tuple[_Components, np.ndarray, list[int]] | None:
+    """The strokes beside a line's band (rows ``top`` to ``bottom`` of ``ink``) as shapes of their own, since
+    the band itself would join everything: the shapes, their label image, and the rows just above and below
+    the band that a stroke meeting the line crosses. None where nothing lies beside it."""
+    beside = ink.copy()
+    beside[max(0, top - 1) : bottom + 1] = False
+    shapes = _Components(beside)
+    if shapes.count == 0:
+        return None
+    edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
+    return shapes, shapes.labels(), edge_rows
+
+
 def _digit_beside(ink: np.ndarray, lines: _Components, index: int, sides: tuple[int, int]) -> bool:
     """Whether a shape of strokes meeting line ``index`` (running along the rows of ``ink``) from above or below,
     anywhere along it, spans at least ``_DIGIT_BESIDE`` of the line's length both along the line and away from
@@ -1026,13 +1035,10 @@ def _digit_beside(ink: np.ndarray, lines: _Components, index: int, sides: tuple[
     top, bottom = int(lines.top[index]), int(lines.bottom[index])
     left, right = int(lines.left[index]), int(lines.right[index])
     span = right - left
-    beside = ink.copy()
-    beside[max(0, top - 1) : bottom + 1] = False
-    shapes = _Components(beside)
-    if shapes.count == 0:
+    beside = _shapes_beside(ink, top, bottom)
+    if beside is None:
         return False
-    labels = shapes.labels()
-    edge_rows = [row for row in (top - 2, bottom + 1) if 0 <= row < ink.shape[0]]
+    shapes, labels, edge_rows = beside
     touching = np.unique(labels[edge_rows, max(0, left - 3) : right + 3])
     touching = touching[touching >= 0]
     along = shapes.right[touching] - shapes.left[touching]
