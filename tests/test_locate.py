@@ -1208,3 +1208,59 @@ def test_a_column_rule_across_row_rules_is_no_seven_where_one_fades_on_one_side(
     path = wild.save(wild.NEGATIVES["only_lines"](rng), tmp_path / "lines", "only_lines", rng)
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(load_gray(path, path.name))
+
+
+def _dashed_rule(page: np.ndarray, across: int, dash: int, gap: int, vertical: bool) -> np.ndarray:
+    """Print (in place, returned) a 2 px rule at row (column) ``across`` from edge to edge in dashes ``dash``
+    px long with ``gap`` px of paper between them, as forms print them or as an old print's ink fails."""
+    view = page.T if vertical else page
+    for start in range(0, view.shape[1], dash + gap):
+        view[across : across + 2, start : start + dash] = 105.0
+    return page
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+@pytest.mark.parametrize(("dash", "gap"), [(6, 6), (12, 7), (30, 8)])
+def test_a_rule_printed_in_dashes_alone_is_no_digit(vertical, dash, gap):
+    """Each dash of a rule whose gaps are wider than a faded line's was taken for a "1" (at 0.99)."""
+    page = _dashed_rule(sheet(), 83 if vertical else 64, dash, gap, vertical)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+@pytest.mark.parametrize(("dash", "gap"), [(10, 6), (20, 6), (30, 8)])
+def test_an_empty_cell_of_dashed_rules_is_no_digit(dash, gap):
+    page = sheet()
+    for across, vertical in ((30, False), (100, False), (60, True)):
+        _dashed_rule(page, across, dash, gap, vertical)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+@pytest.mark.parametrize("label", [0, 5, 8, 9])
+@pytest.mark.parametrize(("size", "dash", "gap"), [(12, 20, 6), (15, 30, 7), (15, 14, 6)])
+def test_a_small_digit_between_dashed_rules_is_read_alone(label, size, dash, gap):
+    """A dash of the column rule beside a small digit was chosen over it (a 9 read as a "1" at 0.99)."""
+    page = _only_digit(label, 50, 70, size)
+    _dashed_rule(page, 95, dash, gap, vertical=True)
+    _dashed_rule(page, 72, dash, gap, vertical=False)  # the row rule under the entry
+    assert _matches_the_digit_alone(page, label, 50, 70, size)
+
+
+@pytest.mark.parametrize("size", [14, 16, 19])
+@pytest.mark.parametrize("grey", [90.0, 120.0])
+def test_two_rows_of_serif_print_cut_by_the_edge_are_no_dashed_rule(size, grey):
+    """The thin feet and bars of serif letters along a row line up like a rule's dashes, but leave more paper
+    than ink between them. Taken out as a rule, they left pieces of the letters that read as a digit (an "8"
+    at 0.92)."""
+    from matplotlib import font_manager
+    from PIL import ImageDraw, ImageFont
+
+    face = ImageFont.truetype(font_manager.findfont("DejaVu Serif"), size)
+    text = Image.new("L", (113, 150), 0)
+    for row, column in ((72, 50), (85, 10)):  # the second row runs into the first; both run off the edge
+        ImageDraw.Draw(text).text((column, row), "Trykt for", fill=255, font=face)
+    page = sheet(150, 113)
+    np.minimum(page, PAPER - (PAPER - grey) * np.asarray(text, np.float32) / 255, out=page)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))

@@ -4,8 +4,9 @@ Scans and crops of forms carry more than the digit: ruling lines and frames, the
 edge, specks and a trailing period, printed text. Each is told from a digit by its shape:
 
 - border bars: rows or columns at the edge of the image that are mostly ink (the scanner bed, a frame);
-- ruling lines: long, thin, straight runs that reach an edge of the image or cross most of it; where a
-  stroke crosses a line, the stroke's pixels are kept;
+- ruling lines: long, thin, straight runs that reach an edge of the image or cross most of it, printed
+  whole, dotted, in dashes, or broken where the ink failed; where a stroke crosses a line, the stroke's
+  pixels are kept;
 - specks and periods: compact blobs no bigger than a few stroke widths;
 - printed text: a word whose letters ran together, or two or more similar small shapes side by side.
 
@@ -36,6 +37,11 @@ _BAR_DEPTH = 0.3
 _LINE_RUN = 0.3
 # Lines are followed across gaps up to this long (dithered 1-bit scans break a light line into dots).
 _LINE_GAP = 4
+# A broken or dashed rule's gaps are bridged up to this long between pieces at most this thick across it.
+_DASH_GAP = 8
+_DASH_THICKNESS = 4
+# ...whose pieces cover at least this share of the run.
+_DASH_FILL = 0.6
 # A line candidate is a line when it reaches (within this fraction of the width of) an edge, as lines
 # on a form cut into a crop do and a digit's straight strokes, inside their margin, do not...
 _LINE_EDGE = 0.02
@@ -691,7 +697,9 @@ def _without_lines(
         # also steps a pixel where its rounding and the shear's differ, so each row takes in the one below it.
         stepped = view if shear.identity else view | np.vstack([view[1:], view[-1:]])
         bridged = _closed_rows(stepped, _LINE_GAP)
-        candidates = _runs_at_least(bridged, max(8, int(_LINE_RUN * width)))
+        least_run = max(8, int(_LINE_RUN * width))
+        bridged |= _dashed_rules(stepped, least_run, near_edge, far_edge)
+        candidates = _runs_at_least(bridged, least_run)
         if not candidates.any():
             continue
         lines = _Components(candidates)
@@ -789,6 +797,29 @@ def _without_lines(
         for transposed, shear, lines, first, last, edge, maybe in unended
     )
     return Unruled(kept, found[0], found[1], upright, found_rules, between_rules)
+
+
+def _dashed_rules(view: np.ndarray, least_run: int, near_edge: int, far_edge: int) -> np.ndarray:
+    """The rules of ``view`` (lines along its rows) printed in dashes, or broken where their ink failed, with
+    the gaps between their pieces filled: gaps up to ``_DASH_GAP`` long between pieces at most
+    ``_DASH_THICKNESS`` thick across the rows (a letter's or a bold digit's body is thicker), in runs at least
+    ``least_run`` long that reach the paper's edge (``near_edge``, ``far_edge``: a digit's thin strokes can
+    be bridged into a straight run too, but not one that runs on to the edge)."""
+    thin = view & ~_runs_at_least(view.T, _DASH_THICKNESS + 1).T
+    runs = _runs_at_least(_closed_rows(thin, _DASH_GAP), least_run)
+    if not runs.any():
+        return runs
+    pieces = _Components(runs)
+    edge = max(1, int(_LINE_EDGE * (far_edge - near_edge))) + 1
+    reaching = (pieces.left <= near_edge + edge) | (pieces.right >= far_edge - edge)
+    # A rule's dashes cover most of its length; the thin bits of a row of printed letters (serifs, the
+    # feet and bars of letters along a baseline) leave more paper than ink between them.
+    labels = pieces.labels()
+    inked = np.zeros((pieces.count, runs.shape[1]), dtype=bool)
+    owner = labels[thin]
+    inked[owner[owner >= 0], np.nonzero(thin)[1][owner >= 0]] = True
+    covered = inked.sum(axis=1) >= _DASH_FILL * (pieces.right - pieces.left)
+    return pieces.mask_of(reaching & covered)
 
 
 def _crossing(rules: tuple[np.ndarray, np.ndarray], transposed: bool) -> np.ndarray:
