@@ -1264,3 +1264,21 @@ def test_two_rows_of_serif_print_cut_by_the_edge_are_no_dashed_rule(size, grey):
     np.minimum(page, PAPER - (PAPER - grey) * np.asarray(text, np.float32) / 255, out=page)
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(finish(page))
+
+
+@pytest.mark.parametrize("mark", ["l", "S", "4"])
+def test_a_lone_mark_of_fine_print_under_nine_pixels_is_no_digit(mark):
+    """A letter of fine print left over from its word (the "l" of "Stilling") was read as a "1" at 0.99."""
+    page = sheet()
+    letter = wild.printed(mark, 10)  # 9-10 px tall with its anti-aliased rim; its ink is 8 px
+    put_ink(page, letter, 60, 80, 50.0)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+@pytest.mark.parametrize("label", range(10))
+def test_a_register_entry_ten_pixels_tall_is_still_a_digit(label):
+    """Register entries are 10-25 px tall: the smallest are read, only what is smaller is not."""
+    page = _only_digit(label, 50, 70, 10)
+    page[66:68, :] = 110.0  # the row rule under the entry
+    assert _matches_the_digit_alone(page, label, 50, 70, 10)

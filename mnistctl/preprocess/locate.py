@@ -115,9 +115,14 @@ _SPECK_STROKES = 2.5
 # ...if less tall than this share of the tallest shape (a period after a 10 px digit is 3-4 px).
 _SPECK_SHARE = 0.5
 # A digit is at least this tall (pixels, and fraction of the image's shorter side: the digits of the
-# synthetic form crops measured 0.08-0.23 of the height, printed fine print 0.04-0.07).
-_MIN_DIGIT_PX = 6
+# synthetic form crops measured 0.08-0.23 of the height, printed fine print 0.04-0.07). A register's small
+# entries are 10-25 px tall; a lone letter of fine print, a comma or a speck under 9 px was read as a digit,
+# up to 0.99 sure, and a real digit drawn that small is a blocky guess once scaled up to MNIST's 20 px.
+_MIN_DIGIT_PX = 9
 _MIN_DIGIT_FRACTION = 0.05
+# A shape as short as this may still start a digit's group: half of a small digit broken across its waist,
+# or a piece of a pencil digit that broke up at black print's threshold.
+_MIN_PIECE_PX = 6
 # Fragments closer than this share of the seed's height join it (a digit broken in two, a detached bar)...
 _JOIN_GAP = 0.5
 # ...or closer than this many stroke widths (a small piece of a faint digit is no measure of its size).
@@ -480,9 +485,10 @@ def _choose(
         np.maximum(tall, wide) < _SPECK_SHARE * tall.max()
     )
     least = max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width))
-    # A shape shorter than a digit may still be half of one (a small digit broken across its waist): it may
-    # seed a group, and the group must be as tall as a digit.
-    candidates = ~speck & ((tall >= least) | (wide >= least))
+    # A shape shorter than a digit may still be part of one: it may seed a group, and the group must be as
+    # tall as a digit.
+    least_piece = max(_MIN_PIECE_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width))
+    candidates = ~speck & ((tall >= least_piece) | (wide >= least_piece))
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     slivers = np.zeros(shapes.count, dtype=bool)
