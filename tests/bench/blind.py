@@ -898,11 +898,21 @@ def _register_crop(rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, f
     return _old_paper(h, w, rng), (x0, y0, x0 + cw, y0 + ch)
 
 
-def neg_lines(rng: np.random.Generator) -> Image.Image:
-    """Only ruling lines, some crossing the crop."""
+def _ruled_register(
+    rng: np.random.Generator, sides: float, opacity: float | None = None
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A register crop with its rulings printed (``opacity`` drawn at random when None): paper and cell box."""
     rgb, box = _register_crop(rng)
     h, w = rgb.shape[:2]
-    _ink(rgb, _ruling(w, h, box, rng, sides=0.85), PRINT_COLORS[rng.choice(len(PRINT_COLORS))], rng.uniform(0.5, 0.9))
+    coverage = _ruling(w, h, box, rng, sides=sides)
+    color = PRINT_COLORS[rng.choice(len(PRINT_COLORS))]
+    _ink(rgb, coverage, color, rng.uniform(0.5, 0.9) if opacity is None else opacity)
+    return rgb, box
+
+
+def neg_lines(rng: np.random.Generator) -> Image.Image:
+    """Only ruling lines, some crossing the crop."""
+    rgb, _ = _ruled_register(rng, sides=0.85)
     return _finish_scan(rgb, rng, gray=rng.random() < 0.4)
 
 
@@ -939,18 +949,14 @@ def neg_text(rng: np.random.Generator) -> Image.Image:
 
 def neg_scanner_bar(rng: np.random.Generator) -> Image.Image:
     """The scanner bed's black bar at an edge, and a ruling line."""
-    rgb, box = _register_crop(rng)
-    h, w = rgb.shape[:2]
-    _ink(rgb, _ruling(w, h, box, rng, sides=0.35), PRINT_COLORS[rng.choice(len(PRINT_COLORS))], 0.8)
+    rgb, _ = _ruled_register(rng, sides=0.35, opacity=0.8)
     _scanner_bar(rgb, rng)
     return _finish_scan(rgb, rng, gray=rng.random() < 0.4)
 
 
 def neg_empty_cell(rng: np.random.Generator) -> Image.Image:
     """An empty cell of a register: its rulings all round, nothing written in it."""
-    rgb, box = _register_crop(rng)
-    h, w = rgb.shape[:2]
-    _ink(rgb, _ruling(w, h, box, rng, sides=1.0), PRINT_COLORS[rng.choice(len(PRINT_COLORS))], rng.uniform(0.5, 0.9))
+    rgb, _ = _ruled_register(rng, sides=1.0)
     if rng.random() < 0.3:
         _scanner_bar(rgb, rng)
     return _finish_scan(rgb, rng, gray=rng.random() < 0.4)
@@ -958,9 +964,8 @@ def neg_empty_cell(rng: np.random.Generator) -> Image.Image:
 
 def neg_period(rng: np.random.Generator) -> Image.Image:
     """A lone handwritten period or comma in a cell."""
-    rgb, box = _register_crop(rng)
+    rgb, box = _ruled_register(rng, sides=0.6)
     h, w = rgb.shape[:2]
-    _ink(rgb, _ruling(w, h, box, rng, sides=0.6), PRINT_COLORS[rng.choice(len(PRINT_COLORS))], rng.uniform(0.5, 0.9))
     x0, _, x1, y1 = box
     px, py = rng.uniform(x0 + 3, max(x0 + 4, x1 - 3)), y1 - rng.uniform(2, 6)
     r = rng.uniform(0.9, 2.2)
