@@ -484,10 +484,11 @@ def _choose(
     speck = (np.maximum(tall, wide) <= max(2.0, _SPECK_STROKES * stroke)) & (
         np.maximum(tall, wide) < _SPECK_SHARE * tall.max()
     )
-    least = max(_MIN_DIGIT_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width))
+    share = _MIN_DIGIT_FRACTION * min(height, width)
+    least = max(_MIN_DIGIT_PX if not tiny else 3, share)
     # A shape shorter than a digit may still be part of one: it may seed a group, and the group must be as
     # tall as a digit.
-    least_piece = max(_MIN_PIECE_PX if not tiny else 3, _MIN_DIGIT_FRACTION * min(height, width))
+    least_piece = max(_MIN_PIECE_PX if not tiny else 3, share)
     candidates = ~speck & ((tall >= least_piece) | (wide >= least_piece))
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")

@@ -15,14 +15,11 @@ Run: python -m tests.bench.bench_blind --pictures DIR [--before CHECKOUT]
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from mnistctl.prediction import is_low
+from tests.bench import bench_candidates as candidates
 from tests.bench.results import replace_section, run_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,27 +27,15 @@ SURE = 0.6
 
 
 def predict(checkout: Path, folder: Path) -> list[dict]:
-    """Every picture under ``folder``, read by ``checkout``'s code and builtin model."""
+    """Every picture under ``folder``, read by ``checkout``'s code and builtin model (in an empty home)."""
     with tempfile.TemporaryDirectory(prefix="mnistctl-blind-") as home:
-        env = {**os.environ, "MNISTCTL_HOME": home, "PYTHONPATH": str(checkout)}
-        command = [sys.executable, "-m", "mnistctl", "predict", "--json", "--model", "builtin", str(folder)]
-        # Exit code 1 only says some picture had no digit found; those rows are in the JSON as errors.
-        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=checkout)
-    if not done.stdout.strip():
-        raise SystemExit(f"predict failed on {folder}: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout)["results"]
+        return candidates.predict(checkout, folder, home)
 
 
 def digits_cell(rows: list[dict]) -> str:
     """Accuracy ("no digit found" counts as wrong), wrong answers not flagged, right answers flagged."""
-    wrong = unflagged = flagged_right = 0
-    for row in rows:
-        if row.get("digit") != int(Path(row["file"]).parent.name):
-            wrong += 1
-            unflagged += "digit" in row and not is_low(row["confidence"])
-        else:
-            flagged_right += bool(is_low(row["confidence"]))
-    return f"{1 - wrong / len(rows):.1%}, {unflagged} / {flagged_right}"
+    counts = candidates.tally(rows)
+    return f"{1 - counts['wrong'] / counts['pictures']:.1%}, {counts['unflagged']} / {counts['flagged_right']}"
 
 
 def negatives_cell(rows: list[dict]) -> str:

@@ -16,7 +16,6 @@ import functools
 import gzip
 import math
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from mnistctl.data.idx import parse_idx
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"  # ../shared beside the checkout
 MNIST_FIRST, MNIST_END = 5000, 10000  # test indices the pictures may use (the rest stay unseen)
@@ -47,10 +48,7 @@ class Digit:
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    data = gzip.decompress(path.read_bytes())
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return parse_idx(gzip.decompress(path.read_bytes()), path.name)
 
 
 def _crop_ink(a: np.ndarray, threshold: float = 0.1) -> np.ndarray:
