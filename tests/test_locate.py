@@ -35,6 +35,7 @@ from tests.photos import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wild"
+BLIND_FIXTURES = Path(__file__).parent / "fixtures" / "blind"
 MIN_CORRELATION = 0.85
 PAPER, INK = 205.0, 45.0
 
@@ -421,6 +422,13 @@ def test_a_bold_digit_filling_a_tiny_scan_is_read_the_right_way_round():
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("negative-*")), ids=lambda path: path.stem)
 def test_fixture_negatives_have_no_digit(path):
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(load_gray(path, path.name))
+
+
+@pytest.mark.parametrize("path", sorted(BLIND_FIXTURES.glob("negative-*")), ids=lambda path: path.stem)
+def test_blind_negatives_once_answered_have_no_digit(path):
+    """Pictures without a digit from the blind generator (tests/bench/blind.py) once answered at >= 0.6."""
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(load_gray(path, path.name))
 
@@ -1260,6 +1268,33 @@ def test_two_rows_of_serif_print_cut_by_the_edge_are_no_dashed_rule(size, grey):
     text = Image.new("L", (113, 150), 0)
     for row, column in ((72, 50), (85, 10)):  # the second row runs into the first; both run off the edge
         ImageDraw.Draw(text).text((column, row), "Trykt for", fill=255, font=face)
+    page = sheet(150, 113)
+    np.minimum(page, PAPER - (PAPER - grey) * np.asarray(text, np.float32) / 255, out=page)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("Fødested", 11, 60, 66), ("Anm.", 11, 60, 81), ("Anm.", 9, 65, 95)],
+        [("Fødested", 13, 60, 66), ("Anm.", 13, 60, 81), ("Anm.", 11, 65, 95)],
+        [("Sogn", 11, 40, 70), ("Anm.", 11, 40, 84)],
+        [("Sogn", 13, 38, 86), ("Trykt for", 17, 5, 98)],
+    ],
+)
+@pytest.mark.parametrize("grey", [90.0, 130.0])
+def test_stacked_rows_of_print_are_no_digit(rows, grey):
+    """Rows of a form's print one above the other: a word over a word is no digit's foot under its upper part,
+    and a letter that passes as a digit, grown over the letters of the rows around it, is still print (a "4"
+    at 0.95, a "5" at 0.92 in the blind pictures)."""
+    from matplotlib import font_manager
+    from PIL import ImageDraw, ImageFont
+
+    text = Image.new("L", (113, 150), 0)
+    for words, size, column, row in rows:
+        face = ImageFont.truetype(font_manager.findfont("DejaVu Serif"), size)
+        ImageDraw.Draw(text).text((column, row), words, fill=255, font=face)
     page = sheet(150, 113)
     np.minimum(page, PAPER - (PAPER - grey) * np.asarray(text, np.float32) / 255, out=page)
     with pytest.raises(NoDigitError, match="no digit found"):

@@ -197,6 +197,8 @@ _PERIOD_SHARE = 0.6
 _PERIOD_FILL = 0.5
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
+# A group at least this share of whose ink is letters of print (each in a row of them) is print.
+_PRINT_SHARE = 0.5
 
 
 class AllRefusedError(NoDigitError):
@@ -519,10 +521,14 @@ def _choose(
         group, doubtful = _grow(shapes, seed, ~speck, stroke, tiny, loose, slivers)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
-        if bottom - top < least:
+        # A digit's height is its strokes': a speck beside a short mark does not make it tall enough.
+        strokes_only = group & ~speck
+        if shapes.bottom[strokes_only].max() - shapes.top[strokes_only].min() < least:
             continue
         if not tiny and (group & ~speck).sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
             continue
+        if not tiny and _mostly_print(shapes, group, seed, ~speck):
+            continue  # a letter that passed as a seed, grown over the words around it
         digit = shapes.mask_of(group)
         aspect = (right - left) / (bottom - top)
         wide_and_small = aspect > _NARROW_WORD_ASPECT and bottom - top < _SMALL * height
@@ -1268,12 +1274,14 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np
     size = tall[seed]
     if shapes.right[seed] - shapes.left[seed] > _WORD_ASPECT * size and size < _TEXT_HEIGHT * shapes.shape[0]:
         # ...unless it is the foot of a digit broken in two (a 2's base with its period): another stroke right
-        # above it, within its width, as close as it is tall. A word has paper above and below its letters.
+        # above it, within its width, as close as it is tall. A word has paper above and below its letters,
+        # or other print: the letters of the row above, in a form's stacked rows of print.
         gap_above = shapes.top[seed] - shapes.bottom
         above = usable & (gap_above >= 0) & (gap_above <= size)
         shared = np.minimum(shapes.right, shapes.right[seed]) - np.maximum(shapes.left, shapes.left[seed])
         above &= shared >= 0.5 * (shapes.right - shapes.left)
-        return not above.any()
+        # (Each shape looked at lies wholly above the one before: the question ends at the top.)
+        return all(_in_text_row(shapes, other, usable, letters) for other in np.flatnonzero(above))
     overlap = np.minimum(shapes.bottom, shapes.bottom[seed]) - np.maximum(shapes.top, shapes.top[seed])
     # Capitals and descenders stand up to about twice a lower-case letter's height.
     similar = usable & (tall >= 0.5 * size) & (tall <= 2.0 * size) & (overlap >= 0.5 * size)
@@ -1297,6 +1305,16 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np
     enough = counted.sum() >= 2 or row.sum() >= 3
     row_height = max(size, int(tall[similar & (shapes.left >= left) & (shapes.right <= right)].max(initial=0)))
     return bool(enough and right - left >= _TEXT_ASPECT * row_height)
+
+
+def _mostly_print(shapes: _Components, group: np.ndarray, seed: int, usable: np.ndarray) -> bool:
+    """Whether most of ``group``'s ink (grown from ``seed``) lies in shapes that are letters of printed words
+    by themselves (``_in_text_row``): a small letter of stacked rows of print ("Sogn" over "Trykt for") passes
+    as a seed, its neighbours in the rows do not, and grown over them it makes a digit-sized block of text."""
+    members = np.flatnonzero(group & usable)
+    printed = [other for other in members if other != seed and _in_text_row(shapes, other, usable)]
+    # (Two at least: one wide shape alone may be a digit's bar, broken off its stem, that passes for a word.)
+    return len(printed) >= 2 and _PRINT_SHARE * shapes.area[group].sum() <= shapes.area[printed].sum()
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
