@@ -197,6 +197,10 @@ _PERIOD_SHARE = 0.6
 _PERIOD_FILL = 0.5
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
+# A line at least this share of whose pixels lie on a box's side (a first pass's) is that side.
+_FRAMED = 0.5
+# Sides that lose a side they end on are dropped, round after round, at most this many times.
+_FRAME_ROUNDS = 4
 # A group at least this share of whose ink is letters of print (each in a row of them) is print.
 _PRINT_SHARE = 0.5
 
@@ -345,7 +349,9 @@ class Unruled:
     each direction's rules, the lines that run to the paper's edge or from rule to rule (``rules``:
     horizontal, vertical), where other lines may end. ``between_rules``: whether a line that was not taken
     for a rule runs from one of those rules to another, so that a second pass, knowing them, would take it
-    for one."""
+    for one. ``frames`` (horizontal, vertical; None where there are none): the sides of printed boxes,
+    lines that end on lines of the other direction at both ends, and those on lines like them, as a form's
+    box for a digit is drawn, wherever it lies on the paper."""
 
     kept: np.ndarray
     across: np.ndarray
@@ -353,6 +359,7 @@ class Unruled:
     upright: np.ndarray
     rules: tuple[np.ndarray, np.ndarray]
     between_rules: bool
+    frames: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def find_digit(
@@ -382,8 +389,11 @@ def find_digit(
         lenient = (mask if faint is None else faint | mask) & unbarred
         paper = _paper_extent(unbarred if painted is None else unbarred & ~painted)
         unruled = _without_lines(mask & unbarred, lenient, darkness, paper)
-        if unruled.between_rules:  # again, with the rules found as ends that make a line a rule
-            unruled = _without_lines(mask & unbarred, lenient, darkness, paper, known_rules=unruled.rules)
+        if unruled.between_rules or unruled.frames is not None:
+            # Again, with the rules found as ends that make a line a rule, and the boxes' sides as rules.
+            unruled = _without_lines(
+                mask & unbarred, lenient, darkness, paper, known_rules=unruled.rules, frames=unruled.frames
+            )
         strokes, across, down, upright = unruled.kept, unruled.across, unruled.down, unruled.upright
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
@@ -682,6 +692,7 @@ def _without_lines(
     darkness: np.ndarray | None = None,
     paper: tuple[int, int, int, int] | None = None,
     known_rules: tuple[np.ndarray, np.ndarray] | None = None,
+    frames: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Unruled:
     """``mask`` without the long thin straight lines of ``faint``, keeping the pixels where a stroke crosses
     one, and the lines taken out (``Unruled``; lines are looked for in ``faint``: a light printed line may
@@ -691,13 +702,15 @@ def _without_lines(
     the paper's edge, under a scanner bed's bar, as surely as at the image's. ``known_rules`` (a first
     pass's ``rules``) are edges too, where a line meets them at both ends: a register's column rule runs
     from the rule under its heading to the next one. (Only rules: a digit's straight stroke taken for a
-    free-standing line is no edge for the stroke that ends on it, as a 4's bar ends on its stem.)"""
+    free-standing line is no edge for the stroke that ends on it, as a 4's bar ends on its stem.) ``frames``
+    (a first pass's ``frames``) are the sides of boxes: lines along them are rules."""
     paper = paper or (0, mask.shape[0], 0, mask.shape[1])
     kept = mask.copy()
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
     whole_rules = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]
     upright = np.zeros_like(mask, dtype=bool)  # vertical lines reaching no edge: maybe a thin pen's "1"
     unended = []  # per direction: the lines that would be rules, did they run from rule to rule
+    box_sides = []  # per direction: the straight thin lines, that may be the sides of a box
     for transposed in (False, True):
         view = faint.T if transposed else faint
         near_edge, far_edge = paper[2:] if not transposed else paper[:2]
@@ -742,8 +755,12 @@ def _without_lines(
             crossing = shear.forward(_crossing(known_rules, transposed))
             ends_on_rule = _ends_on(crossing, lines, first, last, edge + 1) & long_enough & ~reaches_edge
         ruled = (reaches_edge | ends_on_rule) & long_enough  # a rule: across the paper, or rule to rule
+        if frames is not None:
+            in_frame = shear.forward(frames[1].T if transposed else frames[0]) & view
+            ruled |= lines.total(in_frame) >= _FRAMED * lines.area
         if known_rules is None:
             unended.append((transposed, shear, lines, first, last, edge, straight & thin & long_enough & ~reaches_edge))
+            box_sides.append(_Sides(transposed, shear, lines, first, last, edge, straight & thin, ruled))
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~ruled
@@ -803,13 +820,66 @@ def _without_lines(
         if transposed:  # (a thin pen's "1" may stand between two grid lines too)
             upright |= shear.back(lines.mask_of(is_line & (~ruled | ends_on_rule)) & view).T & mask
     found_rules = (whole_rules[0], whole_rules[1])
+    found_frames = _box_sides(box_sides) if known_rules is None else None
     # (Most crops have no such line: the second pass, a whole second search, is only run where one does.)
     between_rules = any(
         maybe.any()
         and _ends_on(shear.forward(_crossing(found_rules, transposed)), lines, first, last, edge + 1)[maybe].any()
         for transposed, shear, lines, first, last, edge, maybe in unended
     )
-    return Unruled(kept, found[0], found[1], upright, found_rules, between_rules)
+    return Unruled(kept, found[0], found[1], upright, found_rules, between_rules, found_frames)
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """The straight thin lines of one direction (``candidates``, per line of ``lines``, in the sheared view
+    of that direction; ``ruled``: those taken for rules), with what ``_ends_on`` needs to ask where they end."""
+
+    transposed: bool
+    shear: _Shear
+    lines: _Components
+    first: np.ndarray
+    last: np.ndarray
+    edge: int
+    candidates: np.ndarray
+    ruled: np.ndarray
+
+    def pixels(self, keep: np.ndarray) -> np.ndarray:
+        """The image's pixels of the lines where ``keep`` is true (in image coordinates)."""
+        chosen = self.shear.back(self.lines.mask_of(keep))
+        return chosen.T if self.transposed else chosen
+
+    def meeting(self, others: np.ndarray) -> np.ndarray:
+        """Per line: whether both its ends meet ``others`` (pixels of the other direction, image coordinates)."""
+        crossing = self.shear.forward(others.T if self.transposed else others)
+        return _ends_on(crossing, self.lines, self.first, self.last, self.edge + 1)
+
+
+def _box_sides(sides: list[_Sides]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sides of printed boxes among the straight thin lines of both directions (horizontal, vertical
+    pixels), or None: each ends on sides of the other direction at both ends, as the four sides of a box do.
+    A digit's straight strokes end on one another at one end at most (a 4's bar on its stem, a 7's bar on its
+    stem), and a rule's line from rule to rule is a rule already; the box's sides on its own are a frame round
+    the digit that reaches no edge of the paper, which neither rule would take out (a "0" or a "1" read in a
+    box's outline at 0.99)."""
+    if len(sides) < 2 or not all(side.candidates.any() for side in sides):
+        return None
+    alive = [side.candidates.copy() for side in sides]
+    for _ in range(_FRAME_ROUNDS):  # drop sides whose ends lost their sides, until none does
+        before = [keep.sum() for keep in alive]
+        for this, other in ((0, 1), (1, 0)):
+            if not alive[other].any():
+                return None
+            alive[this] &= sides[this].meeting(sides[other].pixels(alive[other]))
+        if [keep.sum() for keep in alive] == before:
+            break
+    if not all(keep.any() for keep in alive):
+        return None
+    framed = [keep & ~side.ruled for keep, side in zip(alive, sides, strict=True)]
+    if not any(keep.any() for keep in framed):
+        return None  # (a table's rules, all of them reaching an edge or a rule, are rules already)
+    horizontal, vertical = (side.pixels(keep) for side, keep in zip(sides, framed, strict=True))
+    return horizontal, vertical
 
 
 def _dashed_rules(view: np.ndarray, least_run: int, near_edge: int, far_edge: int) -> np.ndarray:
