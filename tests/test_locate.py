@@ -1357,3 +1357,39 @@ def test_a_digit_of_straight_strokes_is_no_box(label):
     """A 4's and a 7's straight strokes meet at one end each: no stroke of a digit ends on others at both."""
     page = _only_digit(label, 30, 60, 60)
     assert _matches_the_digit_alone(page, label, 30, 60, 60)
+
+
+def _comb(page: np.ndarray, base: int, cell: int, tooth: int, first: int, grey: float = 90.0) -> None:
+    """A comb field: a rule across the page at row ``base`` with teeth ``tooth`` px tall every ``cell`` px."""
+    page[base : base + 1, :] = np.minimum(page[base : base + 1, :], grey)
+    for column in range(first, page.shape[1], cell):
+        page[base - tooth : base, column] = np.minimum(page[base - tooth : base, column], grey)
+
+
+@pytest.mark.parametrize("label", [0, 2, 5, 8])
+@pytest.mark.parametrize(("cell", "tooth"), [(40, 14), (40, 24), (50, 30)])
+def test_a_digit_between_the_teeth_of_a_comb_field_is_read_alone(label, cell, tooth):
+    """A form's comb field, boxes open at the top: the teeth beside the digit made it a letter in a "word"
+    of three (no digit found) or were read as a "1" over it."""
+    top, left, size = 62, 68, 30
+    page = _only_digit(label, top, left, size)
+    _comb(page, top + size + 1, cell, tooth, first=left - (cell - size) // 2 - 1)
+    alone = to_mnist(finish(_only_digit(label, top, left, size)))
+    assert correlation(to_mnist(finish(page)), alone) >= MIN_CORRELATION
+
+
+def test_an_empty_comb_field_is_no_digit():
+    page = sheet()
+    _comb(page, 100, 40, 24, first=15)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+def test_a_one_standing_on_a_baseline_beside_a_lone_tooth_is_still_read():
+    """A tooth needs a twin on the same rule: a "1" standing on a baseline is no tooth for standing beside one."""
+    page = _only_digit(1, 66, 80, 34)
+    page[100, :] = 90.0
+    page[86:100, 40] = 90.0  # one tooth, 14 px
+    alone = _only_digit(1, 66, 80, 34)
+    alone[100, :] = 90.0
+    assert correlation(to_mnist(finish(page)), to_mnist(finish(alone))) >= MIN_CORRELATION

@@ -197,6 +197,10 @@ _PERIOD_SHARE = 0.6
 _PERIOD_FILL = 0.5
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
+# Teeth of a comb stand on one rule within this many pixels and are as tall within this many pixels or this
+# share of their height.
+_TOOTH_SLACK = 2
+_TOOTH_SHARE = 0.1
 # A line at least this share of whose pixels lie on a box's side (a first pass's) is that side.
 _FRAMED = 0.5
 # Sides that lose a side they end on are dropped, round after round, at most this many times.
@@ -505,9 +509,12 @@ def _choose(
     if not candidates.any():
         raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     slivers = np.zeros(shapes.count, dtype=bool)
+    usable = ~speck
     if strokes is not mask:
         slivers = _remnants(shapes, removed, stroke)
-        candidates &= ~slivers
+        # A comb's teeth are print, like the rule they stand on: neither digits nor letters of a word.
+        usable &= ~_comb_teeth(shapes, removed[0], stroke)
+        candidates &= ~slivers & usable
         if not candidates.any():
             raise NoDigitError(f"no digit found in {name} (only {what} stand out from the background)")
     score = _digit_likeness(shapes, stroke, tiny)
@@ -526,9 +533,9 @@ def _choose(
     for seed in order:
         if not candidates[seed]:
             continue
-        if _in_text_row(shapes, seed, ~speck):
+        if _in_text_row(shapes, seed, usable):
             continue
-        group, doubtful = _grow(shapes, seed, ~speck, stroke, tiny, loose, slivers)
+        group, doubtful = _grow(shapes, seed, usable, stroke, tiny, loose, slivers)
         top, bottom = int(shapes.top[group].min()), int(shapes.bottom[group].max())
         left, right = int(shapes.left[group].min()), int(shapes.right[group].max())
         # A digit's height is its strokes': a speck beside a short mark does not make it tall enough.
@@ -537,7 +544,7 @@ def _choose(
             continue
         if not tiny and (group & ~speck).sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
             continue
-        if not tiny and _mostly_print(shapes, group, seed, ~speck):
+        if not tiny and _mostly_print(shapes, group, seed, usable):
             continue  # a letter that passed as a seed, grown over the words around it
         digit = shapes.mask_of(group)
         aspect = (right - left) / (bottom - top)
@@ -548,6 +555,31 @@ def _choose(
         doubt = shapes.mask_of(doubtful) if doubtful.any() else None
         return Located(digit, (top, bottom, left, right), (mask | lines) & ~digit, doubt=doubt)
     raise AllRefusedError(f"no digit found in {name} (only printed text, specks or lines stand out)")
+
+
+def _comb_teeth(shapes: _Components, across: np.ndarray, stroke: float) -> np.ndarray:
+    """Per shape: whether it is a tooth of a comb field, a form's row of boxes open at the top: a straight
+    upright hairline standing on (or hanging from) a horizontal rule taken out (``across``), with another of
+    its height and width on the same rule. A "1" on a baseline is alone; the teeth beside a digit came in
+    as letters of a word round it, or as a "1" chosen over it."""
+    tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
+    upright = (wide <= _STRAIGHT_STROKES * stroke) & (tall >= 4 * wide) & (tall >= _MIN_PIECE_PX)
+    if upright.sum() < 2 or not across.any():
+        return np.zeros(shapes.count, dtype=bool)
+    height = across.shape[0]
+    rule_rows = across.any(axis=1)
+    # The row a tooth stands on (its bottom) or hangs from (its top), when a rule runs there (within 2 px).
+    near_rule = np.convolve(rule_rows.astype(np.int8), np.ones(5, dtype=np.int8), mode="same") > 0
+    foot = np.where(upright & near_rule[np.minimum(shapes.bottom, height - 1)], shapes.bottom, -1)
+    head = np.where(upright & near_rule[np.maximum(shapes.top - 1, 0)], shapes.top, -1)
+    teeth = np.zeros(shapes.count, dtype=bool)
+    for ends in (foot, head):
+        for index in np.flatnonzero(ends >= 0):
+            same = (np.abs(ends - ends[index]) <= _TOOTH_SLACK) & (ends >= 0)
+            same &= np.abs(tall - tall[index]) <= max(_TOOTH_SLACK, _TOOTH_SHARE * tall[index])
+            same &= np.abs(wide - wide[index]) <= 1
+            teeth[index] |= same.sum() >= 2
+    return teeth
 
 
 def hysteresis_shapes(strong: np.ndarray, weak: np.ndarray) -> _Components:
@@ -850,9 +882,20 @@ class _Sides:
         return chosen.T if self.transposed else chosen
 
     def meeting(self, others: np.ndarray) -> np.ndarray:
-        """Per line: whether both its ends meet ``others`` (pixels of the other direction, image coordinates)."""
+        """Per line: whether both its ends meet ``others`` (pixels of the other direction, image coordinates),
+        within ``edge`` + 1 px of each end, beyond it or short of it: at a box's corner one side runs into the
+        other's thickness, or a pixel past it."""
         crossing = self.shear.forward(others.T if self.transposed else others)
-        return _ends_on(crossing, self.lines, self.first, self.last, self.edge + 1)
+        reach = self.edge + 1
+        height, width = crossing.shape
+        ends = np.zeros(self.lines.count, dtype=bool)
+        for index in np.flatnonzero(self.candidates):
+            rows = slice(max(int(self.lines.top[index]) - 1, 0), min(int(self.lines.bottom[index]) + 1, height))
+            start, stop = int(self.first[index]), int(self.last[index])
+            before = crossing[rows, max(start - reach, 0) : min(start + reach + 1, width)]
+            after = crossing[rows, max(stop - 1 - reach, 0) : min(stop + reach, width)]
+            ends[index] = bool(before.any() and after.any())
+        return ends
 
 
 def _box_sides(sides: list[_Sides]) -> tuple[np.ndarray, np.ndarray] | None:
