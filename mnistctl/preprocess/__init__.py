@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistctl.errors import MnistctlError
+from mnistctl.preprocess.backdrop import backdrop_region
 from mnistctl.preprocess.decode import MAX_PIXELS, InvalidImageError, NoDigitError, load_gray
 from mnistctl.preprocess.locate import (
     AllRefusedError,
@@ -155,7 +156,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
     if float(image.max()) - float(image.min()) < MIN_CONTRAST:
         raise NoDigitError(f"no digit found in {name} (the image is blank)")
     work = work_copy(image)
-    painted = None
+    # A sheet photographed on a desk: the desk is painted over with the sheet's tone before anything else,
+    # or it would be taken for the paper (the sheet for the ink) or its edge for a stroke.
+    painted = backdrop_region(work)
+    if painted is not None:
+        work = np.where(painted, np.uint8(np.median(work[~painted])), work)
     light, paper_tone, flat = polarity_and_paper(work)
     if light:
         work = 255 - work  # from here on: dark ink on light paper
@@ -164,7 +169,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
         # shadowed paper and leave its rim as ink: paint it over with paper before anything else.
         bars = bar_region(work < _BAR_DARKNESS * paper_tone)
         if bars.any():
-            painted = bars
+            painted = bars if painted is None else painted | bars
             work = np.where(bars, np.uint8(min(255, round(paper_tone))), work)
     # A small image whose whole border is one tone is a scan or a drawing, not a photo with uneven light; nor
     # is a tiny bitmap, whatever its border (a bold stroke stretched to fill it may cover most of the border).

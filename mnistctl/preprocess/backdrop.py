@@ -1,0 +1,147 @@
+"""Stage 2a, backdrop: a sheet photographed on a desk, and the desk around it.
+
+A sticky note or a card photographed on a wooden desk, or a page with the table beyond its edge in a
+corner, shows a large dark region around (or beside) the paper. Taken for the paper, the desk turns the
+picture inside out (the note becomes the "ink"); taken for ink, its edge becomes a stroke beside the digit.
+It is found before anything else and painted over with the paper's tone, as the scanner bed's bar is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistctl.preprocess.locate import _Components as Components
+from mnistctl.preprocess.locate import bar_region
+from mnistctl.preprocess.paper import EVEN_SIDE, _otsu, _thickness, grown
+
+# The search runs on a copy this small: a desk is large and its edge is straight.
+_SEARCH_SIDE = 96
+# The sheet: the largest light region, holes filled, at least this share of the picture...
+_SHEET_SHARE = 0.15
+# ...filling at least this share of the smallest rectangle round it, at any angle: a sheet is a
+# quadrilateral (less a corner where the desk is seen across it); a light digit on a dark ground, however
+# bold, is no rectangle (an "0" filled in is an ellipse, 0.785 of its rectangle).
+_SHEET_FILL = 0.8
+# Angles (degrees) at which the rectangle round the sheet is tried.
+_ANGLES = np.deg2rad(np.arange(0, 90, 3))
+# ...with ink inside it: holes of at least this share of its area (the digit, written on it)...
+_INK_SHARE = 0.004
+# ...in strokes: the largest piece of it no thicker (mean erosion depth) than this share of its length. A
+# pen's strokes measure about 0.025, a bold marker's 0.05; a round counter, 0.17.
+_INK_THINNESS = 0.09
+# A sheet with nothing on it is one only if it is at least this share of the picture and no more than this
+# much longer than wide (a bold light "1" on a dark ground is a bar).
+_BLANK_SHARE = 0.25
+_BLANK_ASPECT = 2.0
+# The backdrop: dark regions outside the sheet touching the picture's edge along at least this share of its
+# perimeter (a stroke of the digit that runs off the edge touches it along a stroke's width)...
+_BACKDROP_BORDER = 0.12
+# ...at least this thick (mean erosion depth, a share of the shorter side: a bold stroke is about 0.025)...
+_BACKDROP_DEPTH = 0.03
+# ...and at least this share of the picture.
+_BACKDROP_SHARE = 0.03
+# The desk is darker than this share of the sheet's tone, and by this many grey levels at least.
+_DESK_SHADE = 0.65
+_DESK_CONTRAST = 50
+# Parts of the desk thinner than twice this share of the shorter side are no desk (a rule, a stroke).
+_DESK_OPENING = 0.02
+# A desk is at least this many times as thick as the writing's strokes (a bold digit cropped tight runs
+# off the edges as a desk does).
+_OVER_STROKES = 3.0
+# A desk along one edge (this share of it at least, and less of the others) at least this share of which lies
+# outside the bars along the edges is more than a scanner's bar.
+_ALONG_SIDE = 0.5
+_NOT_A_BAR = 0.25
+# The backdrop painted over reaches this share of the shorter side into the sheet: its edge is blurred.
+_EDGE_BLUR = 0.02
+
+
+def backdrop_region(work: np.ndarray) -> np.ndarray | None:
+    """The pixels of ``work`` (grey, any polarity) that are desk around a sheet with writing on it, or None."""
+    height, width = work.shape
+    if max(height, width) <= EVEN_SIDE:
+        return None
+    factor = -(-max(height, width) // _SEARCH_SIDE)
+    small = work[::factor, ::factor]
+    light = small > _otsu(np.bincount(small.ravel(), minlength=256))
+    regions = Components(light)
+    if regions.count == 0:
+        return None
+    biggest = int(regions.area.argmax())
+    dark = Components(~light)
+    small_h, small_w = small.shape
+    on_edge = (dark.top == 0) | (dark.left == 0) | (dark.bottom == small_h) | (dark.right == small_w)
+    # Inside the sheet: dark regions that reach no edge and lie within the sheet's box (the ink on it).
+    top, bottom = regions.top[biggest], regions.bottom[biggest]
+    left, right = regions.left[biggest], regions.right[biggest]
+    within = (dark.top >= top) & (dark.bottom <= bottom) & (dark.left >= left) & (dark.right <= right)
+    holes = ~on_edge & within
+    sheet = regions.mask_of(np.arange(regions.count) == biggest) | dark.mask_of(holes)
+    area = float(sheet.sum())
+    fill, (long_side, short_side) = _rectangle(sheet)
+    if area < _SHEET_SHARE * small.size or fill < _SHEET_FILL:
+        return None
+    ink = dark.mask_of(holes)
+    blank = ink.sum() < _INK_SHARE * area
+    stroke = 0.0
+    if not blank:
+        # The writing is strokes: thin for their length. A light digit's counters (a bold "8" on a dark
+        # ground, whose strokes would pass for a sheet) are round blobs, as thick as they are long.
+        writing = int(np.flatnonzero(holes)[dark.area[holes].argmax()])
+        longest = max(dark.bottom[writing] - dark.top[writing], dark.right[writing] - dark.left[writing])
+        stroke = _thickness(dark.mask_of(np.arange(dark.count) == writing))
+        if stroke > _INK_THINNESS * longest:
+            return None
+    elif area < _BLANK_SHARE * small.size or long_side > _BLANK_ASPECT * short_side:
+        return None  # a blank sheet is a large square-ish one, filling its box (no light digit is)
+    # The desk: regions much darker than the sheet (a shadow or a lighting gradient darkens paper far less),
+    # touching the edge, thick and large. What is thin in them is opened away first: a rule running into a
+    # scanner's bar, a stroke touching the desk's edge.
+    tone = float(np.median(small[sheet & light]))
+    darker = (small < min(_DESK_SHADE * tone, tone - _DESK_CONTRAST)) & ~sheet
+    reach = max(1, round(_DESK_OPENING * min(small_h, small_w)))
+    darker = grown(~grown(~darker, reach), reach) & darker
+    desks = Components(darker)
+    on_edge = (desks.top == 0) | (desks.left == 0) | (desks.bottom == small_h) | (desks.right == small_w)
+    border = np.zeros_like(light)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    touching = desks.total(border.astype(np.float32))
+    wide = touching >= _BACKDROP_BORDER * border.sum()
+    desk = on_edge & wide & (desks.area >= _BACKDROP_SHARE * small.size)
+    chosen = np.zeros_like(light)
+    for index in np.flatnonzero(desk):
+        region = desks.mask_of(np.arange(desks.count) == index)
+        depth = _thickness(region)
+        if depth >= _BACKDROP_DEPTH * min(small_h, small_w) and depth >= _OVER_STROKES * stroke:
+            chosen |= region
+    if not chosen.any():
+        return None
+    # A scanner bed's bar along one edge is painted over later, as bars are (``bar_region``); a desk round a
+    # note runs along every edge.
+    along = [chosen[0].mean(), chosen[-1].mean(), chosen[:, 0].mean(), chosen[:, -1].mean()]
+    sides = sum(share >= _ALONG_SIDE for share in along)
+    if sides == 1 and (chosen & ~bar_region(darker)).sum() < _NOT_A_BAR * chosen.sum():
+        return None
+    # With nothing written on the sheet, only a desk all round it is sure: a shadow across a page, or a bold
+    # digit cropped tight, leaves a light region as blank and runs along two or three edges.
+    if blank and sides < 4:
+        return None
+    full = np.repeat(np.repeat(chosen, factor, axis=0), factor, axis=1)[:height, :width]
+    return grown(full, max(1, round(_EDGE_BLUR * min(height, width))))
+
+
+def _rectangle(mask: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """The area of ``mask`` over that of the smallest rectangle round it (tried at every few degrees), and that
+    rectangle's longer and shorter sides."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    first = mask[rows].argmax(axis=1)
+    last = mask.shape[1] - 1 - mask[rows, ::-1].argmax(axis=1)
+    # The outline's extreme points per row (pixel corners) hold every extreme of the shape at any angle.
+    ys = np.concatenate([rows, rows, rows + 1, rows + 1]).astype(np.float64)
+    xs = np.concatenate([first, last + 1, first, last + 1]).astype(np.float64)
+    cos, sin = np.cos(_ANGLES)[:, None], np.sin(_ANGLES)[:, None]
+    along, across = xs * cos + ys * sin, ys * cos - xs * sin
+    lengths, widths = along.max(axis=1) - along.min(axis=1), across.max(axis=1) - across.min(axis=1)
+    best = int((lengths * widths).argmin())
+    sides = (float(max(lengths[best], widths[best])), float(min(lengths[best], widths[best])))
+    return float(mask.sum()) / float(lengths[best] * widths[best]), sides
