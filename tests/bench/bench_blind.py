@@ -10,6 +10,7 @@ production path, second look included), from this checkout and, with ``--before 
 
 Run: python -m tests.bench.bench_blind --pictures DIR [--before CHECKOUT]
      (make DIR first: python -m tests.bench.blind --out DIR --count 300)
+     or, for the scenes of ``tests.bench.scenes`` (desks, shadows, boxes, combs), with --scenes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.bench.results import replace_section, run_line
 
 REPO = Path(__file__).resolve().parents[2]
 SURE = 0.6
+SECTION = "Blind pictures (bench_blind)"
 
 
 def predict(checkout: Path, folder: Path) -> list[dict]:
@@ -62,7 +64,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pictures", type=Path, required=True, help="what python -m tests.bench.blind wrote")
     parser.add_argument("--before", type=Path, metavar="CHECKOUT", help="a checkout of the code before a change")
+    parser.add_argument(
+        "--scenes", action="store_true", help="the pictures are python -m tests.bench.scenes's (their own section)"
+    )
     args = parser.parse_args()
+    maker, section = ("scenes", "Scenes (bench_blind --scenes)") if args.scenes else ("blind", SECTION)
     columns = {"before": args.before} if args.before else {}
     columns["after" if args.before else "this checkout"] = REPO
     measured = {name: scores(checkout, args.pictures) for name, checkout in columns.items()}
@@ -71,9 +77,10 @@ def main() -> None:
     table += [f"| {row} | " + " | ".join(measured[name][row] for name in columns) + " |" for row in rows]
     command = f"python -m tests.bench.bench_blind --pictures {args.pictures}"
     command += f" --before {args.before}" if args.before else ""
+    command += " --scenes" if args.scenes else ""
     body = "\n".join(
         [
-            f"{run_line()}. Pictures: `{args.pictures}` (`tests/bench/blind.py`).",
+            f"{run_line()}. Pictures: `{args.pictures}` (`tests/bench/{maker}.py`).",
             "",
             f"Command: `{command}`",
             "",
@@ -84,7 +91,7 @@ def main() -> None:
         ]
     )
     print(body)
-    replace_section(REPO / "tests" / "bench" / "RESULTS.md", "Blind pictures (bench_blind)", body)
+    replace_section(REPO / "tests" / "bench" / "RESULTS.md", section, body)
 
 
 if __name__ == "__main__":
