@@ -4,7 +4,8 @@ MNIST digits are white ink on black, fitted into a 20x20 box and centred by cent
 makes a photo or scan look like that, in four stages, one module each:
 
 - ``decode``: any file or stdin bytes -> grey levels, safely (``load_gray``);
-- ``paper``: which way round the ink is, the paper under it, how dark the ink is;
+- ``paper``: which way round the ink is, the paper under it, how dark the ink is (``backdrop`` first: the
+  desk round a sheet photographed on it);
 - ``locate``: the handwritten digit among ruling lines, bars, specks, periods and printed text;
 - ``normalize``: fit into 20x20 keeping the aspect ratio, centre by mass in 28x28.
 
