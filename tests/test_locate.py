@@ -1393,3 +1393,29 @@ def test_a_one_standing_on_a_baseline_beside_a_lone_tooth_is_still_read():
     alone = _only_digit(1, 66, 80, 34)
     alone[100, :] = 90.0
     assert correlation(to_mnist(finish(page)), to_mnist(finish(alone))) >= MIN_CORRELATION
+
+
+@pytest.mark.parametrize(("word", "label"), [("Dato", 4), ("Sum", 6), ("Tota", 9)])
+@pytest.mark.parametrize("blur", [0.6, 1.0])
+def test_a_forms_label_run_together_above_the_digit_is_not_part_of_it(word, label, blur):
+    """A box's printed label above the digit, scanned so that its letters ran together into one shape: no row
+    of letters, but a word all the same (a "4" under "Dato" became a "7" with a bar)."""
+    page = _only_digit(label, 40, 70, 30)
+    letters = np.asarray(
+        Image.fromarray((wild.printed(word, 9) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur)),
+        np.float32,
+    )
+    put_ink(page, np.minimum(letters / 255 * 1.8, 1.0), 30, 56, 45.0)
+    assert _matches_the_digit_alone(page, label, 40, 70, 30)
+
+
+@pytest.mark.parametrize("label", [0, 5])
+def test_the_ticks_of_a_forms_baseline_are_comb_teeth_however_short(label):
+    """Short ticks on a baseline either side of the digit, blurred to 3 px wide by the scan, are a comb's teeth."""
+    page = _only_digit(label, 50, 70, 30)
+    page[82:85, :] = 60.0  # the baseline under the digit
+    for column in (45, 125):
+        page[74:82, column : column + 3] = 60.0  # ticks 8 px tall
+    alone = _only_digit(label, 50, 70, 30)
+    alone[82:85, :] = 60.0
+    assert correlation(to_mnist(finish(page)), to_mnist(finish(alone))) >= MIN_CORRELATION

@@ -195,12 +195,17 @@ _LOOP_GAP = 3
 # A round filled dot at most this share of a shape's height beside it is a period, not a letter.
 _PERIOD_SHARE = 0.6
 _PERIOD_FILL = 0.5
+# A form's label whose letters ran together is at least this many strokes tall (its lower-case letters).
+_LABEL_STROKES = 1.5
 # Shapes side by side that together are this much wider than tall are a word, not a digit in pieces.
 _TEXT_ASPECT = 1.5
 # Teeth of a comb stand on one rule within this many pixels and are as tall within this many pixels or this
 # share of their height.
 _TOOTH_SLACK = 2
 _TOOTH_SHARE = 0.1
+# ...and at least this many times as tall as wide: a short tick of a form's baseline, blurred in the scan,
+# is 8 px tall and 3 px wide.
+_TOOTH_ASPECT = 2.5
 # A line at least this share of whose pixels lie on a box's side (a first pass's) is that side.
 _FRAMED = 0.5
 # Sides that lose a side they end on are dropped, round after round, at most this many times.
@@ -563,7 +568,7 @@ def _comb_teeth(shapes: _Components, across: np.ndarray, stroke: float) -> np.nd
     its height and width on the same rule. A "1" on a baseline is alone; the teeth beside a digit came in
     as letters of a word round it, or as a "1" chosen over it."""
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
-    upright = (wide <= _STRAIGHT_STROKES * stroke) & (tall >= 4 * wide) & (tall >= _MIN_PIECE_PX)
+    upright = (wide <= _STRAIGHT_STROKES * stroke) & (tall >= _TOOTH_ASPECT * wide) & (tall >= _MIN_PIECE_PX)
     if upright.sum() < 2 or not across.any():
         return np.zeros(shapes.count, dtype=bool)
     height = across.shape[0]
@@ -1470,6 +1475,16 @@ def _grow(
     apart = (shapes.bottom <= shapes.top[seed]) | (shapes.top >= shapes.bottom[seed])
     for other in np.flatnonzero(usable & small & apart & (wide <= _WORD_ASPECT * tall)):
         letters[other] = _in_text_row(shapes, other, small, usable & small)
+    # ...and a printed word whose letters ran together, a form's label ("Dato") above or below the digit: wider
+    # than tall, as tall as a few strokes, and crossing more strokes across its middle than a stroke of a digit
+    # does (a 5's bar broken off its stem crosses one, a 2's arc broken off its foot two), or blurred into a
+    # blot (a bar that fills its box is one stroke tall).
+    label_like = usable & small & apart & ~letters & (wide > _TEXT_ASPECT * tall) & (tall >= _LABEL_STROKES * stroke)
+    for other in np.flatnonzero(label_like):
+        top, bottom, left, right = _box(shapes, other)
+        label = shapes.mask_of(np.arange(shapes.count) == other)[top:bottom, left:right]
+        blot = label.mean() >= _WORD_FILL and bottom - top >= _WORD_STROKES * stroke
+        letters[other] = blot or _strokes_across(label) > _LOOP_STROKES
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
     thin, long = np.minimum(tall, wide), np.maximum(tall, wide)
     straight = (thin <= _STRAIGHT_STROKES * stroke) & (long >= 4 * thin)
