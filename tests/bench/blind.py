@@ -90,6 +90,11 @@ class Sources:
             digits += [digit for _, digit in sorted(chosen, key=lambda pair: pair[0])]
         return digits
 
+    def pick_both(self, count: int, rng: np.random.Generator) -> list[Digit]:
+        """``count`` digits, the first half (rounded up) from MNIST, the rest from USPS, labels in turn."""
+        half = (count + 1) // 2
+        return self.pick("mnist", half, rng) + self.pick("usps", count // 2, rng, first_label=half % 10)
+
     def _load(self, source: str, label: int, key: np.integer | Path) -> Digit:
         if source == "mnist":
             ink = self._mnist[key].astype(np.float32) / 255
@@ -1026,8 +1031,7 @@ def generate(out: Path, count: int, seed: int, shared: Path = SHARED, command: s
     written: dict[str, int] = {}
     for k, (name, make) in enumerate(KINDS.items()):
         rng = np.random.default_rng([seed, k])
-        half = (count + 1) // 2
-        digits = sources.pick("mnist", half, rng) + sources.pick("usps", count // 2, rng, first_label=half % 10)
+        digits = sources.pick_both(count, rng)
         for digit in digits:
             folder = out / name / str(digit.label)
             folder.mkdir(parents=True, exist_ok=True)

@@ -153,8 +153,7 @@ def generate(out: Path, count: int, seed: int, shared: Path = SHARED) -> dict[st
     written = {}
     for number, (name, make) in enumerate(KINDS.items()):
         rng = np.random.default_rng([seed, 200 + number])
-        half = (count + 1) // 2
-        digits = sources.pick("mnist", half, rng) + sources.pick("usps", count // 2, rng, first_label=half % 10)
+        digits = sources.pick_both(count, rng)
         for digit in digits:
             folder = out / name / str(digit.label)
             folder.mkdir(parents=True, exist_ok=True)
