@@ -3,12 +3,15 @@ looked for; a light digit on a dark ground, or a bold digit running off the pict
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnistctl.preprocess import NoDigitError, to_mnist
+from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
 from mnistctl.preprocess.backdrop import backdrop_region
+from mnistctl.preprocess.paper import work_copy
 from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, enlarge, mnist_digit, noisy
 
 PAPER, INK, DESK = 232.0, 40.0, 95.0
@@ -120,3 +123,13 @@ def test_a_digit_cropped_to_its_ink_is_no_desk(label):
     rows, columns = np.nonzero(coverage > 0.5)
     crop = coverage[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
     assert backdrop_region(as_uint8(noisy(PAPER - (PAPER - INK) * crop, 3, seed=1))) is None
+
+
+def test_no_fixture_scan_or_photo_is_taken_for_a_sheet_on_a_desk():
+    """Form crops with a scanner bed's bar, pens on forms, tiny scans, notebook photos, turned and tight crops:
+    none is a sheet on a desk (a bar along one edge is left to the bar's own rule)."""
+    fixtures = Path(__file__).parent / "fixtures"
+    pictures = sorted(path for path in fixtures.rglob("*") if path.suffix in (".png", ".jpg"))
+    assert len(pictures) > 30
+    taken = [path.name for path in pictures if backdrop_region(work_copy(load_gray(path, path.name))) is not None]
+    assert taken == []
