@@ -1419,3 +1419,27 @@ def test_the_ticks_of_a_forms_baseline_are_comb_teeth_however_short(label):
     alone = _only_digit(label, 50, 70, 30)
     alone[82:85, :] = 60.0
     assert correlation(to_mnist(finish(page)), to_mnist(finish(alone))) >= MIN_CORRELATION
+
+
+@pytest.mark.parametrize(("top", "bottom"), [(36, 80), (60, 100), (37, 70)])
+@pytest.mark.parametrize("grey", [90.0, 130.0])
+def test_a_printed_stub_on_a_rule_in_the_rules_ink_is_no_one(top, bottom, grey):
+    """A form's tick, or a column rule that stops short, hangs from (or stands on) a row rule in the rule's own
+    ink: a ruler-straight "1" read at 0.99 on a page with nothing written on it."""
+    page = sheet()
+    page[34:36, :] = grey
+    page[100:102, :] = grey
+    page[top:bottom, 80:82] = grey
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(finish(page))
+
+
+@pytest.mark.parametrize("grey", [110.0, 140.0])
+def test_a_pen_one_standing_on_a_lighter_printed_rule_is_still_read(grey):
+    """A "1" in the pen's ink stands on a grey rule: not the rule's ink, so no stub of it."""
+    page = sheet()
+    page[100:102, :] = grey
+    page[60:100, 80:82] = INK
+    alone = sheet()
+    alone[60:100, 80:82] = INK
+    assert correlation(to_mnist(finish(page)), to_mnist(finish(alone))) >= MIN_CORRELATION

@@ -206,6 +206,9 @@ _TOOTH_SHARE = 0.1
 # ...and at least this many times as tall as wide: a short tick of a form's baseline, blurred in the scan,
 # is 8 px tall and 3 px wide.
 _TOOTH_ASPECT = 2.5
+# A printed stub on a rule ends within this many pixels of the rule, in its ink to within this share of it.
+_STUB_REACH = 3
+_STUB_SHADE = 0.15
 # A line at least this share of whose pixels lie on a box's side (a first pass's) is that side.
 _FRAMED = 0.5
 # Sides that lose a side they end on are dropped, round after round, at most this many times.
@@ -548,6 +551,9 @@ def _choose(
         if shapes.bottom[strokes_only].max() - shapes.top[strokes_only].min() < least:
             continue
         if not tiny and (group & ~speck).sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
+            continue
+        alone = (group & ~speck).sum() == 1
+        if not tiny and alone and darkness is not None and _printed_stub(shapes, seed, removed, darkness, stroke):
             continue
         if not tiny and _mostly_print(shapes, group, seed, usable):
             continue  # a letter that passed as a seed, grown over the words around it
@@ -1371,6 +1377,43 @@ def _rule_stub(shapes: _Components, index: int, stroke: float, paper: tuple[int,
     else:
         ends = (left <= paper[2] + 1, right >= paper[3] - 1)
     return ends[0] != ends[1]
+
+
+def _printed_stub(
+    shapes: _Components, index: int, removed: tuple[np.ndarray, np.ndarray], darkness: np.ndarray, stroke: float
+) -> bool:
+    """Whether shape ``index`` is a printed stub on a rule: a ruler-straight hairline with one end on a line
+    taken out (``removed``: horizontal, vertical), printed in that line's ink (within ``_STUB_SHADE`` of its
+    darkness), as a form's tick or a column rule that stops short is. A "1" stands on a baseline too, but in
+    the pen's ink: a rule printed in grey, or in a colour, is lighter than a pen."""
+    top, bottom, left, right = _box(shapes, index)
+    upright = bottom - top >= right - left
+    along = max(bottom - top, right - left)
+    thickness = shapes.area[index] / along
+    if thickness > 2 * stroke + 1 or along < 8 * thickness:
+        return False
+    pixels = shapes.mask_of(np.arange(shapes.count) == index)[top:bottom, left:right]
+    if not _ruler_straight(pixels.T if upright else pixels):
+        return False
+    lines, reach = removed[0] | removed[1], _STUB_REACH
+    if upright:
+        ends = (lines[max(top - reach, 0) : top, left:right], lines[bottom : bottom + reach, left:right])
+        near = (
+            (slice(max(top - reach, 0), top), slice(max(left - 2 * reach, 0), right + 2 * reach)),
+            (slice(bottom, bottom + reach), slice(max(left - 2 * reach, 0), right + 2 * reach)),
+        )
+    else:
+        ends = (lines[top:bottom, max(left - reach, 0) : left], lines[top:bottom, right : right + reach])
+        near = (
+            (slice(max(top - 2 * reach, 0), bottom + 2 * reach), slice(max(left - reach, 0), left)),
+            (slice(max(top - 2 * reach, 0), bottom + 2 * reach), slice(right, right + reach)),
+        )
+    touching = [window for end, window in zip(ends, near, strict=True) if end.any()]
+    if len(touching) != 1:
+        return False  # (free-standing, or from rule to rule: the rules' own tests decide)
+    rule = lines[touching[0]]
+    rule_ink = float(np.median(darkness[touching[0]][rule]))
+    return abs(float(shapes.ink[index]) - rule_ink) <= _STUB_SHADE * rule_ink
 
 
 def _periods(shapes: _Components, box: tuple[int, int, int, int]) -> np.ndarray:
