@@ -1443,3 +1443,53 @@ def test_a_pen_one_standing_on_a_lighter_printed_rule_is_still_read(grey):
     alone = sheet()
     alone[60:100, 80:82] = INK
     assert correlation(to_mnist(finish(page)), to_mnist(finish(alone))) >= MIN_CORRELATION
+
+
+def test_a_stack_of_thin_dashes_is_no_digit_and_no_deep_recursion():
+    """Each dash is a "word" with another just above it: asking about the row above, and the row above that,
+    stops after a few rows (it went on to Python's recursion limit, or for a minute on stacked bars)."""
+    page = np.full((1024, 300), 235.0)
+    for row in range(26, 1000, 2):
+        page[row, 135:165] = 20.0
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(page)
+
+
+def test_a_black_one_standing_on_a_black_rule_is_still_a_one():
+    """A rule printed in black is as dark as a pen: a "1" standing on it is no printed stub."""
+    page = np.full((200, 300), 235.0)
+    page[150:152, :] = 20.0
+    page[90:150, 148:151] = 20.0
+    alone = np.full((200, 300), 235.0)
+    alone[90:150, 148:151] = 20.0
+    assert correlation(to_mnist(page), to_mnist(alone)) >= MIN_CORRELATION
+
+
+def test_a_dark_one_among_lighter_comb_teeth_is_no_tooth():
+    """A tooth's twin is printed alike: a "1" in a comb's cell, as tall as the teeth but in the pen's ink."""
+    page = np.full((200, 300), 235.0)
+    page[150:152, :] = 60.0
+    for column in range(20, 300, 40):
+        page[110:150, column : column + 2] = 60.0
+    page[112:150, 158:160] = 20.0
+    alone = np.full((200, 300), 235.0)
+    alone[112:150, 158:160] = 20.0
+    assert correlation(to_mnist(page), to_mnist(alone)) >= MIN_CORRELATION
+
+
+@pytest.mark.parametrize(("height", "width", "stroke", "radius"), [(140, 120, 10, 11), (220, 170, 15, 16)])
+def test_a_bold_squarish_zero_is_no_printed_box(height, width, stroke, radius):
+    """A marker's "0" drawn almost square has straight sides ending on each other, but 10-20 px thick: no
+    printed box's (it was taken out as one: no digit found)."""
+    rows, columns = np.mgrid[0:height, 0:width]
+
+    def inside(top: int, bottom: int, left: int, right: int, corner: int) -> np.ndarray:
+        near_row = np.clip(rows, top + corner, bottom - corner)
+        near_column = np.clip(columns, left + corner, right - corner)
+        return (rows - near_row) ** 2 + (columns - near_column) ** 2 <= corner**2
+
+    margin = 15
+    outer = inside(margin, height - 1 - margin, margin, width - 1 - margin, radius)
+    inner = inside(margin + stroke, height - 1 - margin - stroke, margin + stroke, width - 1 - margin - stroke, 1)
+    picture = to_mnist(np.where(outer & ~inner, 25.0, 230.0))
+    assert picture.sum() > 20 * 255  # a digit was found and drawn

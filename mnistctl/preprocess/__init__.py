@@ -159,9 +159,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
     work = work_copy(image)
     # A sheet photographed on a desk: the desk is painted over with the sheet's tone before anything else,
     # or it would be taken for the paper (the sheet for the ink) or its edge for a stroke.
-    painted = backdrop_region(work)
-    if painted is not None:
-        work = np.where(painted, np.uint8(np.median(work[~painted])), work)
+    painted = None
+    desk = backdrop_region(work)
+    if desk is not None:
+        painted, sheet_tone = desk
+        work = np.where(painted, np.uint8(round(sheet_tone)), work)
     light, paper_tone, flat = polarity_and_paper(work)
     if light:
         work = 255 - work  # from here on: dark ink on light paper

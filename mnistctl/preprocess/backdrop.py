@@ -30,9 +30,12 @@ _INK_SHARE = 0.004
 # pen's strokes measure about 0.025, a bold marker's 0.05; a round counter, 0.17.
 _INK_THINNESS = 0.09
 # A sheet with nothing on it is one only if it is at least this share of the picture and no more than this
-# much longer than wide (a bold light "1" on a dark ground is a bar).
+# much longer than wide (a bold light "1" on a dark ground is a bar), with a desk at least this thick round it
+# (a share of the shorter side, as ``_BACKDROP_DEPTH``: a squarish "0" cropped to its ink encloses a blank
+# "sheet" too, but its ring measured 0.036-0.071, the desks round empty notes 0.10-0.21).
 _BLANK_SHARE = 0.25
 _BLANK_ASPECT = 2.0
+_BLANK_DESK_DEPTH = 0.09
 # The backdrop: dark regions outside the sheet touching the picture's edge along at least this share of its
 # perimeter (a stroke of the digit that runs off the edge touches it along a stroke's width)...
 _BACKDROP_BORDER = 0.12
@@ -56,8 +59,10 @@ _NOT_A_BAR = 0.25
 _EDGE_BLUR = 0.02
 
 
-def backdrop_region(work: np.ndarray) -> np.ndarray | None:
-    """The pixels of ``work`` (grey, any polarity) that are desk around a sheet with writing on it, or None."""
+def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The pixels of ``work`` (grey levels) that are a dark desk round a light sheet, or beyond its edge, and
+    the sheet's tone to paint them with; None where there is no such desk. (A dark slate on a light desk is
+    not looked for.)"""
     height, width = work.shape
     if max(height, width) <= EVEN_SIDE:
         return None
@@ -112,7 +117,8 @@ def backdrop_region(work: np.ndarray) -> np.ndarray | None:
     for index in np.flatnonzero(desk):
         region = desks.mask_of(np.arange(desks.count) == index)
         depth = _thickness(region)
-        if depth >= _BACKDROP_DEPTH * min(small_h, small_w) and depth >= _OVER_STROKES * stroke:
+        least = (_BLANK_DESK_DEPTH if blank else _BACKDROP_DEPTH) * min(small_h, small_w)
+        if depth >= least and depth >= _OVER_STROKES * stroke:
             chosen |= region
     if not chosen.any():
         return None
@@ -127,7 +133,8 @@ def backdrop_region(work: np.ndarray) -> np.ndarray | None:
     if blank and sides < 4:
         return None
     full = np.repeat(np.repeat(chosen, factor, axis=0), factor, axis=1)[:height, :width]
-    return grown(full, max(1, round(_EDGE_BLUR * min(height, width))))
+    painted = grown(full, max(1, round(_EDGE_BLUR * min(height, width))))
+    return None if painted.all() else (painted, tone)
 
 
 def _rectangle(mask: np.ndarray) -> tuple[float, tuple[float, float]]:

@@ -203,16 +203,27 @@ _TEXT_ASPECT = 1.5
 # share of their height.
 _TOOTH_SLACK = 2
 _TOOTH_SHARE = 0.1
+# ...in the same ink to within this share (a scan's thinner tick measures a little lighter; a pen's "1" in
+# a cell among grey teeth, a fifth darker or more).
+_TOOTH_INK = 0.15
 # ...and at least this many times as tall as wide: a short tick of a form's baseline, blurred in the scan,
 # is 8 px tall and 3 px wide.
 _TOOTH_ASPECT = 2.5
 # A printed stub on a rule ends within this many pixels of the rule, in its ink to within this share of it.
 _STUB_REACH = 3
 _STUB_SHADE = 0.15
+# ...and only a rule lighter than this share of black is looked at so: a black pen is as dark as black print.
+_STUB_PRINT = 0.75
 # A line at least this share of whose pixels lie on a box's side (a first pass's) is that side.
 _FRAMED = 0.5
+# A box's side is printed: at most this many pixels thick, or this share of its length (a bold squarish "0"
+# drawn in marker has straight sides too, 10-20 px thick).
+_FRAME_THICKNESS = 4.0
+_FRAME_THINNESS = 0.04
 # Sides that lose a side they end on are dropped, round after round, at most this many times.
 _FRAME_ROUNDS = 4
+# Rows of print above a word are looked through this many deep at most.
+_PRINT_ROWS = 3
 # A group at least this share of whose ink is letters of print (each in a row of them) is print.
 _PRINT_SHARE = 0.5
 
@@ -363,7 +374,8 @@ class Unruled:
     for a rule runs from one of those rules to another, so that a second pass, knowing them, would take it
     for one. ``frames`` (horizontal, vertical; None where there are none): the sides of printed boxes,
     lines that end on lines of the other direction at both ends, and those on lines like them, as a form's
-    box for a digit is drawn, wherever it lies on the paper."""
+    box for a digit is drawn, wherever it lies on the paper. (Level boxes only: one on a page photographed
+    turned by 2 degrees or more is not found.)"""
 
     kept: np.ndarray
     across: np.ndarray
@@ -570,25 +582,39 @@ def _choose(
 
 def _comb_teeth(shapes: _Components, across: np.ndarray, stroke: float) -> np.ndarray:
     """Per shape: whether it is a tooth of a comb field, a form's row of boxes open at the top: a straight
-    upright hairline standing on (or hanging from) a horizontal rule taken out (``across``), with another of
-    its height and width on the same rule. A "1" on a baseline is alone; the teeth beside a digit came in
-    as letters of a word round it, or as a "1" chosen over it."""
+    upright hairline standing on (or hanging from) a horizontal rule taken out (``across``) that runs under
+    its own columns, with another of its height, width and ink on the same rule. A "1" on a baseline is alone;
+    the teeth beside a digit came in as letters of a word round it, or as a "1" chosen over it."""
     tall, wide = shapes.bottom - shapes.top, shapes.right - shapes.left
     upright = (wide <= _STRAIGHT_STROKES * stroke) & (tall >= _TOOTH_ASPECT * wide) & (tall >= _MIN_PIECE_PX)
     if upright.sum() < 2 or not across.any():
         return np.zeros(shapes.count, dtype=bool)
     height = across.shape[0]
-    rule_rows = across.any(axis=1)
-    # The row a tooth stands on (its bottom) or hangs from (its top), when a rule runs there (within 2 px).
-    near_rule = np.convolve(rule_rows.astype(np.int8), np.ones(5, dtype=np.int8), mode="same") > 0
-    foot = np.where(upright & near_rule[np.minimum(shapes.bottom, height - 1)], shapes.bottom, -1)
-    head = np.where(upright & near_rule[np.maximum(shapes.top - 1, 0)], shapes.top, -1)
+
+    def on_rule(row: int, index: int) -> bool:
+        """Whether a rule runs under (or over) shape ``index`` within 2 px of ``row``: on both sides of it, a
+        few pixels off (where the tooth meets the rule, the rule's pixels stay with the tooth)."""
+        rows = slice(max(row - _TOOTH_SLACK, 0), min(row + _TOOTH_SLACK + 1, height))
+        reach = 2 * _TOOTH_SLACK + 1
+        before = across[rows, max(int(shapes.left[index]) - reach, 0) : shapes.left[index]]
+        after = across[rows, shapes.right[index] : shapes.right[index] + reach]
+        return bool(before.any() and after.any())
+
+    candidates = np.flatnonzero(upright)
+    foot = np.full(shapes.count, -1)
+    head = np.full(shapes.count, -1)
+    for index in candidates:
+        if on_rule(int(shapes.bottom[index]), index):
+            foot[index] = shapes.bottom[index]
+        if on_rule(int(shapes.top[index]) - 1, index):
+            head[index] = shapes.top[index]
     teeth = np.zeros(shapes.count, dtype=bool)
     for ends in (foot, head):
         for index in np.flatnonzero(ends >= 0):
             same = (np.abs(ends - ends[index]) <= _TOOTH_SLACK) & (ends >= 0)
             same &= np.abs(tall - tall[index]) <= max(_TOOTH_SLACK, _TOOTH_SHARE * tall[index])
             same &= np.abs(wide - wide[index]) <= 1
+            same &= np.abs(shapes.ink - shapes.ink[index]) <= _TOOTH_INK * shapes.ink[index]  # printed alike
             teeth[index] |= same.sum() >= 2
     return teeth
 
@@ -803,7 +829,8 @@ def _without_lines(
             ruled |= lines.total(in_frame) >= _FRAMED * lines.area
         if known_rules is None:
             unended.append((transposed, shear, lines, first, last, edge, straight & thin & long_enough & ~reaches_edge))
-            box_sides.append(_Sides(transposed, shear, lines, first, last, edge, straight & thin, ruled))
+            printed = thickness <= np.maximum(_FRAME_THICKNESS, _FRAME_THINNESS * span)  # (a marker's "0" is bolder)
+            box_sides.append(_Sides(transposed, shear, lines, first, last, edge, straight & thin & printed, ruled))
         # A free-standing line is longer than any digit stroke of its width would be, and ends in paper:
         # a 7's bar, as straight and as long, turns into its stem at one end.
         hairline = (span >= _FREE_LINE_SPAN * width) & (span >= _FREE_LINE_RATIO * thickness) & ~ruled
@@ -1385,7 +1412,8 @@ def _printed_stub(
     """Whether shape ``index`` is a printed stub on a rule: a ruler-straight hairline with one end on a line
     taken out (``removed``: horizontal, vertical), printed in that line's ink (within ``_STUB_SHADE`` of its
     darkness), as a form's tick or a column rule that stops short is. A "1" stands on a baseline too, but in
-    the pen's ink: a rule printed in grey, or in a colour, is lighter than a pen."""
+    the pen's ink: a rule printed in grey, or in a colour, is lighter than a pen (a black rule is left alone:
+    a black pen's "1" on it would be refused)."""
     top, bottom, left, right = _box(shapes, index)
     upright = bottom - top >= right - left
     along = max(bottom - top, right - left)
@@ -1413,6 +1441,8 @@ def _printed_stub(
         return False  # (free-standing, or from rule to rule: the rules' own tests decide)
     rule = lines[touching[0]]
     rule_ink = float(np.median(darkness[touching[0]][rule]))
+    if rule_ink > _STUB_PRINT * DARK_STEPS:
+        return False  # a rule as black as a pen: a "1" standing on it is drawn in the same darkness
     return abs(float(shapes.ink[index]) - rule_ink) <= _STUB_SHADE * rule_ink
 
 
@@ -1424,13 +1454,16 @@ def _periods(shapes: _Components, box: tuple[int, int, int, int]) -> np.ndarray:
     return _round_dots(shapes, bottom - top) & after
 
 
-def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np.ndarray | None = None) -> bool:
+def _in_text_row(
+    shapes: _Components, seed: int, usable: np.ndarray, letters: np.ndarray | None = None, depth: int = 0
+) -> bool:
     """Whether ``seed`` is printed text: a word whose letters ran together (much wider than tall), or one of
     two or more similar shapes side by side on a line that is wider than a digit could be.
 
     ``letters`` (default: ``usable``) are the shapes that count as letters on their own; the rest of
     ``usable`` (specks: small print's lower-case letters) join the row too, but it takes three shapes with
-    them in it, so that a stroke with a speck broken off its end (a 7's bar) is no row of two."""
+    them in it, so that a stroke with a speck broken off its end (a 7's bar) is no row of two. ``depth``: how
+    many rows of print above it have been asked about already (at most ``_PRINT_ROWS``)."""
     tall = shapes.bottom - shapes.top
     size = tall[seed]
     if shapes.right[seed] - shapes.left[seed] > _WORD_ASPECT * size and size < _TEXT_HEIGHT * shapes.shape[0]:
@@ -1441,8 +1474,9 @@ def _in_text_row(shapes: _Components, seed: int, usable: np.ndarray, letters: np
         above = usable & (gap_above >= 0) & (gap_above <= size)
         shared = np.minimum(shapes.right, shapes.right[seed]) - np.maximum(shapes.left, shapes.left[seed])
         above &= shared >= 0.5 * (shapes.right - shapes.left)
-        # (Each shape looked at lies wholly above the one before: the question ends at the top.)
-        return all(_in_text_row(shapes, other, usable, letters) for other in np.flatnonzero(above))
+        if depth >= _PRINT_ROWS:  # (a stack of bars one above the other would be asked about row after row)
+            return not above.any()
+        return all(_in_text_row(shapes, other, usable, letters, depth + 1) for other in np.flatnonzero(above))
     overlap = np.minimum(shapes.bottom, shapes.bottom[seed]) - np.maximum(shapes.top, shapes.top[seed])
     # Capitals and descenders stand up to about twice a lower-case letter's height.
     similar = usable & (tall >= 0.5 * size) & (tall <= 2.0 * size) & (overlap >= 0.5 * size)
