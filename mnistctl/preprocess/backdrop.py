@@ -75,13 +75,13 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
     biggest = int(regions.area.argmax())
     dark = Components(~light)
     small_h, small_w = small.shape
-    on_edge = (dark.top == 0) | (dark.left == 0) | (dark.bottom == small_h) | (dark.right == small_w)
+    on_edge = dark.at_edge()
     # Inside the sheet: dark regions that reach no edge and lie within the sheet's box (the ink on it).
     top, bottom = regions.top[biggest], regions.bottom[biggest]
     left, right = regions.left[biggest], regions.right[biggest]
     within = (dark.top >= top) & (dark.bottom <= bottom) & (dark.left >= left) & (dark.right <= right)
     holes = ~on_edge & within
-    sheet = regions.mask_of(np.arange(regions.count) == biggest) | dark.mask_of(holes)
+    sheet = regions.one(biggest) | dark.mask_of(holes)
     area = float(sheet.sum())
     fill, (long_side, short_side) = _rectangle(sheet)
     if area < _SHEET_SHARE * small.size or fill < _SHEET_FILL:
@@ -94,7 +94,7 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
         # ground, whose strokes would pass for a sheet) are round blobs, as thick as they are long.
         writing = int(np.flatnonzero(holes)[dark.area[holes].argmax()])
         longest = max(dark.bottom[writing] - dark.top[writing], dark.right[writing] - dark.left[writing])
-        stroke = _thickness(dark.mask_of(np.arange(dark.count) == writing))
+        stroke = _thickness(dark.one(writing))
         if stroke > _INK_THINNESS * longest:
             return None
     elif area < _BLANK_SHARE * small.size or long_side > _BLANK_ASPECT * short_side:
@@ -107,7 +107,7 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
     reach = max(1, round(_DESK_OPENING * min(small_h, small_w)))
     darker = grown(~grown(~darker, reach), reach) & darker
     desks = Components(darker)
-    on_edge = (desks.top == 0) | (desks.left == 0) | (desks.bottom == small_h) | (desks.right == small_w)
+    on_edge = desks.at_edge()
     border = np.zeros_like(light)
     border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
     touching = desks.total(border.astype(np.float32))
@@ -115,7 +115,7 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
     desk = on_edge & wide & (desks.area >= _BACKDROP_SHARE * small.size)
     chosen = np.zeros_like(light)
     for index in np.flatnonzero(desk):
-        region = desks.mask_of(np.arange(desks.count) == index)
+        region = desks.one(index)
         depth = _thickness(region)
         least = (_BLANK_DESK_DEPTH if blank else _BACKDROP_DEPTH) * min(small_h, small_w)
         if depth >= least and depth >= _OVER_STROKES * stroke:

@@ -313,6 +313,15 @@ class _Components:
         flat[self._pixels(slice(None))] = np.repeat(self.label, self.end - self.start)
         return flat.reshape(self.shape)
 
+    def one(self, index: int) -> np.ndarray:
+        """The pixels of component ``index``."""
+        return self.mask_of(np.arange(self.count) == index)
+
+    def at_edge(self) -> np.ndarray:
+        """Per component: whether it touches the edge of the mask."""
+        height, width = self.shape
+        return (self.top == 0) | (self.left == 0) | (self.bottom == height) | (self.right == width)
+
     def mask_of(self, keep: np.ndarray | None) -> np.ndarray:
         """The pixels of the components where ``keep`` (a boolean per component) is true; all of them for None."""
         flat = np.zeros(self.shape[0] * self.shape[1], dtype=bool)
@@ -562,9 +571,9 @@ def _choose(
         strokes_only = group & ~speck
         if shapes.bottom[strokes_only].max() - shapes.top[strokes_only].min() < least:
             continue
-        if not tiny and (group & ~speck).sum() == 1 and _rule_stub(shapes, seed, stroke, paper):
+        alone = strokes_only.sum() == 1
+        if not tiny and alone and _rule_stub(shapes, seed, stroke, paper):
             continue
-        alone = (group & ~speck).sum() == 1
         if not tiny and alone and darkness is not None and _printed_stub(shapes, seed, removed, darkness, stroke):
             continue
         if not tiny and _mostly_print(shapes, group, seed, usable):
@@ -924,16 +933,7 @@ class _Sides:
         within ``edge`` + 1 px of each end, beyond it or short of it: at a box's corner one side runs into the
         other's thickness, or a pixel past it."""
         crossing = self.shear.forward(others.T if self.transposed else others)
-        reach = self.edge + 1
-        height, width = crossing.shape
-        ends = np.zeros(self.lines.count, dtype=bool)
-        for index in np.flatnonzero(self.candidates):
-            rows = slice(max(int(self.lines.top[index]) - 1, 0), min(int(self.lines.bottom[index]) + 1, height))
-            start, stop = int(self.first[index]), int(self.last[index])
-            before = crossing[rows, max(start - reach, 0) : min(start + reach + 1, width)]
-            after = crossing[rows, max(stop - 1 - reach, 0) : min(stop + reach, width)]
-            ends[index] = bool(before.any() and after.any())
-        return ends
+        return _ends_on(crossing, self.lines, self.first, self.last, self.edge + 1, inward=self.edge + 1)
 
 
 def _box_sides(sides: list[_Sides]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -992,18 +992,20 @@ def _crossing(rules: tuple[np.ndarray, np.ndarray], transposed: bool) -> np.ndar
     return rules[0].T if transposed else rules[1]
 
 
-def _ends_on(rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.ndarray, reach: int) -> np.ndarray:
+def _ends_on(
+    rules: np.ndarray, lines: _Components, first: np.ndarray, last: np.ndarray, reach: int, inward: int = 0
+) -> np.ndarray:
     """Per line of ``lines`` (running along the rows): whether both ends of its ink (columns ``first`` and
     ``last`` - 1) meet ``rules``, the other direction's rules in the same view, within ``reach`` px beyond
-    them, in the rows the line spans and one either side. (One end is not enough: a digit's straight stroke
-    stands on a baseline or hangs from a rule, as a 4's stem does.)"""
+    them (or ``inward`` px short of them), in the rows the line spans and one either side. (One end is not
+    enough: a digit's straight stroke stands on a baseline or hangs from a rule, as a 4's stem does.)"""
     ends = np.zeros(lines.count, dtype=bool)
     height, width = rules.shape
     for index in range(lines.count):
         rows = slice(max(int(lines.top[index]) - 1, 0), min(int(lines.bottom[index]) + 1, height))
         start, stop = int(first[index]), int(last[index])
-        before = rules[rows, max(start - reach, 0) : start + 1]
-        after = rules[rows, max(stop - 1, 0) : min(stop + reach, width)]
+        before = rules[rows, max(start - reach, 0) : start + inward + 1]
+        after = rules[rows, max(stop - 1 - inward, 0) : min(stop + reach, width)]
         ends[index] = bool(before.any() and after.any())
     return ends
 
@@ -1311,7 +1313,7 @@ def _digit_likeness(shapes: _Components, stroke: float, tiny: bool) -> np.ndarra
     centre_col = (shapes.left + shapes.right) / 2 / width - 0.5
     off_centre = np.hypot(centre_row, centre_col) / np.hypot(0.5, 0.5)
     score = shapes.area * tall * (1.0 - 0.6 * off_centre)
-    touches = (shapes.top == 0) | (shapes.left == 0) | (shapes.bottom == height) | (shapes.right == width)
+    touches = shapes.at_edge()
     if not tiny:
         score = np.where(touches, score * 0.25, score)
     score = np.where(wide > 3 * tall, score * 0.1, score)  # a dash, an underline
@@ -1395,15 +1397,23 @@ def _rule_stub(shapes: _Components, index: int, stroke: float, paper: tuple[int,
     a rule is not refused: that is how a "1" stands on a register's baseline.)"""
     top, bottom, left, right = _box(shapes, index)
     tall, wide = bottom - top, right - left
-    along = max(tall, wide)
-    thickness = shapes.area[index] / along  # not the box's width: a rule tilted by a degree widens its box
-    if thickness > 2 * stroke + 1 or along < 8 * thickness or min(tall, wide) > 0.2 * along:
+    if not _hairline(shapes, index, stroke) or min(tall, wide) > 0.2 * max(tall, wide):
         return False
     if tall >= wide:
         ends = (top <= paper[0] + 1, bottom >= paper[1] - 1)
     else:
         ends = (left <= paper[2] + 1, right >= paper[3] - 1)
     return ends[0] != ends[1]
+
+
+def _hairline(shapes: _Components, index: int, stroke: float) -> bool:
+    """Whether shape ``index`` is as thin as a printed line: at most two strokes and a pixel thick, and at
+    least eight times as long as that. (Its thickness is its area over its length, not its box's width: a
+    rule tilted by a degree widens its box.)"""
+    top, bottom, left, right = _box(shapes, index)
+    along = max(bottom - top, right - left)
+    thickness = shapes.area[index] / along
+    return thickness <= 2 * stroke + 1 and along >= 8 * thickness
 
 
 def _printed_stub(
@@ -1414,33 +1424,23 @@ def _printed_stub(
     darkness), as a form's tick or a column rule that stops short is. A "1" stands on a baseline too, but in
     the pen's ink: a rule printed in grey, or in a colour, is lighter than a pen (a black rule is left alone:
     a black pen's "1" on it would be refused)."""
+    if not _hairline(shapes, index, stroke):
+        return False
     top, bottom, left, right = _box(shapes, index)
-    upright = bottom - top >= right - left
-    along = max(bottom - top, right - left)
-    thickness = shapes.area[index] / along
-    if thickness > 2 * stroke + 1 or along < 8 * thickness:
+    lines, pixels = removed[0] | removed[1], shapes.one(index)
+    if bottom - top < right - left:  # a level stub: looked at as an upright one, in the transposed picture
+        lines, darkness, pixels = lines.T, darkness.T, pixels.T
+        top, bottom, left, right = left, right, top, bottom
+    if not _ruler_straight(pixels[top:bottom, left:right].T):
         return False
-    pixels = shapes.mask_of(np.arange(shapes.count) == index)[top:bottom, left:right]
-    if not _ruler_straight(pixels.T if upright else pixels):
-        return False
-    lines, reach = removed[0] | removed[1], _STUB_REACH
-    if upright:
-        ends = (lines[max(top - reach, 0) : top, left:right], lines[bottom : bottom + reach, left:right])
-        near = (
-            (slice(max(top - reach, 0), top), slice(max(left - 2 * reach, 0), right + 2 * reach)),
-            (slice(bottom, bottom + reach), slice(max(left - 2 * reach, 0), right + 2 * reach)),
-        )
-    else:
-        ends = (lines[top:bottom, max(left - reach, 0) : left], lines[top:bottom, right : right + reach])
-        near = (
-            (slice(max(top - 2 * reach, 0), bottom + 2 * reach), slice(max(left - reach, 0), left)),
-            (slice(max(top - 2 * reach, 0), bottom + 2 * reach), slice(right, right + reach)),
-        )
+    reach = _STUB_REACH
+    beside = slice(max(left - 2 * reach, 0), right + 2 * reach)
+    ends = (lines[max(top - reach, 0) : top, left:right], lines[bottom : bottom + reach, left:right])
+    near = ((slice(max(top - reach, 0), top), beside), (slice(bottom, bottom + reach), beside))
     touching = [window for end, window in zip(ends, near, strict=True) if end.any()]
     if len(touching) != 1:
         return False  # (free-standing, or from rule to rule: the rules' own tests decide)
-    rule = lines[touching[0]]
-    rule_ink = float(np.median(darkness[touching[0]][rule]))
+    rule_ink = float(np.median(darkness[touching[0]][lines[touching[0]]]))
     if rule_ink > _STUB_PRINT * DARK_STEPS:
         return False  # a rule as black as a pen: a "1" standing on it is drawn in the same darkness
     return abs(float(shapes.ink[index]) - rule_ink) <= _STUB_SHADE * rule_ink
@@ -1559,7 +1559,7 @@ def _grow(
     label_like = usable & small & apart & ~letters & (wide > _TEXT_ASPECT * tall) & (tall >= _LABEL_STROKES * stroke)
     for other in np.flatnonzero(label_like):
         top, bottom, left, right = _box(shapes, other)
-        label = shapes.mask_of(np.arange(shapes.count) == other)[top:bottom, left:right]
+        label = shapes.one(other)[top:bottom, left:right]
         blot = label.mean() >= _WORD_FILL and bottom - top >= _WORD_STROKES * stroke
         letters[other] = blot or _strokes_across(label) > _LOOP_STROKES
     usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
