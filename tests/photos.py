@@ -172,3 +172,19 @@ def two_stroke_seven(gap: float) -> np.ndarray:
     bar = ((8, 5), (19, 5))
     stem = ((19 + 0.3 * gap, 5 + gap), (12 + 0.3 * gap, 24))
     return as_uint8(noisy(on_paper(draw((bar, stem), side=110, width=0.55)), sigma=3, seed=1)).astype(np.float32)
+
+
+def squarish_zero(height: int, width: int, stroke: int, corner: int, inner_corner: int, margin: int = 0) -> np.ndarray:
+    """A "0" drawn as a rounded rectangle (grey levels: ink 25 on paper 230), ``stroke`` px thick, its outer
+    corners ``corner`` px round and its counter's ``inner_corner``, ``margin`` px of paper round it."""
+    rows, columns = np.mgrid[0:height, 0:width]
+
+    def inside(top: int, bottom: int, left: int, right: int, rounding: int) -> np.ndarray:
+        near_row = np.clip(rows, top + rounding, bottom - rounding)
+        near_column = np.clip(columns, left + rounding, right - rounding)
+        return (rows - near_row) ** 2 + (columns - near_column) ** 2 <= rounding**2
+
+    bottom, right = height - 1 - margin, width - 1 - margin
+    outer = inside(margin, bottom, margin, right, corner)
+    inner = inside(margin + stroke, bottom - stroke, margin + stroke, right - stroke, inner_corner)
+    return np.where(outer & ~inner, 25.0, 230.0)

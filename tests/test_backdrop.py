@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from mnistctl.preprocess import NoDigitError, load_gray, to_mnist
 from mnistctl.preprocess.backdrop import backdrop_region
 from mnistctl.preprocess.paper import work_copy
-from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, enlarge, mnist_digit, noisy
+from tests.photos import HANDWRITTEN, as_uint8, correlation, draw, enlarge, mnist_digit, noisy, squarish_zero
 
 PAPER, INK, DESK = 232.0, 40.0, 95.0
 MIN_CORRELATION = 0.85
@@ -139,14 +139,5 @@ def test_no_fixture_scan_or_photo_is_taken_for_a_sheet_on_a_desk():
 def test_a_squarish_zero_cropped_to_its_ink_is_no_blank_sheet_on_a_desk(stroke):
     """Its counter is a blank light rectangle and its ring runs along all four edges, as a desk round an empty
     note does; but the ring is a stroke, far thinner than a desk (it was painted over: no digit found)."""
-    height, width, radius = 120, 100, 20
-    rows, columns = np.mgrid[0:height, 0:width]
-
-    def inside(top: int, bottom: int, left: int, right: int, corner: int) -> np.ndarray:
-        near_row = np.clip(rows, top + corner, bottom - corner)
-        near_column = np.clip(columns, left + corner, right - corner)
-        return (rows - near_row) ** 2 + (columns - near_column) ** 2 <= corner**2
-
-    outer = inside(0, height - 1, 0, width - 1, radius)
-    inner = inside(stroke, height - 1 - stroke, stroke, width - 1 - stroke, max(radius - stroke, 1))
-    assert backdrop_region(np.where(outer & ~inner, 25, 230).astype(np.uint8)) is None
+    zero = squarish_zero(120, 100, stroke, 20, max(20 - stroke, 1))
+    assert backdrop_region(zero.astype(np.uint8)) is None

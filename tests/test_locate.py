@@ -31,6 +31,7 @@ from tests.photos import (
     draw,
     handwritten_digit,
     noisy,
+    squarish_zero,
     two_stroke_seven,
 )
 
@@ -1481,15 +1482,5 @@ def test_a_dark_one_among_lighter_comb_teeth_is_no_tooth():
 def test_a_bold_squarish_zero_is_no_printed_box(height, width, stroke, radius):
     """A marker's "0" drawn almost square has straight sides ending on each other, but 10-20 px thick: no
     printed box's (it was taken out as one: no digit found)."""
-    rows, columns = np.mgrid[0:height, 0:width]
-
-    def inside(top: int, bottom: int, left: int, right: int, corner: int) -> np.ndarray:
-        near_row = np.clip(rows, top + corner, bottom - corner)
-        near_column = np.clip(columns, left + corner, right - corner)
-        return (rows - near_row) ** 2 + (columns - near_column) ** 2 <= corner**2
-
-    margin = 15
-    outer = inside(margin, height - 1 - margin, margin, width - 1 - margin, radius)
-    inner = inside(margin + stroke, height - 1 - margin - stroke, margin + stroke, width - 1 - margin - stroke, 1)
-    picture = to_mnist(np.where(outer & ~inner, 25.0, 230.0))
+    picture = to_mnist(squarish_zero(height, width, stroke, radius, 1, margin=15))
     assert picture.sum() > 20 * 255  # a digit was found and drawn
