@@ -1025,18 +1025,32 @@ def _doc(fn: Callable) -> str:
     return (fn.__doc__ or "").strip().splitlines()[0]
 
 
-def generate(out: Path, count: int, seed: int, shared: Path = SHARED, command: str = "") -> dict[str, int]:
-    """Write every kind's pictures and the negatives under ``out``; the number written per folder."""
-    sources = Sources(shared)
-    written: dict[str, int] = {}
-    for k, (name, make) in enumerate(KINDS.items()):
-        rng = np.random.default_rng([seed, k])
+def write_digit_kinds(
+    out: Path,
+    sources: Sources,
+    kinds: dict[str, Callable[[Digit, np.random.Generator], Image.Image]],
+    count: int,
+    streams: tuple[int, int],
+    save: Callable[[Image.Image, Path, np.random.Generator], object],
+) -> dict[str, int]:
+    """Each kind's pictures of ``count`` digits (``Sources.pick_both``) under ``out/<kind>/<label>/``, kind k
+    drawn with the random stream ``[streams[0], streams[1] + k]``; ``save(picture, path_without_suffix, rng)``
+    writes one. The number written per kind."""
+    written = {}
+    for k, (name, make) in enumerate(kinds.items()):
+        rng = np.random.default_rng([streams[0], streams[1] + k])
         digits = sources.pick_both(count, rng)
         for digit in digits:
             folder = out / name / str(digit.label)
             folder.mkdir(parents=True, exist_ok=True)
-            _save(make(digit, rng), folder / f"{digit.source}-{digit.ident}")
+            save(make(digit, rng), folder / f"{digit.source}-{digit.ident}", rng)
         written[name] = len(digits)
+    return written
+
+
+def generate(out: Path, count: int, seed: int, shared: Path = SHARED, command: str = "") -> dict[str, int]:
+    """Write every kind's pictures and the negatives under ``out``; the number written per folder."""
+    written = write_digit_kinds(out, Sources(shared), KINDS, count, (seed, 0), lambda img, path, _: _save(img, path))
     per_negative = max(1, round(count / 6))
     for k, (name, make) in enumerate(NEGATIVES.items()):
         rng = np.random.default_rng([seed, 100 + k])

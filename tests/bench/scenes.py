@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from tests.bench.blind import SHARED, Digit, Sources
+from tests.bench.blind import SHARED, Digit, Sources, write_digit_kinds
 
 PEN_INKS = [(20, 30, 110), (15, 15, 20), (30, 30, 35)]
 
@@ -147,18 +147,14 @@ KINDS: dict[str, Callable[[Digit, np.random.Generator], Image.Image]] = {
 }
 
 
+def _save_jpeg(picture: Image.Image, path_without_suffix: Path, rng: np.random.Generator) -> None:
+    """Save ``picture`` as a JPEG of a quality drawn from ``rng`` (75-94), as phones and scanners vary."""
+    picture.save(path_without_suffix.with_suffix(".jpg"), quality=int(rng.integers(75, 95)))
+
+
 def generate(out: Path, count: int, seed: int, shared: Path = SHARED) -> dict[str, int]:
     """Write ``count`` pictures of every kind under ``out`` (half MNIST, half USPS); the number per kind."""
-    sources = Sources(shared)
-    written = {}
-    for number, (name, make) in enumerate(KINDS.items()):
-        rng = np.random.default_rng([seed, 200 + number])
-        digits = sources.pick_both(count, rng)
-        for digit in digits:
-            folder = out / name / str(digit.label)
-            folder.mkdir(parents=True, exist_ok=True)
-            make(digit, rng).save(folder / f"{digit.source}-{digit.ident}.jpg", quality=int(rng.integers(75, 95)))
-        written[name] = len(digits)
+    written = write_digit_kinds(out, Sources(shared), KINDS, count, (seed, 200), _save_jpeg)
     # The same scenes with nothing written in them: whatever is read there is read in the clutter.
     blank = Digit("none", "00000", 0, np.zeros((28, 20), np.float32))
     for number, (name, make) in enumerate(KINDS.items()):
@@ -166,7 +162,7 @@ def generate(out: Path, count: int, seed: int, shared: Path = SHARED) -> dict[st
         folder = out / "negatives" / name
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(max(1, count // 3)):
-            make(blank, rng).save(folder / f"neg-{index:05d}.jpg", quality=int(rng.integers(75, 95)))
+            _save_jpeg(make(blank, rng), folder / f"neg-{index:05d}", rng)
         written[f"negatives/{name}"] = max(1, count // 3)
     return written
 
