@@ -2,9 +2,9 @@
 
 ``tests/wild.py`` and ``tests/bench/blind.py`` draw paper that fills the picture, ruled or plain. Real photos
 and forms also show what lies around the writing: a sticky note or a sheet photographed on a desk, the desk
-beyond the page's edge in a corner, the hard shadow of a phone or a hand across the page, a form's printed box
-round the digit, or a comb field (a row of boxes open at the top). Digits are MNIST test digits 5,000-9,999
-and real USPS digits (``blind.Sources``).
+beyond the page's edge in a corner, the hard shadow of a phone or a hand across the page (straight-edged,
+soft-edged over uneven light, or curved), a form's printed box round the digit, or a comb field (a row of
+boxes open at the top). Digits are MNIST test digits 5,000-9,999 and real USPS digits (``blind.Sources``).
 
 Run: python -m tests.bench.scenes --out DIR [--count 150] [--seed 0]
 Writes DIR/<kind>/<label>/<source>-<index>.jpg and, with nothing written in them, DIR/negatives/<kind>/neg-<n>.jpg
@@ -102,6 +102,41 @@ def hard_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
     return _finish(rgb * dim[..., None], rng, 4)
 
 
+def soft_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
+    """A shadow with a soft straight edge (its penumbra 8-25% of the picture across) over uneven light: a gradient
+    and the lens's vignette; the digit may be in it."""
+    height, width = int(rng.integers(250, 400)), int(rng.integers(250, 400))
+    rgb = np.full((height, width, 3), 230, np.float32)
+    ink = _ink_at(digit, int(min(height, width) * rng.uniform(0.3, 0.5)))
+    _put(rgb, ink, (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2, _pen(rng))
+    rows, columns = np.mgrid[0:height, 0:width]
+    angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.25, 0.25)
+    beyond = np.cos(angle) * (columns / width - 0.5) + np.sin(angle) * (rows / height - 0.5) - offset
+    dim = 1 - rng.uniform(0.3, 0.6) * np.clip(beyond / rng.uniform(0.08, 0.25) + 0.5, 0, 1)
+    tilt = rng.uniform(0, 2 * np.pi)
+    dim *= 1 + rng.uniform(0, 0.15) * (np.cos(tilt) * (columns / width - 0.5) + np.sin(tilt) * (rows / height - 0.5))
+    dim *= 1 - rng.uniform(0.05, 0.25) * 2 * ((columns / width - 0.5) ** 2 + (rows / height - 0.5) ** 2)
+    return _finish(rgb * dim[..., None], rng, 4)
+
+
+def curved_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
+    """A hand's shadow: hard-edged like ``hard_shadow``, but its edge an arc (a circle 0.5-1.5 pictures across,
+    its centre beyond the picture's edge); the digit may be in it."""
+    height, width = int(rng.integers(250, 400)), int(rng.integers(250, 400))
+    rgb = np.full((height, width, 3), 230, np.float32)
+    ink = _ink_at(digit, int(min(height, width) * rng.uniform(0.3, 0.5)))
+    _put(rgb, ink, (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2, _pen(rng))
+    rows, columns = np.mgrid[0:height, 0:width]
+    side = max(height, width)
+    radius = rng.uniform(0.5, 1.5) * side
+    angle = rng.uniform(0, 2 * np.pi)
+    reach = radius + rng.uniform(-0.3, 0.2) * side  # the centre's distance from the picture's middle
+    centre_y, centre_x = height / 2 + reach * np.sin(angle), width / 2 + reach * np.cos(angle)
+    inside = radius - np.hypot(rows - centre_y, columns - centre_x)
+    dim = 1 - rng.uniform(0.35, 0.6) * np.clip(inside / (side / 25) + 0.5, 0, 1)
+    return _finish(rgb * dim[..., None], rng, 4)
+
+
 def printed_box(digit: Digit, rng: np.random.Generator) -> Image.Image:
     """A form's printed box (1-3 px outline) round the digit, short of the picture's edges."""
     height, width = int(rng.integers(180, 300)), int(rng.integers(200, 400))
@@ -144,6 +179,8 @@ KINDS: dict[str, Callable[[Digit, np.random.Generator], Image.Image]] = {
     "hard_shadow": hard_shadow,
     "printed_box": printed_box,
     "comb": comb,
+    "soft_shadow": soft_shadow,
+    "curved_shadow": curved_shadow,
 }
 
 
