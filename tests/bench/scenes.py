@@ -89,13 +89,20 @@ def page_edge(digit: Digit, rng: np.random.Generator) -> Image.Image:
     return _finish(rgb, rng, 4)
 
 
-def hard_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
-    """A hard-edged shadow (a phone's, a hand's) across the page, dimming it to 40-65%; the digit may be in it."""
+def _page_to_shade(digit: Digit, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A plain page 250-400 px each way with the digit in pen in its middle (RGB), and its row and column indices."""
     height, width = int(rng.integers(250, 400)), int(rng.integers(250, 400))
     rgb = np.full((height, width, 3), 230, np.float32)
     ink = _ink_at(digit, int(min(height, width) * rng.uniform(0.3, 0.5)))
     _put(rgb, ink, (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2, _pen(rng))
     rows, columns = np.mgrid[0:height, 0:width]
+    return rgb, rows, columns
+
+
+def hard_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
+    """A hard-edged shadow (a phone's, a hand's) across the page, dimming it to 40-65%; the digit may be in it."""
+    rgb, rows, columns = _page_to_shade(digit, rng)
+    height, width = rows.shape
     angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.2, 0.2)
     beyond = np.cos(angle) * (columns / width - 0.5) + np.sin(angle) * (rows / height - 0.5) - offset
     dim = 1 - rng.uniform(0.35, 0.6) * np.clip(beyond * 25 + 0.5, 0, 1)
@@ -105,11 +112,8 @@ def hard_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
 def soft_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
     """A shadow with a soft straight edge (its penumbra 8-25% of the picture across) over uneven light: a gradient
     and the lens's vignette; the digit may be in it."""
-    height, width = int(rng.integers(250, 400)), int(rng.integers(250, 400))
-    rgb = np.full((height, width, 3), 230, np.float32)
-    ink = _ink_at(digit, int(min(height, width) * rng.uniform(0.3, 0.5)))
-    _put(rgb, ink, (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2, _pen(rng))
-    rows, columns = np.mgrid[0:height, 0:width]
+    rgb, rows, columns = _page_to_shade(digit, rng)
+    height, width = rows.shape
     angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.25, 0.25)
     beyond = np.cos(angle) * (columns / width - 0.5) + np.sin(angle) * (rows / height - 0.5) - offset
     dim = 1 - rng.uniform(0.3, 0.6) * np.clip(beyond / rng.uniform(0.08, 0.25) + 0.5, 0, 1)
@@ -122,11 +126,8 @@ def soft_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
 def curved_shadow(digit: Digit, rng: np.random.Generator) -> Image.Image:
     """A hand's shadow: hard-edged like ``hard_shadow``, but its edge an arc (a circle 0.5-1.5 pictures across,
     its centre beyond the picture's edge); the digit may be in it."""
-    height, width = int(rng.integers(250, 400)), int(rng.integers(250, 400))
-    rgb = np.full((height, width, 3), 230, np.float32)
-    ink = _ink_at(digit, int(min(height, width) * rng.uniform(0.3, 0.5)))
-    _put(rgb, ink, (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2, _pen(rng))
-    rows, columns = np.mgrid[0:height, 0:width]
+    rgb, rows, columns = _page_to_shade(digit, rng)
+    height, width = rows.shape
     side = max(height, width)
     radius = rng.uniform(0.5, 1.5) * side
     angle = rng.uniform(0, 2 * np.pi)
