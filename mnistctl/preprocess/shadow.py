@@ -27,8 +27,8 @@ _LEAST_GRADIENT = 0.025
 # Edge directions are binned this coarsely (degrees), offsets in pixels of the search copy.
 _ANGLE_STEP = 3
 _OFFSET_STEP = 2
-# A coarse line is fitted to the pixels within this many pixels of it (then half as many) whose gradient faces
-# within about 25 degrees of its own.
+# A coarse line is fitted to the pixels within twice this many pixels of it (then, twice more, this many) whose
+# gradient faces within about 25 degrees of its own.
 _FIT_BAND = 4.0
 _FIT_FACING = 0.9
 # The strongest few lines are tried in turn.
@@ -163,8 +163,8 @@ def _fitted(grad_rows: np.ndarray, grad_cols: np.ndarray, angle: float, offset: 
     level = cols * np.float32(np.cos(angle)) + rows * np.float32(np.sin(angle))
     for band in (_FIT_BAND * 2, _FIT_BAND, _FIT_BAND):
         near = aligned & (np.abs(edge.across(rows, cols)) <= band)
-        if near.sum() < _LINE_PIXELS:
-            break
+        if near.sum() < _LINE_PIXELS or np.ptp(along[near]) < _LINE_PIXELS:
+            break  # too few pixels, or too short a stretch of edge, to bend a line through
         c2, c1, c0 = np.polyfit(along[near], level[near], 2, w=np.sqrt(facing[near]))
         edge = _Edge(angle, (float(c0), float(c1), float(c2)))
     return edge
