@@ -5,7 +5,8 @@ makes a photo or scan look like that, in four stages, one module each:
 
 - ``decode``: any file or stdin bytes -> grey levels, safely (``load_gray``);
 - ``paper``: which way round the ink is, the paper under it, how dark the ink is (``backdrop`` first: the
-  desk round a sheet photographed on it; then ``shadow``: a hard shadow's edge across the page);
+  desk round a sheet photographed on it; then ``shadow``: a hard shadow's edge across the page, or a table's
+  beyond the page's edge);
 - ``locate``: the handwritten digit among ruling lines, bars, specks, periods and printed text;
 - ``normalize``: fit into 20x20 keeping the aspect ratio, centre by mass in 28x28.
 
@@ -165,11 +166,14 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
     if desk is not None:
         painted, sheet_tone = desk
         work = np.where(painted, np.uint8(round(sheet_tone)), work)
-    # A hard shadow's straight edge across the page: its darker side is lifted to the lit side's tone, or the
-    # paper estimate would smear the step into a stroke (or take a narrow wedge of shadow for one).
-    lifted = relit(work)
-    if lifted is not None:
-        work = lifted
+    # A hard shadow's edge across the page: its darker side is lifted to the lit side's tone, or the paper estimate
+    # would smear the step into a stroke (or take a narrow wedge of shadow for one). A table beyond a page's
+    # slanted edge, darker than a shadow, is painted over as the desk round a sheet is.
+    shaded = relit(work)
+    if shaded is not None:
+        work, desk = shaded
+        if desk is not None:
+            painted = desk if painted is None else painted | desk
     light, paper_tone, flat = polarity_and_paper(work)
     if light:
         work = 255 - work  # from here on: dark ink on light paper

@@ -12,6 +12,11 @@ sees an evenly lit page.
 A soft edge is lifted along its own profile too, while each side is flat beyond it; light that changes across
 much of the picture is left to the paper estimate, which follows it. An edge bent further than a parabola
 follows (the rim of a disc half a picture across) is lifted only where it fits.
+
+The same search finds the edge of a page photographed on a table that shows beyond it along a side, darker than
+any shadow: that is painted over with the paper's tone, as ``backdrop`` paints a desk all round a sheet, unless
+it is a scanner's bar along an edge (``locate.bar_region`` paints those). A slanted edge left a sliver beyond
+the bar, read as a "1" on an empty page.
 """
 
 from __future__ import annotations
@@ -37,6 +42,17 @@ _CANDIDATES = 6
 # to no less than 30% of its tone (a black scanner bed or a dark desk is no shadow: ``bar_region``, ``backdrop``).
 _LEAST_STEP = float(np.log(1 / 0.88))
 _MOST_STEP = float(np.log(1 / 0.3))
+# Darker still, down to this share of the paper's tone, is a desk or a table beyond the page's edge: painted over
+# with the paper's tone (lifting it would multiply its grain), unless it is a scanner's bar along an edge, which
+# ``bar_region`` paints later: less than this share of it lies outside the bars along the edges. (A desk's edge
+# across the picture at a slant leaves a sliver beyond the bars, read as a "1" on an empty page.)
+_DESK_STEP = float(np.log(1 / 0.08))
+_BAR_SHARE = 0.01
+# ...and only in a picture at least this large each way (the right stem of a bold "4" cropped tight, 118x50 px,
+# passed for the table beyond a page's edge).
+_DESK_SIDE = 128
+# The desk painted reaches to where its edge's soft part is this share of the step from the paper.
+_DESK_SOFT = 0.05
 # The edge's soft part (its penumbra) is at most this share of the search copy's longer side across; beyond it
 # each side is flat: the medians along lines parallel to the edge stay within this share of the step (or this
 # much log brightness) of their side's level...
@@ -52,34 +68,58 @@ _SAME_INK = 0.25
 # stroke is about this many times its mean erosion depth across), is that ink.
 _DEEPER_THAN_STROKES = 3.0
 _STROKE_PER_EROSION = 4.0
+# Log brightness is taken of the grey level plus this (JPEG's noise in black is no step of light).
+_LOG_OFFSET = 8.0
 # A line's median counts when it has at least this many pixels of the picture.
 _LINE_PIXELS = 8
 
 
-def relit(work: np.ndarray) -> np.ndarray | None:
-    """``work`` (grey levels, uint8) with a hard shadow's darker side brightened to the lit side's tone, or None
-    where no hard shadow's edge (straight, or bent a little) crosses the picture."""
+def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``work`` (grey levels, uint8) with a hard shadow's darker side brightened to the lit side's tone, or a
+    desk's beyond the page's edge painted with it, and the pixels painted (None for a shadow); None where no
+    such edge (straight, or bent a little) crosses the picture."""
     height, width = work.shape
     if max(height, width) <= EVEN_SIDE:
         return None
     factor = max(1, -(-max(height, width) // _SEARCH_SIDE))
     small = _reduced(work, factor)
-    logs = np.log(small + np.float32(8.0))
+    logs = np.log(small + np.float32(_LOG_OFFSET))
     grad_rows, grad_cols = _gradients(logs)
-    for angle, offset in _lines(grad_rows, grad_cols):
+    # A soft edge's votes gather best unsmoothed (its gradient is weak and smoothing thins it out), a sharp one's
+    # smoothed: the lines of both are tried, those of the first first.
+    for angle, offset in _lines(grad_rows, grad_cols) + _lines(*_gradients(_smoothed(logs))):
         edge = _fitted(grad_rows, grad_cols, angle, offset)
         profile = _step_profile(logs, edge)
         if profile is None:
             continue
-        distances, lift = profile
+        distances, lift, lit = profile
+        step = float(lift[0])
         # In the work copy's pixels: a pixel at distance t (search pixels) from the edge is lifted by lift(t).
         rows, cols = np.indices(work.shape, dtype=np.float32)
         centre = (factor - 1) / 2  # a search pixel covers factor x factor work pixels
         across = edge.across((rows - centre) / factor, (cols - centre) / factor)
-        gain = np.exp(np.interp(across, distances, lift)).astype(np.float32)
-        lifted = work * gain + np.float32(0.5)
-        return np.minimum(lifted, 255.0, out=lifted).astype(np.uint8)
+        if step <= _MOST_STEP:
+            gain = np.exp(np.interp(across, distances, lift)).astype(np.float32)
+            lifted = work * gain + np.float32(0.5)
+            return np.minimum(lifted, 255.0, out=lifted).astype(np.uint8), None
+        if min(height, width) < _DESK_SIDE:
+            continue  # a crop this small is no photo of a page on a desk: a bold stroke cropped tight
+        desk = _desk_beyond(across, distances[np.flatnonzero(lift > _DESK_SOFT * step)[-1]])
+        if desk is not None:
+            return np.where(desk, np.uint8(min(255, round(float(np.exp(lit)) - _LOG_OFFSET))), work), desk
     return None
+
+
+def _desk_beyond(across: np.ndarray, reach: float) -> np.ndarray | None:
+    """The desk beyond a page's edge: the pixels less than ``reach`` across it (and one more all round, its blurred
+    rim); None where it is a scanner's bar along an edge (or the whole picture), which ``bar_region`` paints."""
+    from mnistctl.preprocess.locate import bar_region
+    from mnistctl.preprocess.paper import grown
+
+    desk = grown(across <= reach, 1)
+    if desk.all() or (desk & ~bar_region(desk)).sum() < _BAR_SHARE * desk.sum():
+        return None
+    return desk
 
 
 def _reduced(work: np.ndarray, factor: int) -> np.ndarray:
@@ -89,6 +129,16 @@ def _reduced(work: np.ndarray, factor: int) -> np.ndarray:
     height, width = (work.shape[0] // factor) * factor, (work.shape[1] // factor) * factor
     blocks = work[:height, :width].reshape(height // factor, factor, width // factor, factor)
     return blocks.mean(axis=(1, 3), dtype=np.float32)
+
+
+def _smoothed(logs: np.ndarray) -> np.ndarray:
+    """``logs`` under a 3x3 mean twice (about a Gaussian of 1.2 px), edges repeated. Along a sharp edge (a desk's)
+    the pixels' own gradients point every which way between the stairs of its staircase, and their votes for a
+    line scatter; smoothed, they point across the edge."""
+    for _ in range(2):
+        padded = np.pad(logs, 1, mode="edge")
+        logs = sum(padded[i : i + logs.shape[0], j : j + logs.shape[1]] for i in range(3) for j in range(3)) / 9
+    return logs
 
 
 def _gradients(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,11 +220,11 @@ def _fitted(grad_rows: np.ndarray, grad_cols: np.ndarray, angle: float, offset: 
     return edge
 
 
-def _step_profile(logs: np.ndarray, edge: _Edge) -> tuple[np.ndarray, np.ndarray] | None:
-    """Whether ``edge`` is a shadow's: the medians of log brightness along its
-    parallels (one per pixel of distance) step down across it by a shadow's factor and are flat beyond its
-    soft part on both sides. Returns the distances and the lift (log) to add at each, 0 on the lit side and
-    the full step beyond the soft part on the shadowed side; None where it is no shadow."""
+def _step_profile(logs: np.ndarray, edge: _Edge) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Whether ``edge`` is a shadow's (or a desk's): the medians of log brightness along its parallels (two per
+    pixel of distance) step down across it by a shadow's factor (or a desk's) and are flat beyond its soft part
+    on both sides. Returns the distances, the lift (log) to add at each -- 0 on the lit side, the full step
+    beyond the soft part on the dark side -- and the lit side's level; None where it is neither."""
     rows, cols = np.indices(logs.shape, dtype=np.float32)
     # Parallels half a pixel apart: the soft part of a sharp edge is only a few pixels across.
     distance = np.round(2 * edge.across(rows, cols)).astype(np.int64).ravel()
@@ -192,7 +242,7 @@ def _step_profile(logs: np.ndarray, edge: _Edge) -> tuple[np.ndarray, np.ndarray
         return None
     lit, dark = float(np.median(medians[lit_side])), float(np.median(medians[dark_side]))
     step = lit - dark
-    if not _LEAST_STEP <= step <= _MOST_STEP:
+    if not _LEAST_STEP <= step <= _DESK_STEP:
         return None
     tolerance = max(_FLAT_LEAST, _FLAT_SHARE * step)
     for side, level in ((lit_side, lit), (dark_side, dark)):
@@ -214,4 +264,4 @@ def _step_profile(logs: np.ndarray, edge: _Edge) -> tuple[np.ndarray, np.ndarray
     lift[lit_side] = 0.0
     lift[dark_side] = step
     lift = np.minimum.accumulate(lift)  # from the shadowed side to the lit one the lift only falls
-    return steps.astype(np.float32), lift.astype(np.float32)
+    return steps.astype(np.float32), lift.astype(np.float32), lit
