@@ -50,6 +50,20 @@ def _on_plain_paper(label: int, size: int, height: int = 360, width: int = 400) 
     return to_mnist(as_uint8(noisy(_with_digit(np.full((height, width), PAPER), label, size), 3, seed=2)).astype(float))
 
 
+@pytest.mark.parametrize("label", [0, 1, 2, 7])
+@pytest.mark.parametrize(("side", "degrees"), [(220, 6.0), (260, -10.0)])
+def test_a_small_digit_on_a_note_on_a_desk_is_read_as_the_digit_on_it(label, side, degrees):
+    """A digit a fifth of the note's side is a blob a pixel or two thick in the search copy, as thick for its
+    length as a bold light digit's counter: the note was refused as a sheet and read as a "0" or an "8". Its
+    strokes are measured at full size."""
+    height, width = 440, 400
+    note = _note(height, width, side, degrees)
+    page = _desk(height, width) * (1 - note) + PAPER * note
+    page = _with_digit(page, label, side // 5)
+    seen = to_mnist(as_uint8(noisy(page, 3, seed=1)).astype(float))
+    assert correlation(seen, _on_plain_paper(label, side // 5, height, width)) >= MIN_CORRELATION
+
+
 @pytest.mark.parametrize("label", [1, 3, 7, 8])
 @pytest.mark.parametrize(("side", "degrees"), [(200, 0.0), (230, 8.0), (260, -12.0)])
 def test_a_note_on_a_desk_is_read_as_the_digit_on_it(label, side, degrees):

@@ -68,7 +68,8 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     factor = -(-max(height, width) // _SEARCH_SIDE)
     small = work[::factor, ::factor]
-    light = small > _otsu(np.bincount(small.ravel(), minlength=256))
+    level = _otsu(np.bincount(small.ravel(), minlength=256))
+    light = small > level
     regions = Components(light)
     if regions.count == 0:
         return None
@@ -93,10 +94,10 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
         # The writing is strokes: thin for their length. A light digit's counters (a bold "8" on a dark
         # ground, whose strokes would pass for a sheet) are round blobs, as thick as they are long.
         writing = int(np.flatnonzero(holes)[dark.area[holes].argmax()])
-        longest = max(dark.bottom[writing] - dark.top[writing], dark.right[writing] - dark.left[writing])
-        stroke = _thickness(dark.one(writing))
+        stroke, longest = _measured(work, level, dark, writing, factor)
         if stroke > _INK_THINNESS * longest:
             return None
+        stroke /= factor  # in the search copy's pixels, as the desk is measured
     elif area < _BLANK_SHARE * small.size or long_side > _BLANK_ASPECT * short_side:
         return None  # a blank sheet is a large square-ish one, filling its box (no light digit is)
     # The desk: regions much darker than the sheet (a shadow or a lighting gradient darkens paper far less),
@@ -135,6 +136,22 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
     full = np.repeat(np.repeat(chosen, factor, axis=0), factor, axis=1)[:height, :width]
     painted = grown(full, max(1, round(_EDGE_BLUR * min(height, width))))
     return None if painted.all() else (painted, tone)
+
+
+def _measured(work: np.ndarray, level: int, dark: Components, index: int, factor: int) -> tuple[float, int]:
+    """The stroke (mean erosion depth) and the longer side of the largest piece of ink (``work`` at or below
+    ``level``) in the box of ``dark``'s shape ``index`` (found in the search copy, every ``factor``-th pixel),
+    measured in ``work``'s own pixels: a small digit's strokes, a pixel or two wide in the search copy, are
+    blobs there as thick for their length as a bold light digit's counters (a "1" on a note, 0.11 of its
+    length)."""
+    top, bottom = dark.top[index] * factor, min(work.shape[0], (dark.bottom[index] + 1) * factor)
+    left, right = dark.left[index] * factor, min(work.shape[1], (dark.right[index] + 1) * factor)
+    pieces = Components(work[top:bottom, left:right] <= level)
+    if pieces.count == 0:
+        return 0.0, 1
+    biggest = int(pieces.area.argmax())
+    longest = max(pieces.bottom[biggest] - pieces.top[biggest], pieces.right[biggest] - pieces.left[biggest])
+    return _thickness(pieces.one(biggest)), int(longest)
 
 
 def _rectangle(mask: np.ndarray) -> tuple[float, tuple[float, float]]:
