@@ -178,3 +178,18 @@ def test_a_scanners_level_bar_is_left_to_bar_region():
     page = _page(4)
     page[:, :25] = 40.0
     assert relit(work_copy(_photo(page))) is None
+
+
+@pytest.mark.parametrize("label", [None, 3, 7])
+@pytest.mark.parametrize("degrees", [35.0, -70.0])
+def test_a_sharp_shadows_edge_on_a_large_photo_leaves_no_stroke(label, degrees):
+    """The lift measured in the search copy (a sixth of this picture's size) spread a sharp edge's step over
+    several pixels: a dark band on one side and a bright one on the other, read as a stroke. It is measured in
+    the picture's own pixels near the edge."""
+    page = _page(label, 500, 700, 200)
+    light = _hard_shadow(*page.shape, degrees, 0.15, 0.45, soft=1.0)
+    if label is None:
+        with pytest.raises(NoDigitError):
+            to_mnist(_photo(page, light))
+    else:
+        assert correlation(to_mnist(_photo(page, light)), to_mnist(_photo(page))) >= MIN_CORRELATION

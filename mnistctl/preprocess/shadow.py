@@ -99,6 +99,9 @@ def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
         centre = (factor - 1) / 2  # a search pixel covers factor x factor work pixels
         across = edge.across((rows - centre) / factor, (cols - centre) / factor)
         if step <= _MOST_STEP:
+            if factor > 1:  # the soft part measured again in the work copy's own pixels
+                distances, lift = _fine_profile(work, across * np.float32(factor), _RAMP * max(logs.shape) * factor)
+                distances /= factor
             gain = np.exp(np.interp(across, distances, lift)).astype(np.float32)
             lifted = work * gain + np.float32(0.5)
             return np.minimum(lifted, 255.0, out=lifted).astype(np.uint8), None
@@ -108,6 +111,30 @@ def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
         if desk is not None:
             return np.where(desk, np.uint8(min(255, round(float(np.exp(lit)) - _LOG_OFFSET))), work), desk
     return None
+
+
+def _fine_profile(work: np.ndarray, across: np.ndarray, ramp: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lift across an edge found in the search copy, measured in the work copy's pixels (``across``: each
+    pixel's distance from the edge; ``ramp``: the soft part's greatest reach, both in those pixels): the medians
+    of log brightness along the edge's parallels a pixel apart, within a little more than the soft part of it.
+    A sharp edge falls within one pixel of the search copy, and a lift measured there spread over several of the
+    work copy's: a dark band on one side of the edge and a bright one on the other, a stroke."""
+    reach = ramp + 2 * _LINE_PIXELS
+    band = np.abs(across) <= reach
+    distance = np.round(across[band]).astype(np.int64)
+    # (A shadow's paper is far from black: the lift is the ratio of the grey levels themselves.)
+    values = np.log(work[band].astype(np.float32) + np.float32(1.0))
+    order = np.lexsort((values, distance))
+    distance, values = distance[order], values[order]
+    steps, starts, counts = np.unique(distance, return_index=True, return_counts=True)
+    medians = values[starts + counts // 2]
+    lit_side, dark_side = steps > ramp, steps < -ramp
+    lit, dark = float(np.median(medians[lit_side])), float(np.median(medians[dark_side]))
+    step = max(0.0, lit - dark)
+    lift = np.clip(lit - medians, 0.0, step)
+    lift[lit_side] = 0.0
+    lift[dark_side] = step
+    return steps.astype(np.float32), np.minimum.accumulate(lift).astype(np.float32)
 
 
 def _desk_beyond(across: np.ndarray, reach: float) -> np.ndarray | None:
