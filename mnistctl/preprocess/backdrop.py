@@ -29,6 +29,11 @@ _INK_SHARE = 0.004
 # ...in strokes: the largest piece of it no thicker (mean erosion depth) than this share of its length. A
 # pen's strokes measure about 0.025, a bold marker's 0.05; a round counter, 0.17.
 _INK_THINNESS = 0.09
+# ...or than this, on a sheet filling at least this share of its rectangle: the light region round a bold
+# light digit's counters filled at most 0.88 of its own (1,000 MNIST digits, thickened two ways), a note 0.89-0.98,
+# and a digit drawn with a bold marker on a note measures 0.10-0.12.
+_BOLD_INK_THINNESS = 0.14
+_SHEET_SQUARE = 0.92
 # A sheet with nothing on it is one only if it is at least this share of the picture and no more than this
 # much longer than wide (a bold light "1" on a dark ground is a bar), with a desk at least this thick round it
 # (a share of the shorter side, as ``_BACKDROP_DEPTH``: a squarish "0" cropped to its ink encloses a blank
@@ -95,7 +100,8 @@ def backdrop_region(work: np.ndarray) -> tuple[np.ndarray, float] | None:
         # ground, whose strokes would pass for a sheet) are round blobs, as thick as they are long.
         writing = int(np.flatnonzero(holes)[dark.area[holes].argmax()])
         stroke, longest = _measured(work, level, dark, writing, factor)
-        if stroke > _INK_THINNESS * longest:
+        thinness = _BOLD_INK_THINNESS if fill >= _SHEET_SQUARE else _INK_THINNESS
+        if stroke > thinness * longest:
             return None
         stroke /= factor  # in the search copy's pixels, as the desk is measured
     elif area < _BLANK_SHARE * small.size or long_side > _BLANK_ASPECT * short_side:
