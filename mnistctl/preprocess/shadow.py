@@ -99,9 +99,11 @@ def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
         centre = (factor - 1) / 2  # a search pixel covers factor x factor work pixels
         across = edge.across((rows - centre) / factor, (cols - centre) / factor)
         if step <= _MOST_STEP:
+            fine = None
             if factor > 1:  # the soft part measured again in the work copy's own pixels
-                distances, lift = _fine_profile(work, across * np.float32(factor), _RAMP * max(logs.shape) * factor)
-                distances /= factor
+                fine = _fine_profile(work, across * np.float32(factor), _RAMP * max(logs.shape) * factor)
+            if fine is not None:
+                distances, lift = fine[0] / factor, fine[1]
             gain = np.exp(np.interp(across, distances, lift)).astype(np.float32)
             lifted = work * gain + np.float32(0.5)
             return np.minimum(lifted, 255.0, out=lifted).astype(np.uint8), None
@@ -113,12 +115,13 @@ def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
     return None
 
 
-def _fine_profile(work: np.ndarray, across: np.ndarray, ramp: float) -> tuple[np.ndarray, np.ndarray]:
+def _fine_profile(work: np.ndarray, across: np.ndarray, ramp: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The lift across an edge found in the search copy, measured in the work copy's pixels (``across``: each
     pixel's distance from the edge; ``ramp``: the soft part's greatest reach, both in those pixels): the medians
     of log brightness along the edge's parallels a pixel apart, within a little more than the soft part of it.
     A sharp edge falls within one pixel of the search copy, and a lift measured there spread over several of the
-    work copy's: a dark band on one side of the edge and a bright one on the other, a stroke."""
+    work copy's: a dark band on one side of the edge and a bright one on the other, a stroke. None where a side
+    has no parallel beyond the soft part within reach."""
     reach = ramp + 2 * _LINE_PIXELS
     band = np.abs(across) <= reach
     distance = np.round(across[band]).astype(np.int64)
@@ -129,6 +132,8 @@ def _fine_profile(work: np.ndarray, across: np.ndarray, ramp: float) -> tuple[np
     steps, starts, counts = np.unique(distance, return_index=True, return_counts=True)
     medians = values[starts + counts // 2]
     lit_side, dark_side = steps > ramp, steps < -ramp
+    if not lit_side.any() or not dark_side.any():
+        return None  # (the search copy's lines beyond the soft part lie within reach: not seen to happen)
     lit, dark = float(np.median(medians[lit_side])), float(np.median(medians[dark_side]))
     step = max(0.0, lit - dark)
     lift = np.clip(lit - medians, 0.0, step)
