@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistctl.preprocess.paper import EVEN_SIDE, _thickness
+from mnistctl.preprocess.locate import bar_region
+from mnistctl.preprocess.paper import EVEN_SIDE, _thickness, grown
 
 # The search runs on a copy about this size (longer side): a shadow's edge is long and straight.
 _SEARCH_SIDE = 128
@@ -127,27 +128,35 @@ def _fine_profile(work: np.ndarray, across: np.ndarray, ramp: float) -> tuple[np
     distance = np.round(across[band]).astype(np.int64)
     # (A shadow's paper is far from black: the lift is the ratio of the grey levels themselves.)
     values = np.log(work[band].astype(np.float32) + np.float32(1.0))
-    order = np.lexsort((values, distance))
-    distance, values = distance[order], values[order]
-    steps, starts, counts = np.unique(distance, return_index=True, return_counts=True)
-    medians = values[starts + counts // 2]
+    _, steps, _, medians = _parallels(distance, values)
     lit_side, dark_side = steps > ramp, steps < -ramp
     if not lit_side.any() or not dark_side.any():
         return None  # (the search copy's lines beyond the soft part lie within reach: not seen to happen)
     lit, dark = float(np.median(medians[lit_side])), float(np.median(medians[dark_side]))
-    step = max(0.0, lit - dark)
+    return steps.astype(np.float32), _lift(medians, lit_side, dark_side, lit, max(0.0, lit - dark))
+
+
+def _parallels(distance: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels' ``values`` gathered by parallel (``distance``, whole numbers): the order that sorts the pixels
+    by parallel and value, each parallel's distance, its number of pixels and its median value."""
+    order = np.lexsort((values, distance))
+    steps, starts, counts = np.unique(distance[order], return_index=True, return_counts=True)
+    return order, steps, counts, values[order][starts + counts // 2]
+
+
+def _lift(medians: np.ndarray, lit_side: np.ndarray, dark_side: np.ndarray, lit: float, step: float) -> np.ndarray:
+    """The lift (log) for each parallel: 0 on the lit side, the full ``step`` beyond the soft part on the dark side,
+    and in the soft part what brings its median up to the ``lit`` level, made to fall steadily from the dark side
+    to the lit one (float32)."""
     lift = np.clip(lit - medians, 0.0, step)
     lift[lit_side] = 0.0
     lift[dark_side] = step
-    return steps.astype(np.float32), np.minimum.accumulate(lift).astype(np.float32)
+    return np.minimum.accumulate(lift).astype(np.float32)
 
 
 def _desk_beyond(across: np.ndarray, reach: float) -> np.ndarray | None:
     """The desk beyond a page's edge: the pixels less than ``reach`` across it (and one more all round, its blurred
     rim); None where it is a scanner's bar along an edge (or the whole picture), which ``bar_region`` paints."""
-    from mnistctl.preprocess.locate import bar_region
-    from mnistctl.preprocess.paper import grown
-
     desk = grown(across <= reach, 1)
     if desk.all() or (desk & ~bar_region(desk)).sum() < _BAR_SHARE * desk.sum():
         return None
@@ -260,14 +269,10 @@ def _step_profile(logs: np.ndarray, edge: _Edge) -> tuple[np.ndarray, np.ndarray
     rows, cols = np.indices(logs.shape, dtype=np.float32)
     # Parallels half a pixel apart: the soft part of a sharp edge is only a few pixels across.
     distance = np.round(2 * edge.across(rows, cols)).astype(np.int64).ravel()
-    values = logs.ravel()
-    order = np.lexsort((values, distance))
-    distance, values = distance[order], values[order]
-    steps, starts, counts = np.unique(distance, return_index=True, return_counts=True)
+    order, steps, counts, medians = _parallels(distance, logs.ravel())
     usable = counts >= _LINE_PIXELS
-    steps, starts, counts = steps[usable], starts[usable], counts[usable]
-    medians = values[starts + counts // 2]
-    steps = steps / 2
+    steps, medians = steps[usable] / 2, medians[usable]
+    distance, values = distance[order], logs.ravel()[order]
     ramp = _RAMP * max(logs.shape)
     lit_side, dark_side = steps > ramp, steps < -ramp
     if lit_side.sum() < _LEAST_LINES or dark_side.sum() < _LEAST_LINES:
@@ -291,9 +296,4 @@ def _step_profile(logs: np.ndarray, edge: _Edge) -> tuple[np.ndarray, np.ndarray
         stroke = _STROKE_PER_EROSION * _thickness(ink_mask.reshape(logs.shape))
         if -float(steps[0]) <= _DEEPER_THAN_STROKES * stroke:
             return None
-    # The soft part keeps its own profile (made to rise steadily): the lift is what brings it up to the lit level.
-    lift = np.clip(lit - medians, 0.0, step)
-    lift[lit_side] = 0.0
-    lift[dark_side] = step
-    lift = np.minimum.accumulate(lift)  # from the shadowed side to the lit one the lift only falls
-    return steps.astype(np.float32), lift.astype(np.float32), lit
+    return steps.astype(np.float32), _lift(medians, lit_side, dark_side, lit, step), lit
