@@ -171,9 +171,9 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
     # slanted edge, darker than a shadow, is painted over as the desk round a sheet is.
     shaded = relit(work)
     if shaded is not None:
-        work, desk = shaded
-        if desk is not None:
-            painted = desk if painted is None else painted | desk
+        work, table = shaded
+        if table is not None:
+            painted = table if painted is None else painted | table
     light, paper_tone, flat = polarity_and_paper(work)
     if light:
         work = 255 - work  # from here on: dark ink on light paper

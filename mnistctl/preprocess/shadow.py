@@ -95,6 +95,8 @@ def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
             continue
         distances, lift, lit = profile
         step = float(lift[0])
+        if step > _MOST_STEP and min(height, width) < _DESK_SIDE:
+            continue  # a crop this small is no photo of a page on a desk: a bold stroke cropped tight
         # In the work copy's pixels: a pixel at distance t (search pixels) from the edge is lifted by lift(t).
         rows, cols = np.indices(work.shape, dtype=np.float32)
         centre = (factor - 1) / 2  # a search pixel covers factor x factor work pixels
@@ -108,8 +110,6 @@ def relit(work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
             gain = np.exp(np.interp(across, distances, lift)).astype(np.float32)
             lifted = work * gain + np.float32(0.5)
             return np.minimum(lifted, 255.0, out=lifted).astype(np.uint8), None
-        if min(height, width) < _DESK_SIDE:
-            continue  # a crop this small is no photo of a page on a desk: a bold stroke cropped tight
         desk = _desk_beyond(across, distances[np.flatnonzero(lift > _DESK_SOFT * step)[-1]])
         if desk is not None:
             return np.where(desk, np.uint8(min(255, round(float(np.exp(lit)) - _LOG_OFFSET))), work), desk
