@@ -66,7 +66,8 @@ def _preprocessed(entries: list[Entry], raw: bool, parallel: bool) -> list[np.nd
 
 def weigh_readings(first: np.ndarray, other: np.ndarray) -> np.ndarray:
     """The probabilities for an image read two ways (``first``: the digit as located; ``other``: with strokes
-    in its ink that may belong to it, ``Located.doubt``): the first reading's, unless the other is a sure
+    in its ink that may belong to it, ``Located.doubt``; the other way round where the fuller reading is the
+    likelier, ``Located.doubt_first``): the first reading's, unless the other is a sure
     answer (not flagged low) for a different digit. Then the image may as well be either digit, and the mean of
     the two says so: its best confidence is at most 0.75 (the first reading gave the other's digit at most
     0.5), so the answer is flagged whichever digit wins. (When the first reading was unsure itself, the mean

@@ -152,8 +152,9 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
 
     With ``readings`` the result is a (K, 28, 28) stack: the picture above, then, when strokes in the digit's
     ink were left out that may belong to it (``Located.doubt``: a 7's bar drawn apart from its stem, or a
-    stroke beyond a pen lift), the picture with them in. ``predict`` weighs the readings' answers
-    (``prediction.weigh_readings``).
+    stroke beyond a pen lift), the picture with them in; that one first where it is the likelier
+    (``Located.doubt_first``: a bold stroke along a tight crop's edge, taken out as a rule). ``predict`` weighs
+    the readings' answers (``prediction.weigh_readings``).
     """
     image = checked(gray, name)
     if float(image.max()) - float(image.min()) < MIN_CONTRAST:
@@ -215,7 +216,8 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
     fuller_digit = found.digit | found.doubt
     fuller = Located(fuller_digit, mask_box(fuller_digit), found.clutter & ~found.doubt, found.faded)
     try:
-        return np.stack([picture, _picture(fuller, work, quantised, paper, levels, name)])
+        pictures = [picture, _picture(fuller, work, quantised, paper, levels, name)]
+        return np.stack(pictures[::-1] if found.doubt_first else pictures)
     except MnistctlError:  # (the fuller digit may not fit: then there is one reading)
         return picture[None]
 

@@ -17,7 +17,7 @@ flat dash, not a solid blob), with the nearby fragments of a broken stroke. Norm
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,6 +51,16 @@ _LINE_SPAN = 0.4
 _LINE_THINNESS = 0.12
 # ...and straight: it drifts across at most this fraction of its length (2 degrees of skew).
 _LINE_SKEW = 0.035
+# A line thicker than this share of its length, that bends or tapers, may be a bold digit's own stroke along
+# the crop's edge (a tight crop of an 8, its left side a "rule" from top to bottom): it is taken out, but
+# with a second reading that keeps it (``Located.doubt``). Printed rules, thin or bold, measured 0.06 at most
+# on 2,400 form crops, photos and negatives; the strokes taken out of tight crops 0.10 in the median.
+_THICK_LINE = 0.04
+# ...bends: the 95th percentile of its centre's distance from a parabola along it, in pixels (rules: 0.02 px
+# in the median, a stroke 0.8)...
+_LINE_BEND = 0.3
+# ...or tapers: its 10th-percentile thickness under this share of its median thickness (rules: 1.0).
+_LINE_TAPER = 0.6
 # Lines tilted more than this (a phone photo of a form or of squared paper) break into runs too short to be
 # line candidates: they are looked for along their own slope, up to _MAX_TILT degrees, found in steps of
 # _TILT_STEP, when more of the faint ink lines up along that slope than along the rows (by _TILT_GAIN); the
@@ -364,13 +374,15 @@ class Located:
     that faded under the ink's threshold (``faded``; None where none were looked for). ``doubt`` (None if none):
     strokes in the digit's ink that were left out but may belong to it -- a piece a little too far off, or a
     straight one that might be a line running past it, as a 7's bar drawn apart from its stem is -- for a
-    second reading with them in."""
+    second reading with them in. ``doubt_first``: that reading is the likelier one, to be read first (the doubt
+    is a bold stroke taken out as a rule, ``Unruled.stroke_like``)."""
 
     digit: np.ndarray
     box: tuple[int, int, int, int]
     clutter: np.ndarray
     faded: np.ndarray | None = None
     doubt: np.ndarray | None = None
+    doubt_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,7 +396,8 @@ class Unruled:
     for one. ``frames`` (horizontal, vertical; None where there are none): the sides of printed boxes,
     lines that end on lines of the other direction at both ends, and those on lines like them, as a form's
     box for a digit is drawn, wherever it lies on the paper. (Level boxes only: one on a page photographed
-    turned by 2 degrees or more is not found.)"""
+    turned by 2 degrees or more is not found.) ``stroke_like``: the pixels taken out with lines that are thick,
+    and bend or taper as a stroke does (``_stroke_like``)."""
 
     kept: np.ndarray
     across: np.ndarray
@@ -393,6 +406,7 @@ class Unruled:
     rules: tuple[np.ndarray, np.ndarray]
     between_rules: bool
     frames: tuple[np.ndarray, np.ndarray] | None = None
+    stroke_like: np.ndarray | None = None
 
 
 def find_digit(
@@ -414,6 +428,7 @@ def find_digit(
     height, width = mask.shape
     tiny = max(height, width) <= TINY_SIDE
     lines = across = down = upright = np.zeros_like(mask, dtype=bool)
+    stroke_like = None
     paper = (0, height, 0, width)
     if tiny:
         strokes = mask
@@ -428,6 +443,7 @@ def find_digit(
                 mask & unbarred, lenient, darkness, paper, known_rules=unruled.rules, frames=unruled.frames
             )
         strokes, across, down, upright = unruled.kept, unruled.across, unruled.down, unruled.upright
+        stroke_like = unruled.stroke_like
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
         bars = mask & ~unbarred
@@ -452,10 +468,26 @@ def find_digit(
         ones[:, inner] = hairlines
         upright_removed = (across, down & ~ones)
         return _choose(mask, strokes | ones, lines & ~ones, upright_removed, name, darkness, tiny, paper)
-    if tiny or faint is None or darkness is None:
+    if not (tiny or faint is None or darkness is None):
+        # Never through a line or a bar: a rule would join whatever it passes.
+        found = _with_faded_strokes(found, strokes, faint & ~grown(across | down, 1), darkness)
+    return _with_bold_lines_doubted(found, stroke_like)
+
+
+def _with_bold_lines_doubted(found: Located, stroke_like: np.ndarray | None) -> Located:
+    """``found`` with the lines taken out that looked like strokes (``Unruled.stroke_like``) and touch the digit
+    added to its ``doubt``, and that reading made the first: it puts a tight crop's bold side back. (Measured
+    on 1,000 tight crops, the other order left 1 sure mistake of 3 and flagged 17 right answers, this one
+    none and 5.)"""
+    if stroke_like is None or not stroke_like.any():
         return found
-    # Never through a line or a bar: a rule would join whatever it passes.
-    return _with_faded_strokes(found, strokes, faint & ~grown(across | down, 1), darkness)
+    pieces = _Components(stroke_like)
+    touching = np.zeros(pieces.count, dtype=bool)
+    touching[pieces.labels()[grown(found.digit, 1) & stroke_like]] = True
+    doubt = pieces.mask_of(touching) & ~found.digit
+    if not doubt.any():
+        return found
+    return replace(found, doubt=doubt if found.doubt is None else found.doubt | doubt, doubt_first=True)
 
 
 def _with_faded_strokes(found: Located, strokes: np.ndarray, faint: np.ndarray, darkness: np.ndarray) -> Located:
@@ -785,6 +817,7 @@ def _without_lines(
     paper = paper or (0, mask.shape[0], 0, mask.shape[1])
     kept = mask.copy()
     found = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]  # horizontal, vertical
+    stroke_like = np.zeros_like(mask, dtype=bool)
     whole_rules = [np.zeros_like(mask, dtype=bool), np.zeros_like(mask, dtype=bool)]
     upright = np.zeros_like(mask, dtype=bool)  # vertical lines reaching no edge: maybe a thin pen's "1"
     unended = []  # per direction: the lines that would be rules, did they run from rule to rule
@@ -890,6 +923,11 @@ def _without_lines(
             long = rim.right - rim.left >= _RIM_SHARE * width
             lighter = rim.total(shade) < _RIM_SHADE * float(np.median(typical[rules])) * rim.area
             removed |= rim.mask_of(long & lighter)
+        thick = np.flatnonzero(is_line & (thickness > _THICK_LINE * span))
+        bold_strokes = [index for index in thick if _stroke_like(labels == index)]
+        if bold_strokes:
+            like = shear.back(removed & np.isin(labels, bold_strokes))
+            stroke_like |= like.T if transposed else like
         removed = shear.back(removed)
         removed = removed.T if transposed else removed
         kept &= ~removed
@@ -906,7 +944,7 @@ def _without_lines(
         and _ends_on(shear.forward(_crossing(found_rules, transposed)), lines, first, last, edge + 1)[maybe].any()
         for transposed, shear, lines, first, last, edge, maybe in unended
     )
-    return Unruled(kept, found[0], found[1], upright, found_rules, between_rules, found_frames)
+    return Unruled(kept, found[0], found[1], upright, found_rules, between_rules, found_frames, stroke_like)
 
 
 @dataclass(frozen=True)
@@ -1156,6 +1194,21 @@ def _ruler_straight(pixels: np.ndarray) -> bool:
         return True
     slope, offset = np.polyfit(used, centre, 1)
     return float(np.abs(centre - (slope * used + offset)).max()) <= _RULER_WOBBLE
+
+
+def _stroke_like(pixels: np.ndarray) -> bool:
+    """Whether the line of ``pixels`` (running along the rows) bends (``_LINE_BEND``) or tapers
+    (``_LINE_TAPER``) as a pen's stroke does; a printed rule, however bold, keeps its course and its width."""
+    rows, cols = np.nonzero(pixels)
+    count = np.bincount(cols)
+    used = np.flatnonzero(count)
+    if used.size < 4:
+        return False
+    widths = count[used]
+    centre = np.bincount(cols, weights=rows)[used] / widths
+    bend = np.abs(centre - np.polyval(np.polyfit(used, centre, 2), used))
+    tapers = np.percentile(widths, 10) < _LINE_TAPER * np.median(widths)
+    return bool(np.percentile(bend, 95) > _LINE_BEND or tapers)
 
 
 def _paper_extent(unbarred: np.ndarray) -> tuple[int, int, int, int]:
