@@ -173,6 +173,64 @@ def test_coloured_ink_on_white_paper_is_found(ink):
     assert correlation(out, reference(5)) >= MIN_CORRELATION
 
 
+def _on_squared_paper(label: int, ink: tuple[int, int, int], grid: tuple[int, int, int] = (150, 180, 228)) -> bytes:
+    """A photo of a digit in ``ink`` on squared paper: light blue lines 2 px wide every 24 px, under the ink."""
+    coverage = enlarge(mnist_digit(label), 6)
+    paper = np.array((226, 229, 236), dtype=np.float32)
+    photo = np.broadcast_to(paper, (*coverage.shape, 3)).copy()
+    lines = np.zeros(coverage.shape, dtype=bool)
+    lines[5::24] = lines[6::24] = True
+    lines[:, 9::24] = lines[:, 10::24] = True
+    photo[lines] = grid
+    photo = photo - (photo - np.array(ink, dtype=np.float32)) * coverage[..., None]
+    return png(noisy(photo, sigma=3))
+
+
+@pytest.mark.parametrize("label", range(10))
+def test_a_pencil_digit_on_blue_squared_paper_is_read_without_the_squares(label):
+    """A grey pencil's digit is dark in every colour channel; light blue squares are bright in the blue one.
+    Read in the brightest channel the squares drop out. In grey (luma) they were nearly as dark as the
+    pencil, and whatever of them the line search left clung to the digit."""
+    gray = load_gray(_on_squared_paper(label, (105, 105, 108)), "squared.png")
+    assert float(np.percentile(gray, 1)) < 130  # the pencil: as dark as before
+    assert float(gray[5, 60]) > 215  # a square's line: gone into the paper
+    assert correlation(preprocess(_on_squared_paper(label, (105, 105, 108)), "squared.png"), reference(label)) >= (
+        MIN_CORRELATION
+    )
+
+
+@pytest.mark.parametrize("ink", [(200, 30, 30), (90, 150, 235), (25, 30, 110)], ids=["red", "light-blue", "navy"])
+def test_a_coloured_pen_on_squared_paper_keeps_its_grey(ink):
+    """A coloured pen is bright in its own channel: its digit would drop out with the squares (a navy pen's dark
+    core would not, but its edges would), so the picture is read in grey (luma), the squares and all."""
+    gray = load_gray(_on_squared_paper(7, ink), "squared.png")
+    luma = np.asarray(Image.open(io.BytesIO(_on_squared_paper(7, ink))).convert("L"), dtype=np.float32)
+    np.testing.assert_array_equal(gray, luma)
+
+
+def test_a_picture_without_coloured_print_is_read_in_grey():
+    """Black ink and a black rule on tinted old paper: nothing to drop out, the picture is read in grey (luma)
+    as it always was."""
+    coverage = enlarge(mnist_digit(4), 6)
+    photo = np.full((*coverage.shape, 3), (232, 220, 188), dtype=np.float32)
+    photo[100:102] = (60, 58, 55)
+    photo = photo - (photo - np.array((40, 38, 36), dtype=np.float32)) * coverage[..., None]
+    data = png(noisy(photo, sigma=3))
+    luma = np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.float32)
+    np.testing.assert_array_equal(load_gray(data, "tinted.png"), luma)
+
+
+def test_a_colour_jpeg_decoded_at_reduced_scale_keeps_its_colour():
+    """A big JPEG is decoded at reduced scale; in colour, so that blue squares still drop out."""
+    coverage = enlarge(mnist_digit(3), 70)  # 1,960 px: decoded at a quarter
+    photo = np.full((*coverage.shape, 3), (226, 229, 236), dtype=np.float32)
+    photo[::40] = photo[1::40] = photo[2::40] = (150, 180, 228)
+    photo = photo - (photo - 105) * coverage[..., None]
+    gray = load_gray(encoded(Image.fromarray(as_uint8(photo)), "JPEG"), "big.jpg")
+    assert gray.shape[0] < coverage.shape[0]
+    assert float(np.median(gray[0:3].mean(axis=1))) > 210  # the first line, a blue one, dropped out
+
+
 def _ink_with_alpha(tone: int) -> bytes:
     coverage = enlarge(mnist_digit(7), 6)
     pixels = np.dstack([np.full(coverage.shape, tone, np.uint8)] * 3 + [as_uint8(coverage * 255)])
