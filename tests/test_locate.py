@@ -1545,3 +1545,21 @@ def test_only_a_bent_or_tapering_line_is_stroke_like():
         half = 1 + min(column, 99 - column) // 12
         tapering[10 - half : 10 + half, column] = True
     assert locate_module._stroke_like(tapering)
+
+
+@pytest.mark.parametrize(("gap", "side"), [(1.0, 100), (1.5, 150), (2.0, 100)])
+def test_a_sevens_bar_broken_in_two_arcs_is_no_printed_word(gap, side):
+    """A fast pen's 7 whose bar came out as two arcs side by side, apart from its stem: the arcs stand in a row
+    above the stem like the letters of a short word, and were left out as one; the stem alone read as a sure
+    "1" (1.00). What would join as a stroke, were it not taken for letters, is a doubt now: read again with
+    it, the answer is a 7 or flagged."""
+    first_arc = ((5, 8), (8, 5), (12, 7))
+    second_arc = ((12 + gap, 7), (16.5, 5), (20, 7.5))
+    stem = ((20, 10), (15.5, 25))
+    gray = as_uint8(noisy(on_paper(draw((first_arc, second_arc, stem), side=side, width=2.0)), sigma=3, seed=1))
+    readings = to_mnist(gray.astype(np.float32), readings=True)
+    assert len(readings) == 2
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    answer = predict_readings([readings], predictor.predict)[1][0]
+    assert answer.argmax() == 7 or answer.max() < LOW_CONFIDENCE

@@ -1615,7 +1615,9 @@ def _grow(
         label = shapes.one(other)[top:bottom, left:right]
         blot = label.mean() >= _WORD_FILL and bottom - top >= _WORD_STROKES * stroke
         letters[other] = blot or _strokes_across(label) > _LOOP_STROKES
-    usable = usable & (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid & ~letters
+    in_ink = (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
+    letters &= usable & in_ink
+    usable = usable & in_ink & ~letters
     thin, long = np.minimum(tall, wide), np.maximum(tall, wide)
     straight = (thin <= _STRAIGHT_STROKES * stroke) & (long >= 4 * thin)
     if tiny:
@@ -1633,7 +1635,13 @@ def _grow(
     pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
     doubtful = np.zeros(shapes.count, dtype=bool)
     box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke, doubtful)
-    _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, lines_left, doubtful)
+    box = _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, lines_left, doubtful)
+    if letters.any():
+        # Two pieces of a 7's bar where the pen skipped stand side by side above its stem like a short word:
+        # what would join as a stroke, were it not taken for letters, is a doubt.
+        with_letters = group.copy()
+        _extend(shapes, with_letters, box, letters & ~_periods(shapes, box), straight, stroke, most, lines_left)
+        doubtful |= with_letters & ~group
     return group, doubtful & ~group
 
 
