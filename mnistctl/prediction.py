@@ -64,6 +64,10 @@ def _preprocessed(entries: list[Entry], raw: bool, parallel: bool) -> list[np.nd
     return preprocess_many(readable, raw=raw, parallel=parallel, readings=True)
 
 
+# Weighed readings whose best two digits are closer than this are a tie (see ``weigh_readings``).
+_TIE = 0.01
+
+
 def weigh_readings(first: np.ndarray, other: np.ndarray) -> np.ndarray:
     """The probabilities for an image read two ways (``first``: the digit as located; ``other``: with strokes
     in its ink that may belong to it, ``Located.doubt``; the other way round where the fuller reading is the
@@ -73,7 +77,15 @@ def weigh_readings(first: np.ndarray, other: np.ndarray) -> np.ndarray:
     0.5), so the answer is flagged whichever digit wins. (When the first reading was unsure itself, the mean
     may be surer than it was, up to that 0.75.) A reading with a stroke that is not the digit's seldom makes a
     sure answer; the second reading of a 7 whose bar stands apart from its stem (a sure "1" without it) does."""
-    return (first + other) / 2 if second_counts(first, other) else first
+    if not second_counts(first, other):
+        return first
+    mean = (first + other) / 2
+    # Two sure readings make a tie (0.50 against 0.50, either way by a hair): it goes to the first reading's
+    # digit (the likelier, ``Located.doubt_first``), not to whichever rounding favoured.
+    mine, best = int(first.argmax()), int(mean.argmax())
+    if mean[best] - mean[mine] < _TIE:
+        mean[[mine, best]] = mean[[best, mine]]
+    return mean
 
 
 def second_counts(first: np.ndarray, other: np.ndarray) -> bool:

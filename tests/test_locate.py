@@ -1563,3 +1563,35 @@ def test_a_sevens_bar_broken_in_two_arcs_is_no_printed_word(gap, side):
     predictor = Predictor(registry, registry.resolve("builtin"))
     answer = predict_readings([readings], predictor.predict)[1][0]
     assert answer.argmax() == 7 or answer.max() < LOW_CONFIDENCE
+
+
+@pytest.mark.parametrize(("label", "pen", "height"), [(7, 3.0, 100), (7, 3.0, 140), (2, 2.5, 100), (2, 3.5, 100)])
+def test_a_tight_crops_bold_bar_along_its_edge_is_no_scanner_bed(label, pen, height):
+    """Cut to its ink, a bold 7's bar runs along the top edge and a 2's foot along the bottom, nearly from side
+    to side: they passed for the scanner bed's bar and were painted over (the 7 read as a sure "1", the 2 as a
+    sure "7"). A scanner bed's bar has a line of ink from end to end; their rounded ends leave none."""
+    readings = to_mnist(_tight_crop(label, height, pen), readings=True)
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    assert predict_readings([readings], predictor.predict)[1][0].argmax() == label
+
+
+def test_a_bar_needs_a_line_of_ink_from_end_to_end():
+    mask = np.zeros((100, 80), dtype=bool)
+    mask[0:12, 2:79] = True  # 77 of 80 columns: a bold stroke along the top, no full line
+    assert not locate_module.bar_region(mask).any()
+    mask[5, :] = True  # one full line: the scanner bed's
+    assert locate_module.bar_region(mask)[:12].all()
+
+
+@pytest.mark.parametrize(("pen", "height"), [(1.0, 140), (1.4, 60), (1.4, 100), (2.2, 60)])
+def test_a_tight_crops_thin_sevens_bar_along_the_top_is_read_again(pen, height):
+    """Cut to its ink, a thin 7's bar runs along the top edge from side to side, straight as a rule, and was
+    taken out as one: the stem alone read as a sure "1" (1.00). A line along one edge of a digit that reaches
+    the opposite edge may be its stroke: read again with it, that reading first, the answer is a flagged 7."""
+    readings = to_mnist(_tight_crop(7, height, pen), readings=True)
+    assert len(readings) == 2
+    registry = Registry()
+    predictor = Predictor(registry, registry.resolve("builtin"))
+    answer = predict_readings([readings], predictor.predict)[1][0]
+    assert answer.argmax() == 7

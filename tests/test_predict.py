@@ -225,6 +225,16 @@ def test_a_second_reading_counts_only_when_it_is_sure_of_another_digit():
     assert is_low(float(both.max()))  # two sure readings that disagree: flagged, whichever wins
 
 
+@pytest.mark.parametrize(("first_digit", "other_digit"), [(7, 1), (1, 7)])
+def test_two_sure_readings_that_tie_go_to_the_first_readings_digit(first_digit, other_digit):
+    """Both readings sure (0.99998 against 0.99999): the mean ties but for a hair, and the first reading's digit
+    wins it, whichever is the lower digit and whichever reading was a hair surer."""
+    first, other = _sure(first_digit, 0.99998), _sure(other_digit, 0.99999)
+    both = weigh_readings(first, other)
+    assert both.argmax() == first_digit and is_low(float(both.max()))
+    np.testing.assert_allclose(sorted(both), sorted((first + other) / 2))
+
+
 def test_predict_readings_weighs_each_images_own_readings():
     # A "model" whose answer is written in the picture's first pixel, surer than the second look's threshold
     # (a turned picture loses that pixel).
