@@ -222,7 +222,7 @@ def test_a_picture_without_coloured_print_is_read_in_grey():
 
 def test_a_colour_jpeg_decoded_at_reduced_scale_keeps_its_colour():
     """A big JPEG is decoded at reduced scale; in colour, so that blue squares still drop out."""
-    coverage = enlarge(mnist_digit(3), 70)  # 1,960 px: decoded at a quarter
+    coverage = enlarge(mnist_digit(3), 70)  # 1,960 px: decoded at half
     photo = np.full((*coverage.shape, 3), (226, 229, 236), dtype=np.float32)
     photo[::40] = photo[1::40] = photo[2::40] = (150, 180, 228)
     photo = photo - (photo - 105) * coverage[..., None]

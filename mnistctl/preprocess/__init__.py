@@ -209,17 +209,18 @@ def to_mnist(gray: np.ndarray, *, name: str = "image", readings: bool = False) -
         raise NoDigitError(f"no digit found in {name} (only faint marks: stains, noise or shadows)")
     levels = (low, threshold, level)
     picture = _picture(found, work, quantised, paper, levels, name)
-    if not readings:
-        return picture
-    if found.doubt is None:
-        return picture[None]
+    if found.doubt is None or not (readings or found.doubt_first):
+        return picture[None] if readings else picture
     fuller_digit = found.digit | found.doubt
     fuller = Located(fuller_digit, mask_box(fuller_digit), found.clutter & ~found.doubt, found.faded)
     try:
-        pictures = [picture, _picture(fuller, work, quantised, paper, levels, name)]
-        return np.stack(pictures[::-1] if found.doubt_first else pictures)
+        fuller_picture = _picture(fuller, work, quantised, paper, levels, name)
     except MnistctlError:  # (the fuller digit may not fit: then there is one reading)
-        return picture[None]
+        return picture[None] if readings else picture
+    if not readings:
+        return fuller_picture  # the likelier reading, as ``predict`` weighs it first (folder training uses this)
+    pictures = [picture, fuller_picture]
+    return np.stack(pictures[::-1] if found.doubt_first else pictures)
 
 
 def _picture(

@@ -117,7 +117,7 @@ _DROPOUT_KEEPS = 0.8
 _MARK_DEPTH = 0.1
 _COLOURFUL = 25
 _COLOURED_SHARE = 0.005
-_DROPOUT_SAMPLE = 65_536
+_DROPOUT_SAMPLE = 262_144
 # Pixels darker than the paper by this share of the ink's contrast are ink (or shadow)...
 _INK_DEPTH = 0.7
 # ...and when this share of them is colourful, the ink is a coloured pen's: no dropout (a pencil crossing
@@ -434,15 +434,21 @@ def _dropout(luma: np.ndarray, brightest: np.ndarray, darkest: np.ndarray) -> np
     contrast in the brightest channel and is not colourful (black, grey pencil: dark in every channel).
     Otherwise ``luma``: a coloured pen (red, blue) is bright in its own channel and would drop out with the
     print, and a picture without coloured print is left as it was."""
-    # Measured on every pixel up to ``_DROPOUT_SAMPLE`` of them, evenly spread: a photo's tones need no more.
-    step = max(1, math.isqrt(luma.size // _DROPOUT_SAMPLE))
-    luma_sample, brightest_sample = luma[::step, ::step], brightest[::step, ::step]
+    # Measured on every pixel up to ``_DROPOUT_SAMPLE`` of them, beyond that on as many: a photo's tones need
+    # no more.
+    # (Pixels drawn at random, not every n-th row and column: a grid whose period is a multiple of n could
+    # fall between the rows and columns sampled and go unseen.)
+    if luma.size > _DROPOUT_SAMPLE:
+        chosen = np.random.default_rng(0).integers(0, luma.size, _DROPOUT_SAMPLE)
+        luma_sample, brightest_sample, darkest_sample = (plane.ravel()[chosen] for plane in (luma, brightest, darkest))
+    else:
+        luma_sample, brightest_sample, darkest_sample = luma, brightest, darkest
     paper, ink = np.percentile(luma_sample, [50, _INK_PERCENTILE])
     contrast = float(paper - ink)
     bright_paper, bright_ink = np.percentile(brightest_sample, [50, _INK_PERCENTILE])
     if contrast <= 0 or bright_paper - bright_ink < _DROPOUT_KEEPS * contrast:
         return luma
-    colour = brightest_sample - darkest[::step, ::step]
+    colour = brightest_sample - darkest_sample
     colourful = colour > np.median(colour) + _COLOURFUL
     coloured = colourful & (luma_sample < paper - _MARK_DEPTH * contrast)
     if float(coloured.mean()) < _COLOURED_SHARE:

@@ -451,6 +451,8 @@ def find_digit(
             )
         strokes, across, down, upright = unruled.kept, unruled.across, unruled.down, unruled.upright
         stroke_like = unruled.stroke_like
+        # (The lines themselves, without the bars added below: a scanner bed's bar is no stroke to read again.)
+        lines_taken = (unruled.across, unruled.down)
         lines = across | down
         # Bars along the top or bottom run across like horizontal lines; bars at the sides, down.
         bars = mask & ~unbarred
@@ -478,7 +480,7 @@ def find_digit(
     if not (tiny or faint is None or darkness is None):
         # Never through a line or a bar: a rule would join whatever it passes.
         found = _with_faded_strokes(found, strokes, faint & ~grown(across | down, 1), darkness)
-    return _with_bold_lines_doubted(found, stroke_like, across, down) if not tiny else found
+    return _with_bold_lines_doubted(found, stroke_like, *lines_taken) if not tiny else found
 
 
 def _with_bold_lines_doubted(
