@@ -434,10 +434,8 @@ def _dropout(luma: np.ndarray, brightest: np.ndarray, darkest: np.ndarray) -> np
     contrast in the brightest channel and is not colourful (black, grey pencil: dark in every channel).
     Otherwise ``luma``: a coloured pen (red, blue) is bright in its own channel and would drop out with the
     print, and a picture without coloured print is left as it was."""
-    # Measured on every pixel up to ``_DROPOUT_SAMPLE`` of them, beyond that on as many: a photo's tones need
-    # no more.
-    # (Pixels drawn at random, not every n-th row and column: a grid whose period is a multiple of n could
-    # fall between the rows and columns sampled and go unseen.)
+    # Measured on every pixel up to ``_DROPOUT_SAMPLE`` of them, beyond that on as many drawn at random (a
+    # photo's tones need no more; every n-th row and column could miss a grid whose period is a multiple of n).
     if luma.size > _DROPOUT_SAMPLE:
         chosen = np.random.default_rng(0).integers(0, luma.size, _DROPOUT_SAMPLE)
         luma_sample, brightest_sample, darkest_sample = (plane.ravel()[chosen] for plane in (luma, brightest, darkest))

@@ -1212,13 +1212,19 @@ def _rim(ink: np.ndarray, rules: np.ndarray, crossing: np.ndarray) -> _Component
     return _Components(flat.reshape(height, width).T & ink & ~rules)
 
 
-def _ruler_straight(pixels: np.ndarray) -> bool:
-    """Whether the run of ``pixels`` (along the rows) follows a straight line to within ``_RULER_WOBBLE`` px,
-    as a printed rule does: a hand-drawn stroke as long (a thin pen's "1") wanders further from any line."""
+def _course(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns a line of ``pixels`` (running along the rows) covers, its thickness in each and its centre row
+    in each."""
     rows, cols = np.nonzero(pixels)
     count = np.bincount(cols)
     used = np.flatnonzero(count)
-    centre = np.bincount(cols, weights=rows)[used] / count[used]
+    return used, count[used], np.bincount(cols, weights=rows)[used] / count[used]
+
+
+def _ruler_straight(pixels: np.ndarray) -> bool:
+    """Whether the run of ``pixels`` (along the rows) follows a straight line to within ``_RULER_WOBBLE`` px,
+    as a printed rule does: a hand-drawn stroke as long (a thin pen's "1") wanders further from any line."""
+    used, _, centre = _course(pixels)
     if used.size < 3:
         return True
     slope, offset = np.polyfit(used, centre, 1)
@@ -1228,13 +1234,9 @@ def _ruler_straight(pixels: np.ndarray) -> bool:
 def _stroke_like(pixels: np.ndarray) -> bool:
     """Whether the line of ``pixels`` (running along the rows) bends (``_LINE_BEND``) or tapers
     (``_LINE_TAPER``) as a pen's stroke does; a printed rule, however bold, keeps its course and its width."""
-    rows, cols = np.nonzero(pixels)
-    count = np.bincount(cols)
-    used = np.flatnonzero(count)
+    used, widths, centre = _course(pixels)
     if used.size < 4:
         return False
-    widths = count[used]
-    centre = np.bincount(cols, weights=rows)[used] / widths
     bend = np.abs(centre - np.polyval(np.polyfit(used, centre, 2), used))
     tapers = np.percentile(widths, 10) < _LINE_TAPER * np.median(widths)
     return bool(np.percentile(bend, 95) > _LINE_BEND or tapers)
@@ -1661,7 +1663,7 @@ def _grow(
     lines_left = slivers, max(2, round(_SLIVER_REACH * stroke))
     box = _extend(shapes, group, box, usable & ~_round_dots(shapes, most), straight, stroke, most, lines_left)
     pieces = loose & (np.maximum(tall, wide) >= _PIECE_SIZE * stroke)
-    pieces &= (shapes.ink >= _SAME_INK * shapes.ink[seed]) & ~shapes.solid
+    pieces &= in_ink
     doubtful = np.zeros(shapes.count, dtype=bool)
     box = _join_pieces(shapes, group, box, pieces & ~_periods(shapes, box), stroke, doubtful)
     box = _extend(shapes, group, box, usable & ~_periods(shapes, box), straight, stroke, most, lines_left, doubtful)
